@@ -1,0 +1,190 @@
+//! `kycd admin`: tenants, keys and the operator token, straight on the data directory.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use crate::auth::keys;
+use crate::config::Config;
+use crate::server::open_store;
+use crate::tenancy;
+
+const ACTOR: &str = "cli";
+
+/// Operator subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Print the operator token for /admin/v1 (from KYCD_ADMIN_TOKEN or <data-dir>/admin.token).
+    Token,
+}
+
+/// Tenant subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Plan: free, pro or enterprise.
+        #[arg(long, default_value = "free")]
+        plan: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: its requests are refused until it is activated.
+    Suspend {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reactivate a suspended tenant.
+    Activate {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; its secret is printed once and cannot be shown again.
+    Create {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Free-form label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// Key id.
+        #[arg(long)]
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("serialisable")
+        );
+    } else {
+        println!("{}", human(value));
+    }
+}
+
+/// Runs one admin subcommand.
+pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    if let AdminCommand::Token = command {
+        let path = config.admin_token_path();
+        match &config.admin_token {
+            Some(t) => println!("{t}"),
+            None => {
+                crate::server::admin_token(config)?;
+                println!("{}", std::fs::read_to_string(path)?.trim());
+            }
+        }
+        return Ok(());
+    }
+    let store = open_store(config)?;
+    match command {
+        AdminCommand::Token => unreachable!("handled above"),
+        AdminCommand::Tenant { command } => match command {
+            TenantCommand::Create { name, plan, json } => {
+                let t = tenancy::create_tenant(&store, &name, &plan, ACTOR)?;
+                let out = serde_json::json!({ "tenant_id": t.id, "name": t.name, "plan": t.plan, "status": t.status });
+                print(json, &out, |_| {
+                    format!("created tenant {} ({}, plan {})", t.id, t.name, t.plan)
+                });
+            }
+            TenantCommand::List { json } => {
+                let list = tenancy::list_tenants(&store)?;
+                print(json, &list, |l| {
+                    l.iter()
+                        .map(|t| format!("{}\t{}\t{}\t{}", t.id, t.status, t.plan, t.name))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+            }
+            TenantCommand::Suspend { tenant, json } => {
+                let t = tenancy::set_active(&store, &tenant, false, ACTOR)?;
+                print(json, &t, |t| format!("tenant {} is {}", t.id, t.status));
+            }
+            TenantCommand::Activate { tenant, json } => {
+                let t = tenancy::set_active(&store, &tenant, true, ACTOR)?;
+                print(json, &t, |t| format!("tenant {} is {}", t.id, t.status));
+            }
+        },
+        AdminCommand::Key { command } => match command {
+            KeyCommand::Create {
+                tenant,
+                label,
+                json,
+            } => {
+                let k = keys::create_key(&store, &tenant, label.as_deref(), ACTOR)?;
+                let out = serde_json::json!({ "key_id": k.key.id, "tenant_id": k.key.tenant_id, "secret": k.secret });
+                print(json, &out, |_| {
+                    format!(
+                        "key_id: {}\nsecret: {}\n(the secret is shown only now; store it safely)",
+                        k.key.id, k.secret
+                    )
+                });
+            }
+            KeyCommand::List { tenant, json } => {
+                let list = keys::list_keys(&store, tenant.as_deref())?;
+                print(json, &list, |l| {
+                    l.iter()
+                        .map(|k| format!("{}\t{}\t{}", k.id, k.tenant_id, k.status))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+            }
+            KeyCommand::Revoke { key, json } => {
+                let k = keys::revoke_key(&store, &key, ACTOR)?;
+                print(json, &k, |k| format!("key {} revoked", k.id));
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The command line: `kycd serve`, `kycd admin …`, `kycd version`. Parses flags, builds the
+//! config, and calls the same domain functions the HTTP API calls.
+
+mod admin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+/// kycd — on-premises eKYC appliance.
+#[derive(Debug, Parser)]
+#[command(name = "kycd", version, about)]
+pub struct Cli {
+    /// Config file (default: ./kycd.toml when present; env KYCD_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (default ./data; env KYCD_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; env KYCD_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Operator tasks on the data directory (safe while `kycd serve` runs).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Print the version.
+    Version {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        config_file: cli.config,
+        data_dir: cli.data_dir,
+        listen,
+    };
+    match cli.command {
+        Command::Version { json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })
+                );
+            } else {
+                println!("kycd {}", env!("CARGO_PKG_VERSION"));
+            }
+            Ok(())
+        }
+        Command::Serve { .. } => {
+            let config = Config::load(&overrides)?;
+            crate::telemetry::init(&config.log);
+            crate::server::serve(config)
+        }
+        Command::Admin { command } => {
+            let config = Config::load(&overrides)?;
+            admin::run(&config, command)
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Settings: built-in defaults, then `kycd.toml`, then `KYCD_*` environment variables, then the few
+//! command-line flags, merged into one [`Config`] and validated once at start-up.
+//!
+//! Layers are merged into the struct directly (never round-tripped through the process
+//! environment), so parallel tests and the CLI can hold different configs in one process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything kycd can be told. Every field has a default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where all state lives: `kycd.db`, `objects/`, `master.key`, `admin.token`.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// Master key file; default `<data_dir>/master.key`, created 0600 on first start.
+    pub master_key_file: Option<PathBuf>,
+    /// Operator bearer token; when unset, `<data_dir>/admin.token` is read or created.
+    pub admin_token: Option<String>,
+    /// HTTP tuning.
+    pub http: HttpConfig,
+    /// Request-signing tolerances.
+    pub auth: AuthConfig,
+    /// Log output.
+    pub log: LogConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes (base64 images are ~4/3 of their size).
+    pub max_body_bytes: usize,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds given to in-flight requests on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Request-signing settings (DESIGN.md §4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Largest accepted |now − X-API-TIMESTAMP|, in seconds.
+    pub max_skew_secs: i64,
+    /// How long a (key, signature) pair is remembered to refuse replays, in seconds.
+    pub replay_window_secs: i64,
+}
+
+/// Log settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (default, for journald and collectors) or `pretty`.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `kycd=debug`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            master_key_file: None,
+            admin_token: None,
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_skew_secs: 300,
+            replay_window_secs: 600,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Why a configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for [`Config`].
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: Box<toml::de::Error>,
+    },
+    /// An environment variable holds a value of the wrong form.
+    #[error("invalid value for {var}: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The merged settings are inconsistent.
+    #[error("invalid setting {field}: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Values given on the command line; `None` keeps the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Builds the effective config from the process environment and `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::load_with(overrides, |name| std::env::var(name).ok())
+    }
+
+    /// Builds the effective config with `env` as the environment, so tests need no globals.
+    pub fn load_with(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = overrides
+            .config_file
+            .clone()
+            .or_else(|| env("KYCD_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("kycd.toml")).filter(|p| p.exists()));
+        let mut config = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Config::default(),
+        };
+        config.apply_env(&env)?;
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                var,
+                reason: e.to_string(),
+            })
+        }
+        if let Some(v) = env("KYCD_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("KYCD_LISTEN") {
+            self.listen = parse("KYCD_LISTEN", v)?;
+        }
+        if let Some(v) = env("KYCD_MASTER_KEY_FILE") {
+            self.master_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("KYCD_ADMIN_TOKEN") {
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = env("KYCD_MAX_BODY_BYTES") {
+            self.http.max_body_bytes = parse("KYCD_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = env("KYCD_WORKERS") {
+            self.http.workers = parse("KYCD_WORKERS", v)?;
+        }
+        if let Some(v) = env("KYCD_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        if let Some(v) = env("KYCD_LOG_FORMAT") {
+            self.log.format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "KYCD_LOG_FORMAT",
+                        reason: "expected json or pretty".into(),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "http.max_body_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        if !(1..=3600).contains(&self.auth.max_skew_secs) {
+            return Err(ConfigError::Invalid {
+                field: "auth.max_skew_secs",
+                reason: "must be between 1 and 3600".into(),
+            });
+        }
+        if self.auth.replay_window_secs < 2 * self.auth.max_skew_secs {
+            // A signature stays valid for 2 × skew (ts may be that far ahead or behind), so a
+            // shorter memory would let a replay through.
+            return Err(ConfigError::Invalid {
+                field: "auth.replay_window_secs",
+                reason: "must be at least twice auth.max_skew_secs".into(),
+            });
+        }
+        if let Some(token) = &self.admin_token {
+            if token.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    field: "admin_token",
+                    reason: "must be at least 16 characters".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite database.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("kycd.db")
+    }
+
+    /// Path of the master key file.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// Path of the operator token file used when no token is configured.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load_with(&Overrides::default(), env_of(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kycd.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:9000\"\n[http]\nworkers = 3\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let c =
+            Config::load_with(&overrides, env_of(&[("KYCD_LISTEN", "127.0.0.1:9001")])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.http.workers, 3);
+
+        let overrides = Overrides {
+            config_file: Some(file),
+            data_dir: Some("/from/flag".into()),
+            listen: None,
+        };
+        let c = Config::load_with(&overrides, env_of(&[("KYCD_DATA_DIR", "/from/env")])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kycd.toml");
+        std::fs::write(&file, "data_dri = \"x\"\n").unwrap();
+        let overrides = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::load_with(&overrides, env_of(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::load_with(&Overrides::default(), env_of(&[("KYCD_LISTEN", "nope")])),
+            Err(ConfigError::Env {
+                var: "KYCD_LISTEN",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Config::load_with(
+                &Overrides::default(),
+                env_of(&[("KYCD_ADMIN_TOKEN", "short")])
+            ),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,175 @@
+//! MRZ dates (`YYMMDD`): century resolution relative to a caller-supplied
+//! `today`, unknown parts written as fillers (Doc 9303 allows `<` for an
+//! unknown day, or month and day, of birth), and ISO 8601 rendering without
+//! going through a formatter.
+
+use time::{Date, Month};
+
+/// A decoded `YYMMDD` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum MrzDate {
+    /// A calendar date.
+    Full(Date),
+    /// Year, optionally month, known; the rest filled with `<`.
+    Partial {
+        /// Four-digit year.
+        year: i32,
+        /// Month 1-12 when known.
+        month: Option<u8>,
+    },
+    /// Every position is a filler.
+    #[default]
+    Unknown,
+    /// Not a date (month 13, letters, fillers in the wrong places).
+    Invalid,
+}
+
+/// Which century rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Never after `today`.
+    Birth,
+    /// Within `today`'s year -50..=+50.
+    Expiry,
+}
+
+fn two(b: &[u8]) -> Option<u8> {
+    match b {
+        [a @ b'0'..=b'9', c @ b'0'..=b'9'] => Some((a - b'0') * 10 + (c - b'0')),
+        _ => None,
+    }
+}
+
+impl MrzDate {
+    /// Decodes a 6-byte field.
+    pub(crate) fn decode(field: &[u8], kind: Kind, today: Date) -> MrzDate {
+        if field.len() != 6 {
+            return MrzDate::Invalid;
+        }
+        if field.iter().all(|&c| c == b'<') {
+            return MrzDate::Unknown;
+        }
+        let Some(yy) = two(&field[0..2]) else {
+            return MrzDate::Invalid;
+        };
+        let century = today.year().div_euclid(100) * 100;
+        let mut year = century + i32::from(yy);
+        let month = match &field[2..4] {
+            b"<<" if &field[4..6] == b"<<" => None,
+            m => match two(m) {
+                Some(m @ 1..=12) => Some(m),
+                _ => return MrzDate::Invalid,
+            },
+        };
+        let day = match &field[4..6] {
+            b"<<" => None,
+            d => match two(d) {
+                Some(d) => Some(d),
+                None => return MrzDate::Invalid,
+            },
+        };
+        match kind {
+            Kind::Expiry => {
+                if year > today.year() + 50 {
+                    year -= 100;
+                } else if year < today.year() - 50 {
+                    year += 100;
+                }
+            }
+            Kind::Birth => {
+                let key = (year, month.unwrap_or(1), day.unwrap_or(1));
+                let now = (today.year(), today.month() as u8, today.day());
+                if key > now {
+                    year -= 100;
+                }
+            }
+        }
+        match (month, day) {
+            (Some(m), Some(d)) => Month::try_from(m)
+                .ok()
+                .and_then(|m| Date::from_calendar_date(year, m, d).ok())
+                .map_or(MrzDate::Invalid, MrzDate::Full),
+            (m, None) => MrzDate::Partial { year, month: m },
+            (None, Some(_)) => MrzDate::Invalid,
+        }
+    }
+
+    /// The full date, if known.
+    pub(crate) fn date(self) -> Option<Date> {
+        match self {
+            MrzDate::Full(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// ISO 8601 text: `YYYY-MM-DD`, or the reduced `YYYY-MM` / `YYYY`.
+    pub(crate) fn iso(self) -> Option<String> {
+        let (year, month, day) = match self {
+            MrzDate::Full(d) => (d.year(), Some(d.month() as u8), Some(d.day())),
+            MrzDate::Partial { year, month } => (year, month, None),
+            MrzDate::Unknown | MrzDate::Invalid => return None,
+        };
+        Some(iso_string(year, month, day))
+    }
+}
+
+/// Writes `YYYY[-MM[-DD]]` for years 0-9999 (the only ones an MRZ can yield).
+pub(crate) fn iso_string(year: i32, month: Option<u8>, day: Option<u8>) -> String {
+    let mut s = String::with_capacity(10);
+    let y = year.clamp(0, 9999) as u32;
+    for div in [1000, 100, 10, 1] {
+        s.push(char::from(b'0' + ((y / div) % 10) as u8));
+    }
+    for part in [month, day].into_iter().map_while(|p| p) {
+        s.push('-');
+        s.push(char::from(b'0' + part / 10));
+        s.push(char::from(b'0' + part % 10));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    const TODAY: Date = date!(2026 - 05 - 20);
+
+    fn b(s: &str) -> MrzDate {
+        MrzDate::decode(s.as_bytes(), Kind::Birth, TODAY)
+    }
+    fn e(s: &str) -> MrzDate {
+        MrzDate::decode(s.as_bytes(), Kind::Expiry, TODAY)
+    }
+
+    #[test]
+    fn birth_century_never_future() {
+        assert_eq!(b("740812"), MrzDate::Full(date!(1974 - 08 - 12)));
+        assert_eq!(b("260520"), MrzDate::Full(date!(2026 - 05 - 20)));
+        assert_eq!(b("260521"), MrzDate::Full(date!(1926 - 05 - 21)));
+        assert_eq!(b("000229"), MrzDate::Full(date!(2000 - 02 - 29)));
+        assert_eq!(b("740812").iso().as_deref(), Some("1974-08-12"));
+    }
+
+    #[test]
+    fn expiry_window() {
+        assert_eq!(e("120415"), MrzDate::Full(date!(2012 - 04 - 15)));
+        assert_eq!(e("961210"), MrzDate::Full(date!(1996 - 12 - 10)));
+        assert_eq!(e("760101"), MrzDate::Full(date!(2076 - 01 - 01)));
+        assert_eq!(e("770101"), MrzDate::Full(date!(1977 - 01 - 01)));
+        assert_eq!(MrzDate::decode(b"050101", Kind::Expiry, date!(2080 - 01 - 01)), MrzDate::Full(date!(2105 - 01 - 01)));
+    }
+
+    #[test]
+    fn unknown_parts_and_invalid() {
+        assert_eq!(b("74<<<<"), MrzDate::Partial { year: 1974, month: None });
+        assert_eq!(b("7408<<"), MrzDate::Partial { year: 1974, month: Some(8) });
+        assert_eq!(b("7408<<").iso().as_deref(), Some("1974-08"));
+        assert_eq!(b("74<<<<").iso().as_deref(), Some("1974"));
+        assert_eq!(b("<<<<<<"), MrzDate::Unknown);
+        assert_eq!(b("<<<<<<").iso(), None);
+        for bad in ["741312", "740832", "740229", "74<<12", "7O0812", "<<0812", "7408", "740800"] {
+            assert_eq!(b(bad), MrzDate::Invalid, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Field positions of the five ICAO 9303 layouts (Doc 9303 parts 4-7) and the
+//! verification of their check digits. Both the decoder and the OCR repair
+//! search use this one description, so a repair is judged by exactly the
+//! rules the final checks apply.
+
+use super::check::{self, Digit};
+use super::input::Lines;
+use super::MrzFormat;
+
+/// A run of `len` bytes at 0-based `start` on 0-based `line`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) line: u8,
+    pub(crate) start: u8,
+    pub(crate) len: u8,
+}
+
+const fn sp(line: u8, start: u8, len: u8) -> Span {
+    Span { line, start, len }
+}
+
+/// Which characters a field may hold; decides what OCR repair may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// `0`-`9` only (check digits).
+    Digit,
+    /// `0`-`9` or `<` (dates with unknown parts, check digits that may be
+    /// fillers).
+    DigitOrFiller,
+    /// `A`-`Z` or `<` (document code, names).
+    Alpha,
+    /// `A`-`Z` or `<`, verified against the country table.
+    Country,
+    /// `M`, `F`, `X`, `<`; judged by `sex_valid`, never repaired.
+    Sex,
+    /// Anything in the MRZ alphabet (document number, optional data).
+    Any,
+}
+
+impl Class {
+    /// Whether `c` (already in the MRZ alphabet) may appear in the field.
+    #[inline]
+    pub(crate) fn allows(self, c: u8) -> bool {
+        match self {
+            Class::Digit => c.is_ascii_digit(),
+            Class::DigitOrFiller => c.is_ascii_digit() || c == b'<',
+            Class::Alpha | Class::Country => c.is_ascii_uppercase() || c == b'<',
+            Class::Sex => matches!(c, b'M' | b'F' | b'X' | b'<'),
+            Class::Any => true,
+        }
+    }
+}
+
+/// What can confirm a repair at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// Covered by a check digit (or is one): all check digits must hold.
+    Checked,
+    /// The issuing-state code must become a known code.
+    Issuer,
+    /// The nationality code must become a known code.
+    Nationality,
+    /// Nothing confirms it (names, document code, unchecked optional data).
+    Free,
+}
+
+/// Where every field of one format sits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) format: MrzFormat,
+    pub(crate) doc_code: Span,
+    pub(crate) issuer: Span,
+    pub(crate) name: Span,
+    pub(crate) number: Span,
+    pub(crate) number_check: Span,
+    pub(crate) nationality: Span,
+    pub(crate) birth: Span,
+    pub(crate) birth_check: Span,
+    pub(crate) sex: Span,
+    pub(crate) expiry: Span,
+    pub(crate) expiry_check: Span,
+    pub(crate) optional1: Span,
+    /// TD3 personal-number check digit.
+    pub(crate) optional1_check: Option<Span>,
+    /// TD1 line 2 optional data.
+    pub(crate) optional2: Option<Span>,
+    /// Composite check digit and the spans it covers, in order.
+    pub(crate) composite: Option<(Span, &'static [Span])>,
+    /// TD1/TD2: a `<` at the number's check digit means the number continues
+    /// in `optional1`, followed by its check digit and a filler.
+    pub(crate) long_number: bool,
+}
+
+/// TD1, Doc 9303 part 5.
+pub(crate) const TD1: Layout = Layout {
+    format: MrzFormat::Td1,
+    doc_code: sp(0, 0, 2),
+    issuer: sp(0, 2, 3),
+    number: sp(0, 5, 9),
+    number_check: sp(0, 14, 1),
+    optional1: sp(0, 15, 15),
+    birth: sp(1, 0, 6),
+    birth_check: sp(1, 6, 1),
+    sex: sp(1, 7, 1),
+    expiry: sp(1, 8, 6),
+    expiry_check: sp(1, 14, 1),
+    nationality: sp(1, 15, 3),
+    optional2: Some(sp(1, 18, 11)),
+    composite: Some((sp(1, 29, 1), &[sp(0, 5, 25), sp(1, 0, 7), sp(1, 8, 7), sp(1, 18, 11)])),
+    name: sp(2, 0, 30),
+    optional1_check: None,
+    long_number: true,
+};
+
+/// TD2, Doc 9303 part 6.
+pub(crate) const TD2: Layout = Layout {
+    format: MrzFormat::Td2,
+    doc_code: sp(0, 0, 2),
+    issuer: sp(0, 2, 3),
+    name: sp(0, 5, 31),
+    number: sp(1, 0, 9),
+    number_check: sp(1, 9, 1),
+    nationality: sp(1, 10, 3),
+    birth: sp(1, 13, 6),
+    birth_check: sp(1, 19, 1),
+    sex: sp(1, 20, 1),
+    expiry: sp(1, 21, 6),
+    expiry_check: sp(1, 27, 1),
+    optional1: sp(1, 28, 7),
+    optional1_check: None,
+    optional2: None,
+    composite: Some((sp(1, 35, 1), &[sp(1, 0, 10), sp(1, 13, 7), sp(1, 21, 14)])),
+    long_number: true,
+};
+
+/// TD3, Doc 9303 part 4.
+pub(crate) const TD3: Layout = Layout {
+    format: MrzFormat::Td3,
+    name: sp(0, 5, 39),
+    optional1: sp(1, 28, 14),
+    optional1_check: Some(sp(1, 42, 1)),
+    composite: Some((sp(1, 43, 1), &[sp(1, 0, 10), sp(1, 13, 7), sp(1, 21, 22)])),
+    long_number: false,
+    ..TD2
+};
+
+/// MRV-A, Doc 9303 part 7: TD3 positions, optional data to the end, no
+/// composite.
+pub(crate) const MRV_A: Layout = Layout {
+    format: MrzFormat::MrvA,
+    optional1: sp(1, 28, 16),
+    optional1_check: None,
+    composite: None,
+    ..TD3
+};
+
+/// MRV-B, Doc 9303 part 7: TD2 positions, optional data to the end, no
+/// composite, no long document numbers.
+pub(crate) const MRV_B: Layout = Layout {
+    format: MrzFormat::MrvB,
+    optional1: sp(1, 28, 8),
+    composite: None,
+    long_number: false,
+    ..TD2
+};
+
+impl Layout {
+    /// Picks the layout from the line shape and the first letter (`V` for
+    /// visas). Lines are known to be 3x30, 2x36 or 2x44.
+    pub(crate) fn detect(lines: &Lines) -> &'static Layout {
+        let visa = lines.rows[0][0] == b'V';
+        match (lines.len, visa) {
+            (30, _) => &TD1,
+            (36, false) => &TD2,
+            (36, true) => &MRV_B,
+            (_, false) => &TD3,
+            (_, true) => &MRV_A,
+        }
+    }
+
+    /// Every field with its character class and repair group. Fixed-size so
+    /// the hot path does not allocate; unused slots are `None`.
+    pub(crate) fn fields(&self) -> [Option<(Span, Class, Group)>; 16] {
+        use Class::*;
+        use Group::*;
+        let number_check = if self.long_number { DigitOrFiller } else { Digit };
+        let opt1_group = if self.optional1_check.is_some() || self.composite.is_some() {
+            Checked
+        } else {
+            Free
+        };
+        [
+            Some((self.doc_code, Alpha, Free)),
+            Some((self.issuer, Country, Issuer)),
+            Some((self.name, Alpha, Free)),
+            Some((self.number, Any, Checked)),
+            Some((self.number_check, number_check, Checked)),
+            Some((self.nationality, Country, Nationality)),
+            Some((self.birth, DigitOrFiller, Checked)),
+            Some((self.birth_check, Digit, Checked)),
+            Some((self.sex, Sex, Free)),
+            Some((self.expiry, DigitOrFiller, Checked)),
+            Some((self.expiry_check, Digit, Checked)),
+            Some((self.optional1, Any, opt1_group)),
+            self.optional1_check.map(|s| (s, DigitOrFiller, Checked)),
+            self.optional2.map(|s| (s, Any, Checked)),
+            self.composite.map(|(s, _)| (s, Digit, Checked)),
+            None,
+        ]
+    }
+}
+
+impl Lines {
+    /// The bytes of `s`.
+    #[inline]
+    pub(crate) fn span(&self, s: Span) -> &[u8] {
+        let start = s.start as usize;
+        &self.rows[s.line as usize][start..start + s.len as usize]
+    }
+
+    /// The single byte at `s.start`.
+    #[inline]
+    pub(crate) fn at(&self, s: Span) -> u8 {
+        self.rows[s.line as usize][s.start as usize]
+    }
+}
+
+/// How the document number is spread over the zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Number {
+    /// Up to nine characters in the number field.
+    Short,
+    /// Continues for `extra` characters in optional data 1, then the check
+    /// digit, then (if room) a filler.
+    Long { extra: usize },
+    /// The check-digit position says "continued" but no continuation follows.
+    BrokenLong,
+}
+
+/// The outcome of every check digit of a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Digits {
+    pub(crate) number: Digit,
+    pub(crate) birth: Digit,
+    pub(crate) expiry: Digit,
+    pub(crate) optional: Digit,
+    pub(crate) composite: Digit,
+    pub(crate) number_form: Number,
+}
+
+impl Digits {
+    /// True when every defined check digit matches.
+    pub(crate) fn all_hold(&self) -> bool {
+        self.number.holds()
+            && self.birth.holds()
+            && self.expiry.holds()
+            && self.optional.holds()
+            && self.composite.holds()
+    }
+}
+
+/// Verifies every check digit the layout defines.
+pub(crate) fn digits(lines: &Lines, l: &Layout) -> Digits {
+    let number_field = lines.span(l.number);
+    let number_check = lines.at(l.number_check);
+    let (number, number_form) = if l.long_number && number_check == b'<' {
+        let opt = lines.span(l.optional1);
+        let k = opt.iter().position(|&c| c == b'<').unwrap_or(opt.len());
+        if k == 0 {
+            let d = check::verify(&[number_field], b'<', false);
+            (d, Number::BrokenLong)
+        } else {
+            let d = check::verify(&[number_field, &opt[..k - 1]], opt[k - 1], false);
+            (d, Number::Long { extra: k - 1 })
+        }
+    } else {
+        (check::verify(&[number_field], number_check, false), Number::Short)
+    };
+    let birth = check::verify(&[lines.span(l.birth)], lines.at(l.birth_check), false);
+    let expiry = check::verify(&[lines.span(l.expiry)], lines.at(l.expiry_check), false);
+    let optional = match l.optional1_check {
+        Some(c) => check::verify(&[lines.span(l.optional1)], lines.at(c), true),
+        None => Digit::NotDefined,
+    };
+    let composite = match l.composite {
+        Some((at, spans)) => {
+            let mut segs: [&[u8]; 4] = [&[]; 4];
+            for (dst, s) in segs.iter_mut().zip(spans) {
+                *dst = lines.span(*s);
+            }
+            check::verify(&segs[..spans.len()], lines.at(at), false)
+        }
+        None => Digit::NotDefined,
+    };
+    Digits { number, birth, expiry, optional, composite, number_form }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every position of every line belongs to exactly one field.
+    #[test]
+    fn layouts_tile_the_zone() {
+        for l in [&TD1, &TD2, &TD3, &MRV_A, &MRV_B] {
+            let (n, len) = (l.format.line_count(), l.format.line_len());
+            let mut seen = [[0u8; 44]; 3];
+            for (s, _, _) in l.fields().into_iter().flatten() {
+                for p in s.start..s.start + s.len {
+                    seen[s.line as usize][p as usize] += 1;
+                }
+            }
+            for (i, row) in seen.iter().enumerate().take(n) {
+                assert!(row[..len].iter().all(|&c| c == 1), "{:?} line {i}: {row:?}", l.format);
+            }
+        }
+    }
+
+    /// Composite spans cover what Doc 9303 says they cover.
+    #[test]
+    fn composite_lengths() {
+        let total = |l: &Layout| l.composite.map(|(_, s)| s.iter().map(|s| s.len as usize).sum::<usize>());
+        assert_eq!(total(&TD1), Some(25 + 7 + 7 + 11));
+        assert_eq!(total(&TD2), Some(10 + 7 + 14));
+        assert_eq!(total(&TD3), Some(10 + 7 + 22));
+        assert_eq!(total(&MRV_A), None);
+        assert_eq!(total(&MRV_B), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! OCR confusion repair. Only characters that are impossible for their field
+//! (a letter in a date, a digit in a country code or name) are candidates,
+//! and a substitution is kept only when something confirms it:
+//! * positions covered by check digits: every check digit of the zone must
+//!   hold after the substitutions (tried jointly, exactly one combination may
+//!   succeed);
+//! * country codes: the code must become a known one, unambiguously;
+//! * names and the document code: nothing can confirm them, but a digit there
+//!   is certainly wrong, so the most likely letter is used.
+//!
+//! The search is bounded: more than [`MAX_SUSPECTS`] impossible characters
+//! means the zone is too damaged to guess at, and at most
+//! [`MAX_COMBINATIONS`] combinations are ever evaluated.
+
+use super::input::Lines;
+use super::layout::{self, Class, Group, Layout};
+use super::Repair;
+use crate::document::countries;
+
+/// More impossible characters than this and no repair is attempted.
+pub(crate) const MAX_SUSPECTS: usize = 8;
+/// Upper bound on check-digit combinations evaluated.
+pub(crate) const MAX_COMBINATIONS: usize = 256;
+
+/// Replacements for `c` read in a field of `class`, most likely first.
+fn candidates(class: Class, c: u8) -> &'static [u8] {
+    match class {
+        Class::Digit | Class::DigitOrFiller => match c {
+            b'O' | b'Q' | b'D' => b"0",
+            b'I' | b'L' => b"1",
+            b'Z' => b"2",
+            b'S' => b"5",
+            b'G' => b"6",
+            b'B' => b"8",
+            b'K' if class == Class::DigitOrFiller => b"<",
+            _ => b"",
+        },
+        Class::Alpha | Class::Country => match c {
+            // Germany's `D<<` is a common victim of D/0 confusion.
+            b'0' if class == Class::Country => b"OD",
+            b'0' => b"O",
+            b'1' => b"I",
+            b'2' => b"Z",
+            b'5' => b"S",
+            b'6' => b"G",
+            b'8' => b"B",
+            _ => b"",
+        },
+        Class::Sex | Class::Any => b"",
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Suspect {
+    line: u8,
+    pos: u8,
+    from: u8,
+    group: Group,
+    options: &'static [u8],
+}
+
+/// Repairs `lines` in place and returns the substitutions made, sorted by
+/// position; explains in `warnings` what could not be repaired.
+pub(crate) fn repair(lines: &mut Lines, layout: &Layout, warnings: &mut Vec<String>) -> Vec<Repair> {
+    let mut found = [None::<Suspect>; MAX_SUSPECTS];
+    let mut count = 0usize;
+    for (span, class, group) in layout.fields().into_iter().flatten() {
+        for (i, &c) in lines.span(span).iter().enumerate() {
+            if class.allows(c) || class == Class::Sex {
+                continue;
+            }
+            if count < MAX_SUSPECTS {
+                let pos = span.start + i as u8;
+                let options = candidates(class, c);
+                found[count] = Some(Suspect { line: span.line, pos, from: c, group, options });
+            }
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Vec::new();
+    }
+    if count > MAX_SUSPECTS {
+        warnings.push(format!(
+            "{count} characters are impossible for their fields (more than {MAX_SUSPECTS}); OCR repair not attempted"
+        ));
+        return Vec::new();
+    }
+    let suspects: Vec<Suspect> = found.into_iter().flatten().collect();
+    let mut repairs = Vec::new();
+
+    // Check-digit-covered positions, all together.
+    let checked: Vec<&Suspect> = suspects.iter().filter(|s| s.group == Group::Checked).collect();
+    if !checked.is_empty() {
+        match search(lines, &checked, |l| layout::digits(l, layout).all_hold()) {
+            Outcome::One(choice) => {
+                for (s, &k) in checked.iter().zip(&choice) {
+                    apply(lines, s, s.options[k], &mut repairs);
+                }
+            }
+            other => warnings.push(format!(
+                "OCR repair of {} character(s) covered by check digits not applied: {}",
+                checked.len(),
+                other.reason()
+            )),
+        }
+    }
+
+    // Country codes, each on its own.
+    for (group, span) in [(Group::Issuer, layout.issuer), (Group::Nationality, layout.nationality)] {
+        let these: Vec<&Suspect> = suspects.iter().filter(|s| s.group == group).collect();
+        if these.is_empty() {
+            continue;
+        }
+        let known = |l: &Lines| {
+            let mut code = [0u8; 3];
+            code.copy_from_slice(l.span(span));
+            countries::lookup_mrz(code).is_some()
+        };
+        match search(lines, &these, known) {
+            Outcome::One(choice) => {
+                for (s, &k) in these.iter().zip(&choice) {
+                    apply(lines, s, s.options[k], &mut repairs);
+                }
+            }
+            other => {
+                let what = if group == Group::Issuer { "issuing state" } else { "nationality" };
+                warnings.push(format!("OCR repair of the {what} code not applied: {}", other.reason()));
+            }
+        }
+    }
+
+    // Unconfirmable positions: take the most likely letter.
+    for s in suspects.iter().filter(|s| s.group == Group::Free) {
+        if let Some(&to) = s.options.first() {
+            apply(lines, s, to, &mut repairs);
+        }
+    }
+    repairs.sort_by_key(|r| (r.line, r.position));
+    repairs
+}
+
+/// Writes `to` over the suspect and records the repair.
+fn apply(lines: &mut Lines, s: &Suspect, to: u8, repairs: &mut Vec<Repair>) {
+    lines.rows[s.line as usize][s.pos as usize] = to;
+    repairs.push(Repair {
+        line: s.line as usize + 1,
+        position: s.pos as usize + 1,
+        from: char::from(s.from),
+        to: char::from(to),
+    });
+}
+
+enum Outcome {
+    /// Exactly one combination succeeded: the option index per suspect.
+    One(Vec<usize>),
+    None,
+    Ambiguous,
+    Unrepairable,
+    TooMany,
+}
+
+impl Outcome {
+    fn reason(&self) -> &'static str {
+        match self {
+            Outcome::One(_) => "",
+            Outcome::None => "no combination of the usual OCR confusions makes the zone consistent",
+            Outcome::Ambiguous => "more than one substitution would be consistent",
+            Outcome::Unrepairable => "a character has no plausible substitute",
+            Outcome::TooMany => "too many combinations",
+        }
+    }
+}
+
+/// Tries every combination of options for `suspects` on a copy of `lines`
+/// and reports whether exactly one satisfies `ok`.
+fn search(lines: &Lines, suspects: &[&Suspect], ok: impl Fn(&Lines) -> bool) -> Outcome {
+    if suspects.iter().any(|s| s.options.is_empty()) {
+        return Outcome::Unrepairable;
+    }
+    let total = suspects.iter().try_fold(1usize, |acc, s| acc.checked_mul(s.options.len()));
+    let total = match total {
+        Some(t) if t <= MAX_COMBINATIONS => t,
+        _ => return Outcome::TooMany,
+    };
+    let mut winner: Option<Vec<usize>> = None;
+    let mut choice = vec![0usize; suspects.len()];
+    for mut n in 0..total {
+        let mut trial = *lines;
+        for (s, k) in suspects.iter().zip(choice.iter_mut()) {
+            *k = n % s.options.len();
+            n /= s.options.len();
+            trial.rows[s.line as usize][s.pos as usize] = s.options[*k];
+        }
+        if ok(&trial) {
+            if winner.is_some() {
+                return Outcome::Ambiguous;
+            }
+            winner = Some(choice.clone());
+        }
+    }
+    winner.map_or(Outcome::None, Outcome::One)
+}

@@ -1,0 +1,131 @@
+//! The HTTP layer: app factory, middleware and routes. Thin by rule — handlers parse, authorise
+//! (in their signature), call one domain function and map its error. Blocking work (SQLite,
+//! crypto over blobs, inference) goes through `web::block`, never on the actix threads.
+
+pub mod extract;
+pub mod request_id;
+pub mod routes;
+pub mod signed;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use crate::auth::admin::AdminToken;
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::error::{ApiError, Code};
+use crate::store::Store;
+
+/// Everything a handler can reach.
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Arc<Store>,
+    /// Signed-request verification.
+    pub auth: Arc<Authenticator>,
+    /// The operator token.
+    pub admin_token: AdminToken,
+    /// Set once everything `/readyz` depends on has loaded.
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    /// Builds the state over an open store.
+    pub fn new(config: Config, store: Arc<Store>, admin_token: AdminToken) -> Self {
+        let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
+        AppState {
+            config: Arc::new(config),
+            store,
+            auth,
+            admin_token,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether start-up finished.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Answers routes that do not exist.
+async fn route_not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        Code::RouteNotFound,
+        format!("no route for {}", req.path()),
+    ))
+}
+
+/// Answers a known path called with a method it does not have.
+async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        Code::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    ))
+}
+
+/// A resource whose unknown methods answer 405 in the error envelope.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// The application, for `HttpServer` and for in-process tests.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let max_body = state.config.http.max_body_bytes;
+    App::new()
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(max_body)
+                .error_handler(extract::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+        .app_data(web::PathConfig::default().error_handler(extract::path_error))
+        .app_data(web::PayloadConfig::default().limit(max_body))
+        .configure(routes::ops::configure)
+        .service(web::scope("/admin/v1").configure(routes::admin::configure))
+        .service(
+            web::scope("/v1")
+                .wrap(from_fn(signed::middleware))
+                .configure(routes::ping::configure)
+                .default_service(web::to(route_not_found)),
+        )
+        .default_service(web::to(route_not_found))
+        .wrap(from_fn(request_id::middleware))
+}
+
+/// Binds the listener and returns the server future and the bound address.
+pub fn bind(
+    state: web::Data<AppState>,
+    listen: SocketAddr,
+) -> std::io::Result<(Server, SocketAddr)> {
+    let workers = match state.config.http.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let shutdown = state.config.http.shutdown_timeout_secs;
+    let factory_state = state.clone();
+    let server = HttpServer::new(move || build_app(factory_state.clone()))
+        .workers(workers)
+        .shutdown_timeout(shutdown)
+        .bind(listen)?;
+    let addr = server.addrs()[0];
+    Ok((server.run(), addr))
+}

@@ -1,0 +1,138 @@
+//! `/admin/v1`: the operator's API for tenants and keys. Every change is audited by the domain.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::auth::keys;
+use crate::error::ApiError;
+use crate::http::extract::Operator;
+use crate::http::{resource, AppState};
+use crate::tenancy;
+
+const ACTOR: &str = "operator";
+
+/// Registers the admin routes (inside `/admin/v1`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/tenants")
+            .route(web::get().to(list_tenants))
+            .route(web::post().to(create_tenant)),
+    )
+    .service(resource("/tenants/{id}").route(web::get().to(get_tenant)))
+    .service(resource("/tenants/{id}/suspend").route(web::post().to(suspend_tenant)))
+    .service(resource("/tenants/{id}/activate").route(web::post().to(activate_tenant)))
+    .service(
+        resource("/tenants/{id}/keys")
+            .route(web::get().to(list_keys))
+            .route(web::post().to(create_key)),
+    )
+    .service(resource("/keys/{id}/revoke").route(web::post().to(revoke_key)));
+}
+
+/// Runs blocking domain work off the actix threads.
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: String,
+    #[serde(default = "default_plan")]
+    plan: String,
+}
+
+fn default_plan() -> String {
+    "free".into()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    label: Option<String>,
+}
+
+/// Creates a tenant.
+async fn create_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    body: web::Json<CreateTenant>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let t = blocking(move || tenancy::create_tenant(&state.store, &body.name, &body.plan, ACTOR))
+        .await?;
+    Ok(HttpResponse::Created().json(t))
+}
+
+/// Lists tenants.
+async fn list_tenants(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let list = blocking(move || tenancy::list_tenants(&state.store)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "tenants": list })))
+}
+
+/// One tenant.
+async fn get_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = blocking(move || tenancy::get_tenant(&state.store, &id)).await?;
+    Ok(HttpResponse::Ok().json(t))
+}
+
+/// Suspends a tenant: its requests get 403 `tenant_suspended`.
+async fn suspend_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = blocking(move || tenancy::set_active(&state.store, &id, false, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(t))
+}
+
+/// Reactivates a tenant.
+async fn activate_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = blocking(move || tenancy::set_active(&state.store, &id, true, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(t))
+}
+
+/// Creates a key; the response is the only time its secret is shown.
+async fn create_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<CreateKey>>,
+) -> Result<HttpResponse, ApiError> {
+    let label = body.map(|b| b.into_inner()).unwrap_or_default().label;
+    let k = blocking(move || keys::create_key(&state.store, &id, label.as_deref(), ACTOR)).await?;
+    Ok(HttpResponse::Created().json(k))
+}
+
+/// Lists a tenant's keys, without secrets.
+async fn list_keys(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = blocking(move || keys::list_keys(&state.store, Some(&id))).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": list })))
+}
+
+/// Revokes a key at once.
+async fn revoke_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let k = blocking(move || keys::revoke_key(&state.store, &id, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(k))
+}

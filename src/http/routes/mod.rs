@@ -1,0 +1,5 @@
+//! One file per resource, each with a `configure` that registers its routes.
+
+pub mod admin;
+pub mod ops;
+pub mod ping;

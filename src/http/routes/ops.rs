@@ -1,0 +1,34 @@
+//! Liveness and readiness probes for systemd, load balancers and orchestrators.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::error::{ApiError, Code};
+use crate::http::{resource, AppState};
+
+/// Registers `/healthz` and `/readyz`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)));
+}
+
+/// The process is up and answering.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Start-up finished and the database accepts writes; 503 `not_ready` otherwise.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.is_ready() {
+        return Err(ApiError::new(Code::NotReady, "starting up"));
+    }
+    let store = state.store.clone();
+    web::block(move || store.check_writable())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "database not writable");
+            ApiError::new(Code::NotReady, "database is not writable")
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "database": "ok" } })))
+}

@@ -1,0 +1,134 @@
+//! Middleware for `/v1`: buffers the body (within the size limit), verifies the HMAC signature
+//! over it, puts the [`Principal`] into the request and hands the body on unchanged.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use futures_util::StreamExt;
+
+use super::AppState;
+use crate::auth::{signing, AuthError, SignedParts};
+use crate::error::{ApiError, Code};
+use crate::store;
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
+    let value = headers.get(name).ok_or(AuthError::MissingAuth(name))?;
+    value.to_str().map_err(|_| AuthError::InvalidHeader {
+        header: name,
+        reason: "not visible ASCII",
+    })
+}
+
+fn optional_header<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, AuthError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(_) => header(headers, name).map(Some),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        Code::PayloadTooLarge,
+        format!("request body exceeds {limit} bytes"),
+    )
+    .with_details(serde_json::json!({ "limit_bytes": limit }))
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit`.
+async fn read_body(
+    payload: &mut Payload,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<web::Bytes, ApiError> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::new(Code::BadRequest, format!("cannot read body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The middleware function; see the module doc. Refusals are answered here, inside the
+/// request's scope, so they carry its trace id.
+pub async fn middleware(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match authenticate(&mut req).await {
+        Ok(()) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        Err(err) => Ok(req.error_response(err).map_into_right_body()),
+    }
+}
+
+/// Verifies the request and stores its principal; leaves the body readable for the handler.
+async fn authenticate(req: &mut ServiceRequest) -> Result<(), ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("AppState missing"))?;
+    let headers = req.headers();
+    let key_id = header(headers, "X-API-KEY")
+        .map_err(ApiError::from)?
+        .to_owned();
+    let timestamp = header(headers, "X-API-TIMESTAMP")
+        .map_err(ApiError::from)?
+        .to_owned();
+    let signature = header(headers, "X-API-SIGN")
+        .map_err(ApiError::from)?
+        .to_owned();
+    let nonce = optional_header(headers, "X-API-NONCE")
+        .map_err(ApiError::from)?
+        .map(str::to_owned);
+    let declared = headers
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let method = req.method().as_str().to_owned();
+    let path_with_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
+
+    let mut payload = req.take_payload();
+    let body = read_body(&mut payload, state.config.http.max_body_bytes, declared).await?;
+    let digest = signing::body_digest(&body);
+
+    let auth = state.auth.clone();
+    let principal = web::block(move || {
+        auth.authenticate(
+            &SignedParts {
+                key_id: &key_id,
+                timestamp: &timestamp,
+                signature: &signature,
+                nonce: nonce.as_deref(),
+                method: &method,
+                path_with_query: &path_with_query,
+                body_digest: &digest,
+            },
+            store::now(),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)?;
+
+    tracing::Span::current().record("tenant_id", principal.tenant_id.as_str());
+    req.extensions_mut().insert(principal);
+    req.set_payload(Payload::from(body));
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! kycd: an on-premises eKYC appliance in one binary.
+//!
+//! The library holds everything; `main.rs` only parses the command line. See ARCHITECTURE.md for
+//! the map of the modules and the path of a request.
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tenancy;

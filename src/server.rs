@@ -1,0 +1,70 @@
+//! Start-up and shutdown of `kycd serve`: open the data directory, load keys, bind, mark ready,
+//! and stop gracefully on SIGTERM or SIGINT (actix finishes in-flight requests first).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use anyhow::Context;
+
+use crate::auth::admin::AdminToken;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::crypto::MasterKey;
+use crate::store::Store;
+
+/// Opens the store and secrets for `config`; shared by the server and the admin CLI.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let master = MasterKey::load_or_create(&config.master_key_path())?;
+    Store::open(&config.db_path(), master).context("cannot open the database")
+}
+
+/// The operator token: configured, or read from (or created in) the data directory.
+pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
+    match &config.admin_token {
+        Some(value) => Ok(AdminToken::from_value(value)),
+        None => AdminToken::load_or_create(&config.admin_token_path())
+            .with_context(|| format!("cannot read {}", config.admin_token_path().display())),
+    }
+}
+
+/// A server that is accepting connections.
+pub struct Running {
+    /// The bound address (useful when listening on port 0).
+    pub addr: SocketAddr,
+    /// Stops the server.
+    pub handle: ServerHandle,
+    /// Completes when the server has stopped.
+    pub server: actix_web::dev::Server,
+}
+
+/// Opens everything and binds; must be called inside an actix/tokio runtime.
+pub fn start(config: Config) -> anyhow::Result<Running> {
+    let store = Arc::new(open_store(&config)?);
+    let token = admin_token(&config)?;
+    let listen = config.listen;
+    let state = web::Data::new(AppState::new(config, store, token));
+    let (server, addr) =
+        http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "kycd ready");
+    Ok(Running {
+        addr,
+        handle: server.handle(),
+        server,
+    })
+}
+
+/// Runs `kycd serve` until a shutdown signal.
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let running = start(config)?;
+        running.server.await.context("server failed")?;
+        tracing::info!("kycd stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,123 @@
+//! API key rows. The secret column holds only AES-256-GCM ciphertext (see [`super::crypto`]).
+
+use rusqlite::{params, Connection, Row, Transaction};
+use serde::Serialize;
+
+use super::{none_if_no_rows, Result, StoreError};
+
+/// The data-key family that seals API key secrets.
+pub const SECRET_FAMILY: &str = "api_key_secret";
+
+/// Associated data binding a sealed secret to its key id.
+pub fn secret_aad(key_id: &str) -> Vec<u8> {
+    format!("api_keys.secret_enc:{key_id}").into_bytes()
+}
+
+/// A key as listed: never the secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Public key id (`X-API-KEY`).
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Free-form label.
+    pub label: Option<String>,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, when revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// What request verification needs about a key, in one read.
+#[derive(Debug, Clone)]
+pub struct KeyAuthRow {
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The sealed secret.
+    pub secret_enc: Vec<u8>,
+    /// Whether the key was revoked.
+    pub revoked: bool,
+    /// Whether the owning tenant is suspended.
+    pub tenant_suspended: bool,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        label: r.get(2)?,
+        status: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+/// Inserts a key with its sealed secret.
+pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO api_keys (id, tenant_id, secret_enc, label, status, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key.id,
+            key.tenant_id,
+            secret_enc,
+            key.label,
+            key.status,
+            key.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The keys of one tenant, or of all tenants.
+pub fn list(conn: &Connection, tenant_id: Option<&str>) -> Result<Vec<KeyRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, tenant_id, label, status, created_at, revoked_at FROM api_keys \
+         WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([tenant_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One key by id.
+pub fn get(conn: &Connection, id: &str) -> Result<Option<KeyRow>> {
+    conn.prepare_cached(
+        "SELECT id, tenant_id, label, status, created_at, revoked_at FROM api_keys WHERE id = ?1",
+    )?
+    .query_row([id], from_row)
+    .map(Some)
+    .or_else(none_if_no_rows)
+}
+
+/// The key and tenant state a signed request is checked against.
+pub fn auth_row(conn: &Connection, id: &str) -> Result<Option<KeyAuthRow>> {
+    conn.prepare_cached(
+        "SELECT k.tenant_id, k.secret_enc, k.status, t.status FROM api_keys k \
+         JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(KeyAuthRow {
+            tenant_id: r.get(0)?,
+            secret_enc: r.get(1)?,
+            revoked: r.get::<_, String>(2)? == "revoked",
+            tenant_suspended: r.get::<_, String>(3)? == "suspended",
+        })
+    })
+    .map(Some)
+    .or_else(none_if_no_rows)
+}
+
+/// Marks a key revoked; `NotFound` if absent, `Conflict` if already revoked.
+pub fn revoke(tx: &Transaction<'_>, id: &str, at: i64) -> Result<KeyRow> {
+    let n = tx.execute(
+        "UPDATE api_keys SET status = 'revoked', revoked_at = ?2 WHERE id = ?1 AND status = 'active'",
+        params![id, at],
+    )?;
+    let row = get(tx, id)?.ok_or(StoreError::NotFound("key"))?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("key {id} is already revoked")));
+    }
+    Ok(row)
+}

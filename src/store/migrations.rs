@@ -1,0 +1,53 @@
+//! Versioned schema migrations, embedded in the binary and applied in order at open.
+//!
+//! The applied version is SQLite's `user_version`. A migration is never edited once released;
+//! changes go in a new file. A database newer than this binary is refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+/// Every migration, in order; index + 1 is its version.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_foundation.sql")];
+
+/// Brings the schema up to the latest version, one transaction per migration.
+pub(super) fn apply(conn: &mut Connection) -> Result<()> {
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Conflict(format!(
+            "database schema version {current} is newer than this kycd ({}); upgrade kycd",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now as usize > index {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_all_and_refuses_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        apply(&mut conn).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        assert!(apply(&mut conn).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! The embedded store: one SQLite file in WAL mode, versioned migrations applied at open, one
+//! serialised writer and a small pool of readers.
+//!
+//! This is the only module that writes SQL. Callers get typed functions (see the submodules); they
+//! run on the calling thread, so async code calls them through `spawn_blocking`. Several processes
+//! may open the same file at once (the CLI while `kycd serve` runs): writes take SQLite's
+//! `BEGIN IMMEDIATE` lock and wait up to the busy timeout.
+
+pub mod audit;
+pub mod crypto;
+pub mod keys;
+mod migrations;
+pub mod tenants;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Code, ErrorCode};
+use crypto::{CryptoError, DataKey, MasterKey};
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reader connections kept open; more are opened under load and closed after use.
+const POOLED_READERS: usize = 8;
+
+/// A store failure, with the code clients see.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed; a bug or a disk problem.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Sealing or opening a secret failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The change conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl ErrorCode for StoreError {
+    fn code(&self) -> Code {
+        match self {
+            StoreError::NotFound(_) => Code::NotFound,
+            StoreError::Conflict(_) => Code::Conflict,
+            StoreError::Sqlite(_) | StoreError::Crypto(_) | StoreError::Io(_) => Code::Internal,
+        }
+    }
+}
+
+/// Result alias for store calls.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The open database plus the master key that seals secrets in it.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    master: MasterKey,
+    data_keys: Mutex<Vec<(String, DataKey)>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, master: MasterKey) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut writer = open_connection(path, false)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrations::apply(&mut writer)?;
+        Ok(Store {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            master,
+            data_keys: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` inside one write transaction (`BEGIN IMMEDIATE`), committing if it returns `Ok`.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read-only connection; readers never wait for the writer in WAL mode.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path, true)?,
+        };
+        let out = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if readers.len() < POOLED_READERS {
+            readers.push(conn);
+        }
+        out
+    }
+
+    /// Proves the database accepts writes: takes and releases the write lock.
+    pub fn check_writable(&self) -> Result<()> {
+        self.write(|tx| {
+            tx.execute_batch("SELECT 1")?;
+            Ok(())
+        })
+    }
+
+    /// The data key of a family of secrets, created and stored wrapped on first use.
+    pub fn data_key(&self, family: &str) -> Result<DataKey> {
+        if let Some((_, key)) = self
+            .data_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(f, _)| f == family)
+        {
+            return Ok(key.clone());
+        }
+        let key = self.write(|tx| {
+            let wrapped: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT wrapped FROM data_keys WHERE family = ?1",
+                    [family],
+                    |r| r.get(0),
+                )
+                .map(Some)
+                .or_else(none_if_no_rows)?;
+            match wrapped {
+                Some(w) => Ok(self.master.unwrap_key(&w, family)?),
+                None => {
+                    let key = DataKey::generate();
+                    tx.execute(
+                        "INSERT INTO data_keys (family, wrapped, created_at) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![family, self.master.wrap_key(&key, family)?, now()],
+                    )?;
+                    Ok(key)
+                }
+            }
+        })?;
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((family.to_owned(), key.clone()));
+        Ok(key)
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if !read_only {
+        // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
+        // last transactions, which FULL would cost an fsync per commit to prevent.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    Ok(conn)
+}
+
+/// Maps "no row" to `Ok(None)` for optional lookups.
+pub(crate) fn none_if_no_rows<T>(e: rusqlite::Error) -> Result<Option<T>> {
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+        other => Err(other.into()),
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("kycd.db"), MasterKey::generate()).unwrap();
+    (dir, store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_twice_is_idempotent_and_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kycd.db");
+        let key = MasterKey::generate();
+        drop(Store::open(&path, key.clone()).unwrap());
+        let store = Store::open(&path, key).unwrap();
+        let mode: String = store
+            .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.check_writable().unwrap();
+    }
+
+    #[test]
+    fn data_keys_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kycd.db");
+        let master = MasterKey::generate();
+        let store = Store::open(&path, master.clone()).unwrap();
+        let sealed = store
+            .data_key("t")
+            .unwrap()
+            .seal(b"secret", b"aad")
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path, master).unwrap();
+        let opened = store.data_key("t").unwrap().open(&sealed, b"aad").unwrap();
+        assert_eq!(&opened[..], b"secret");
+    }
+}

@@ -1,0 +1,72 @@
+//! Tenant rows: create, list, look up, change status.
+
+use rusqlite::{params, Connection, Row, Transaction};
+use serde::Serialize;
+
+use super::{none_if_no_rows, Result, StoreError};
+
+/// A tenant as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantRow {
+    /// `ten_…` identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `free`, `pro` or `enterprise`.
+    pub plan: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
+    Ok(TenantRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        plan: r.get(2)?,
+        status: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+const COLUMNS: &str = "id, name, plan, status, created_at";
+
+/// Inserts a new tenant.
+pub fn insert(tx: &Transaction<'_>, t: &TenantRow) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tenants (id, name, plan, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![t.id, t.name, t.plan, t.status, t.created_at],
+    )?;
+    Ok(())
+}
+
+/// One tenant by id.
+pub fn get(conn: &Connection, id: &str) -> Result<Option<TenantRow>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .map(Some)
+        .or_else(none_if_no_rows)
+}
+
+/// Every tenant, oldest first.
+pub fn list(conn: &Connection) -> Result<Vec<TenantRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Sets a tenant's status; `NotFound` if there is no such tenant.
+pub fn set_status(tx: &Transaction<'_>, id: &str, status: &str, at: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, status, at],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Tenants: the organisations that call the API. Plans, quotas, usage and invoices grow here.
+//!
+//! Every change is written together with its audit entry in one transaction.
+
+use rand::RngCore;
+use serde_json::json;
+
+use crate::audit::NewEntry;
+use crate::store::{self, tenants::TenantRow, Store, StoreError};
+
+/// Plans a tenant can be on.
+pub const PLANS: &[&str] = &["free", "pro", "enterprise"];
+
+/// Why a tenant change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// The input is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store failed or the tenant does not exist.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl crate::error::ErrorCode for TenancyError {
+    fn code(&self) -> crate::error::Code {
+        match self {
+            TenancyError::Invalid { .. } => crate::error::Code::InvalidInput,
+            TenancyError::Store(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            TenancyError::Invalid { field, .. } => json!({ "field": field }),
+            TenancyError::Store(_) => json!({}),
+        }
+    }
+}
+
+/// Creates an active tenant.
+pub fn create_tenant(
+    store: &Store,
+    name: &str,
+    plan: &str,
+    actor: &str,
+) -> Result<TenantRow, TenancyError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(TenancyError::Invalid {
+            field: "name",
+            reason: "must be 1 to 200 characters".into(),
+        });
+    }
+    if !PLANS.contains(&plan) {
+        return Err(TenancyError::Invalid {
+            field: "plan",
+            reason: format!("must be one of {}", PLANS.join(", ")),
+        });
+    }
+    let mut raw = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let now = store::now();
+    let row = TenantRow {
+        id: format!("ten_{}", hex::encode(raw)),
+        name: name.to_owned(),
+        plan: plan.to_owned(),
+        status: "active".into(),
+        created_at: now,
+    };
+    store.write(|tx| {
+        store::tenants::insert(tx, &row)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "tenant.create")
+                .tenant(&row.id)
+                .target(&row.id)
+                .details(json!({ "plan": plan })),
+            now,
+        )?;
+        Ok(())
+    })?;
+    Ok(row)
+}
+
+/// Every tenant.
+pub fn list_tenants(store: &Store) -> Result<Vec<TenantRow>, TenancyError> {
+    Ok(store.read(store::tenants::list)?)
+}
+
+/// One tenant.
+pub fn get_tenant(store: &Store, id: &str) -> Result<TenantRow, TenancyError> {
+    Ok(store
+        .read(|c| store::tenants::get(c, id))?
+        .ok_or(StoreError::NotFound("tenant"))?)
+}
+
+/// Suspends (`active = false`) or reactivates a tenant; suspended tenants' requests are refused.
+pub fn set_active(
+    store: &Store,
+    id: &str,
+    active: bool,
+    actor: &str,
+) -> Result<TenantRow, TenancyError> {
+    let now = store::now();
+    let (status, action) = if active {
+        ("active", "tenant.activate")
+    } else {
+        ("suspended", "tenant.suspend")
+    };
+    store.write(|tx| {
+        store::tenants::set_status(tx, id, status, now)?;
+        store::audit::append(tx, &NewEntry::new(actor, action).tenant(id).target(id), now)?;
+        Ok(())
+    })?;
+    get_tenant(store, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    #[test]
+    fn create_validate_suspend() {
+        let (_dir, store) = test_store();
+        assert!(matches!(
+            create_tenant(&store, " ", "free", "t"),
+            Err(TenancyError::Invalid { field: "name", .. })
+        ));
+        assert!(matches!(
+            create_tenant(&store, "A", "gold", "t"),
+            Err(TenancyError::Invalid { field: "plan", .. })
+        ));
+        let t = create_tenant(&store, "Acme", "pro", "t").unwrap();
+        assert!(t.id.starts_with("ten_"));
+        let s = set_active(&store, &t.id, false, "t").unwrap();
+        assert_eq!(s.status, "suspended");
+        assert!(set_active(&store, "ten_missing", false, "t").is_err());
+        assert_eq!(list_tenants(&store).unwrap().len(), 1);
+        let audit = store.read(|c| store::audit::list(c, None, 10)).unwrap();
+        let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(actions, ["tenant.create", "tenant.suspend"]);
+    }
+}
