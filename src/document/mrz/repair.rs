@@ -18,7 +18,7 @@ use super::Repair;
 use crate::document::countries;
 
 /// More impossible characters than this and no repair is attempted.
-pub(crate) const MAX_SUSPECTS: usize = 8;
+pub(crate) const MAX_SUSPECTS: usize = 12;
 /// Upper bound on check-digit combinations evaluated.
 pub(crate) const MAX_COMBINATIONS: usize = 256;
 

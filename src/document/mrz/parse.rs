@@ -1,0 +1,287 @@
+//! Decoding a normalised, repaired zone into [`MrzFields`] and the
+//! MRZ-intrinsic checks. Check details on the passing path are static text
+//! so a clean document costs only the allocations of its field strings.
+
+use std::borrow::Cow;
+
+use time::Date;
+
+use super::check::Digit;
+use super::dates::{Kind, MrzDate};
+use super::input::Lines;
+use super::layout::{self, Class, Layout, Number};
+use super::{Check, CheckStatus, CountryField, DocumentType, MrzFields, MrzFormat, Parsed, Repair, Sex};
+use crate::document::countries::{self, CodeKind, Country};
+
+use CheckStatus::{Fail, Pass, Skipped, Warn};
+
+/// Index in [`Parsed::checks`] after `expiry_date_valid`, where
+/// [`crate::document::validate`] inserts the checks that depend on options.
+pub(crate) const OPTION_CHECKS_AT: usize = 8;
+
+/// `b` without leading and trailing fillers.
+fn trim_fillers(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&c| c != b'<').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b'<').map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+/// ASCII bytes to a `String` (every byte here is in the MRZ alphabet).
+fn ascii(b: &[u8]) -> String {
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
+/// Fillers trimmed at the ends and runs of fillers read as one space.
+fn spaced(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    let mut gap = false;
+    for &c in trim_fillers(b) {
+        if c == b'<' {
+            gap = true;
+            continue;
+        }
+        if gap {
+            s.push(' ');
+            gap = false;
+        }
+        s.push(char::from(c));
+    }
+    s
+}
+
+/// Splits the name field at the first `<<`; a name reaching the field's last
+/// position may have been truncated by the issuer.
+fn split_name(field: &[u8]) -> (String, String, bool) {
+    let truncated = field.last().is_some_and(|&c| c != b'<');
+    let end = field.iter().rposition(|&c| c != b'<').map_or(0, |i| i + 1);
+    let f = &field[..end];
+    let (surname, given) = match f.windows(2).position(|w| w == b"<<") {
+        Some(i) => (&f[..i], &f[i + 2..]),
+        None => (f, &f[f.len()..]),
+    };
+    (spaced(surname), spaced(given), truncated)
+}
+
+fn country(code: &[u8]) -> (CountryField, Option<&'static Country>) {
+    let mut key = [b'<'; 3];
+    key.copy_from_slice(code);
+    let found = countries::lookup_mrz(key);
+    let end = code.iter().rposition(|&c| c != b'<').map_or(0, |i| i + 1);
+    let field = CountryField {
+        code: ascii(&code[..end]),
+        alpha3: found.map(|c| Cow::Borrowed(c.alpha3)),
+        alpha2: found.and_then(|c| c.alpha2.map(Cow::Borrowed)),
+        name: found.map(|c| Cow::Borrowed(c.name)),
+        kind: found.map_or(CodeKind::Unknown, |c| c.kind),
+    };
+    (field, found)
+}
+
+/// Decodes every field and runs the MRZ-intrinsic checks.
+pub(crate) fn decode(
+    lines: &Lines,
+    l: &Layout,
+    today: Date,
+    repairs: Vec<Repair>,
+    mut warnings: Vec<String>,
+) -> Parsed {
+    let digits = layout::digits(lines, l);
+    let opt1 = lines.span(l.optional1);
+    let number_field = lines.span(l.number);
+    let mut document_number = String::with_capacity(number_field.len());
+    let optional_rest: &[u8] = match digits.number_form {
+        Number::Long { extra } => {
+            document_number.extend(number_field.iter().chain(&opt1[..extra]).filter(|&&c| c != b'<').map(|&c| char::from(c)));
+            // Skip the continuation's check digit and its terminating filler.
+            opt1.get(extra + 2..).unwrap_or(&[])
+        }
+        Number::Short | Number::BrokenLong => {
+            document_number.extend(number_field.iter().filter(|&&c| c != b'<').map(|&c| char::from(c)));
+            opt1
+        }
+    };
+    let code_bytes = lines.span(l.doc_code);
+    let document_code = ascii(trim_fillers(code_bytes));
+    let (issuing_state, issuer) = country(lines.span(l.issuer));
+    let (nationality, nation) = country(lines.span(l.nationality));
+    let (surname, given_names, truncated) = split_name(lines.span(l.name));
+    let birth = MrzDate::decode(lines.span(l.birth), Kind::Birth, today);
+    let expiry = MrzDate::decode(lines.span(l.expiry), Kind::Expiry, today);
+    let sex_byte = lines.at(l.sex);
+    let sex = match sex_byte {
+        b'M' => Some(Sex::M),
+        b'F' => Some(Sex::F),
+        b'X' | b'<' => Some(Sex::X),
+        _ => None,
+    };
+
+    let mut checks = Vec::with_capacity(24);
+    checks.push(format_check(lines, l, code_bytes[0]));
+    checks.push(digit_check("mrz_checksum_document_number", digits.number, l.format, digits.number_form));
+    checks.push(digit_check("mrz_checksum_birth_date", digits.birth, l.format, Number::Short));
+    checks.push(digit_check("mrz_checksum_expiry", digits.expiry, l.format, Number::Short));
+    checks.push(digit_check("mrz_checksum_optional", digits.optional, l.format, Number::Short));
+    checks.push(digit_check("mrz_checksum_composite", digits.composite, l.format, Number::Short));
+    checks.push(date_check("birth_date_valid", birth, lines.span(l.birth), None));
+    checks.push(date_check("expiry_date_valid", expiry, lines.span(l.expiry), birth.date()));
+    debug_assert_eq!(checks.len(), OPTION_CHECKS_AT);
+    checks.push(code_check("issuer_code_valid", issuer, &issuing_state.code, true));
+    checks.push(code_check("nationality_code_valid", nation, &nationality.code, false));
+    checks.push(match sex_byte {
+        b'M' | b'F' => Check::new("sex_valid", Pass, "M or F"),
+        b'X' => Check::new("sex_valid", Pass, "X (unspecified)"),
+        b'<' => Check::new("sex_valid", Pass, "filler: unspecified, reported as X"),
+        c => Check::new("sex_valid", Fail, format!("'{}' is not M, F, X or <", char::from(c))),
+    });
+    let name_empty = lines.span(l.name).iter().all(|&c| c == b'<');
+    checks.push(if document_number.is_empty() {
+        Check::new("field_lengths", Fail, "document number is empty")
+    } else if digits.number_form == Number::BrokenLong {
+        Check::new("field_lengths", Fail, "long document number announced but no continuation in the optional data")
+    } else if name_empty {
+        Check::new("field_lengths", Fail, "name field is empty")
+    } else if truncated {
+        Check::new("field_lengths", Warn, "name fills its field and may be truncated")
+    } else if surname.is_empty() {
+        Check::new("field_lengths", Warn, "primary identifier (surname) is empty")
+    } else {
+        Check::new("field_lengths", Pass, "all fields have usable lengths")
+    });
+
+    if truncated {
+        warnings.push("name fills the MRZ name field and may be truncated".to_owned());
+    }
+    if issuing_state.kind == CodeKind::Specimen || nationality.kind == CodeKind::Specimen {
+        warnings.push("specimen document: code UTO (Utopia) appears only on ICAO specimens".to_owned());
+    }
+
+    let mut mrz = String::with_capacity(lines.count * (lines.len + 1));
+    for i in 0..lines.count {
+        if i > 0 {
+            mrz.push('\n');
+        }
+        mrz.extend(lines.row(i).iter().map(|&c| char::from(c)));
+    }
+    let fields = MrzFields {
+        document_type: DocumentType::from_code(&document_code),
+        document_code,
+        issuing_state,
+        surname,
+        given_names,
+        name_possibly_truncated: truncated,
+        document_number,
+        nationality,
+        birth_date: birth.iso(),
+        sex,
+        expiry_date: expiry.iso(),
+        optional_data_1: ascii(trim_fillers(optional_rest)),
+        optional_data_2: l.optional2.map(|s| ascii(trim_fillers(lines.span(s)))),
+    };
+    Parsed { format: l.format, mrz, fields, checks, repairs, warnings, birth, expiry }
+}
+
+/// `mrz_format`: layout recognised, document code plausible, every character
+/// allowed in its field (after repair).
+fn format_check(lines: &Lines, l: &Layout, first: u8) -> Check {
+    let mut bad = l.fields().into_iter().flatten().flat_map(|(span, class, _)| {
+        lines.span(span).iter().enumerate().filter_map(move |(i, &c)| {
+            (class != Class::Sex && !class.allows(c)).then_some((span.line, span.start as usize + i, c, class))
+        })
+    });
+    if let Some((line, pos, c, class)) = bad.next() {
+        let more = bad.count();
+        let kind = match class {
+            Class::Digit => "a digit field",
+            Class::DigitOrFiller => "a date or check-digit field",
+            Class::Country => "a country code",
+            _ => "a letters-only field",
+        };
+        let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+        return Check::new(
+            "mrz_format",
+            Fail,
+            format!("line {} position {}: '{}' is not allowed in {kind}{tail}", line + 1, pos + 1, char::from(c)),
+        );
+    }
+    if !first.is_ascii_uppercase() {
+        return Check::new("mrz_format", Fail, "document code must start with a letter");
+    }
+    let icao = match l.format {
+        MrzFormat::Td1 | MrzFormat::Td2 => matches!(first, b'A' | b'C' | b'I'),
+        MrzFormat::Td3 => first == b'P',
+        MrzFormat::MrvA | MrzFormat::MrvB => true,
+    };
+    let (status, detail) = match (l.format, icao) {
+        (MrzFormat::Td1, true) => (Pass, "TD1: 3 lines of 30"),
+        (MrzFormat::Td2, true) => (Pass, "TD2: 2 lines of 36"),
+        (MrzFormat::Td3, true) => (Pass, "TD3: 2 lines of 44"),
+        (MrzFormat::MrvA, _) => (Pass, "MRV-A: 2 lines of 44"),
+        (MrzFormat::MrvB, _) => (Pass, "MRV-B: 2 lines of 36"),
+        (MrzFormat::Td3, false) => (Warn, "TD3 layout with a document code other than P (issuer-specific)"),
+        (_, false) => (Warn, "TD1/TD2 layout with a document code other than A, C or I (issuer-specific)"),
+    };
+    Check::new("mrz_format", status, detail)
+}
+
+fn digit_check(name: &'static str, d: Digit, format: MrzFormat, form: Number) -> Check {
+    match d {
+        Digit::Pass => match form {
+            Number::Long { .. } => Check::new(name, Pass, "check digit matches (long number continued in optional data)"),
+            _ => Check::new(name, Pass, "check digit matches"),
+        },
+        Digit::Fail { found: b'<', .. } if form == Number::BrokenLong => Check::new(
+            name,
+            Fail,
+            "check digit is a filler but the number does not continue in the optional data",
+        ),
+        Digit::Fail { expected: Some(e), found } => {
+            Check::new(name, Fail, format!("computed {e}, found '{}'", char::from(found)))
+        }
+        Digit::Fail { expected: None, found } => Check::new(
+            name,
+            Fail,
+            format!("data contains characters without a check value, found '{}'", char::from(found)),
+        ),
+        Digit::NotDefined => Check::new(
+            name,
+            Skipped,
+            match (name, format) {
+                ("mrz_checksum_composite", _) => "visas (MRV) have no composite check digit",
+                (_, MrzFormat::Td1) => "TD1 defines no check digit for optional data",
+                (_, MrzFormat::Td2) => "TD2 defines no check digit for optional data",
+                _ => "visas (MRV) define no check digit for optional data",
+            },
+        ),
+    }
+}
+
+fn date_check(name: &'static str, d: MrzDate, raw: &[u8], birth: Option<Date>) -> Check {
+    match d {
+        MrzDate::Full(date) => match birth {
+            Some(b) if date < b => Check::new(name, Fail, "expiry date is before the date of birth"),
+            _ => Check::new(name, Pass, "valid calendar date"),
+        },
+        MrzDate::Partial { month: Some(_), .. } => Check::new(name, Warn, "day unknown (fillers)"),
+        MrzDate::Partial { month: None, .. } => Check::new(name, Warn, "month and day unknown (fillers)"),
+        MrzDate::Unknown => Check::new(name, Warn, "date unknown (all fillers)"),
+        MrzDate::Invalid => {
+            let raw: String = raw.iter().map(|&c| char::from(c)).collect();
+            Check::new(name, Fail, format!("'{raw}' is not a valid YYMMDD date"))
+        }
+    }
+}
+
+fn code_check(name: &'static str, found: Option<&'static Country>, code: &str, issuer: bool) -> Check {
+    match found {
+        None if code.is_empty() => Check::new(name, Fail, "code is empty"),
+        None => Check::new(name, Fail, format!("'{code}' is not an ISO 3166-1 or ICAO 9303 code")),
+        Some(c) if c.kind == CodeKind::Specimen => {
+            Check::new(name, Warn, "UTO is the ICAO specimen code (Utopia), not a real issuer")
+        }
+        Some(c) if issuer && c.is_nationality_status() => {
+            Check::new(name, Warn, "code denotes a nationality status, not an issuing authority")
+        }
+        Some(c) if c.kind == CodeKind::Icao => Check::new(name, Pass, "ICAO 9303 code"),
+        Some(_) => Check::new(name, Pass, "ISO 3166-1 alpha-3 code"),
+    }
+}

@@ -1,0 +1,130 @@
+//! The `kycd` binary itself: admin commands against a data directory a server is using, and a
+//! graceful stop on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::TestApp;
+
+fn kycd(data_dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kycd"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("KYCD_ADMIN_TOKEN")
+        .output()
+        .expect("kycd runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_cli_works_while_the_server_runs() {
+    let app = TestApp::spawn();
+    let dir = app.data_dir.path();
+    let (code, out, err) = kycd(
+        dir,
+        &["admin", "tenant", "create", "--name", "CLI Bank", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let tenant: Value = serde_json::from_str(&out).unwrap();
+    let tenant_id = tenant["tenant_id"].as_str().unwrap();
+
+    let (code, out, err) = kycd(
+        dir,
+        &["admin", "key", "create", "--tenant", tenant_id, "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let key = crate::common::Key {
+        tenant_id: tenant_id.to_owned(),
+        key_id: created["key_id"].as_str().unwrap().to_owned(),
+        secret: created["secret"].as_str().unwrap().to_owned(),
+    };
+    // The running server accepts the key the CLI just made...
+    assert_eq!(app.signed(&key, "GET", "/v1/ping", b"").status, 200);
+
+    let (code, out, _) = kycd(dir, &["admin", "key", "list", "--json"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains(&key.secret));
+    let (code, out, _) = kycd(dir, &["admin", "tenant", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("CLI Bank"));
+
+    // ...and stops accepting it once the CLI revokes it or suspends the tenant.
+    let (code, _, err) = kycd(dir, &["admin", "key", "revoke", "--key", &key.key_id]);
+    assert_eq!(code, 0, "{err}");
+    app.signed(&key, "GET", "/v1/ping", b"")
+        .assert_error(401, "key_revoked");
+
+    let (code, _, err) = kycd(dir, &["admin", "tenant", "create", "--name", " ", "--json"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("name"), "{err}");
+    let (code, _, _) = kycd(dir, &["admin", "key", "revoke", "--key", "ak_missing"]);
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn serve_creates_its_files_becomes_ready_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kycd"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("KYCD_ADMIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = agent.get(format!("http://127.0.0.1:{port}/readyz")).call() {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["master.key", "admin.token"] {
+        let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    let (code, token, _) = kycd(dir.path(), &["admin", "token"]);
+    assert_eq!(code, 0);
+    let r = agent
+        .get(format!("http://127.0.0.1:{port}/admin/v1/tenants"))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+}

@@ -1,0 +1,9 @@
+//! API tests: one binary, a module per feature, each test against a real server on 127.0.0.1.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin;
+mod cli;
+mod errors;
+mod signing;

@@ -1,0 +1,273 @@
+//! Test harness: a real kycd server on 127.0.0.1 (random port, temporary data directory) and an
+//! HTTP client that signs requests exactly as DESIGN.md §4 says a tenant's back end would.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use kycd::auth::signing;
+use kycd::config::Config;
+use serde_json::{json, Value};
+
+/// The admin token every test server is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The server's data directory.
+    pub data_dir: tempfile::TempDir,
+    agent: ureq::Agent,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A tenant's API key as created through the admin API.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// `X-API-KEY`.
+    pub key_id: String,
+    /// The HMAC secret.
+    pub secret: String,
+}
+
+/// A response, with the body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Resp {
+    /// HTTP status.
+    pub status: u16,
+    /// The body (`Value::Null` when empty or not JSON).
+    pub body: Value,
+    /// Raw body text.
+    pub text: String,
+    /// `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+impl Resp {
+    /// The `error.code` of an error envelope.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status and, for errors, the code and the envelope's shape.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "status; body: {}", self.text);
+        assert_eq!(self.code(), code, "code; body: {}", self.text);
+        let err = &self.body["error"];
+        assert!(err["message"].is_string(), "{}", self.text);
+        assert!(err["details"].is_object(), "{}", self.text);
+        assert_eq!(
+            err["trace_id"].as_str(),
+            self.request_id.as_deref(),
+            "trace_id equals X-Request-Id"
+        );
+    }
+}
+
+impl TestApp {
+    /// Starts a server with default settings.
+    pub fn spawn() -> TestApp {
+        Self::spawn_with(|_| {})
+    }
+
+    /// Starts a server after `adjust` has changed its config.
+    pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: data_dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            ..Config::default()
+        };
+        config.http.workers = 1;
+        adjust(&mut config);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let running = kycd::server::start(config).expect("server starts");
+                tx.send((running.addr, running.handle.clone())).unwrap();
+                running.server.await.expect("server runs");
+            })
+        });
+        let (addr, handle) = rx.recv().expect("server reported its address");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        TestApp {
+            base: format!("http://{addr}"),
+            data_dir,
+            agent,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Path of a file in the data directory.
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        self.data_dir.path().join(name)
+    }
+
+    /// Sends a request with the given headers and body, unsigned.
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Resp {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req.body(body.to_vec()).expect("request");
+        let mut res = self.agent.run(req).expect("HTTP exchange");
+        let status = res.status().as_u16();
+        let request_id = res
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            body,
+            text,
+            request_id,
+        }
+    }
+
+    /// Calls the admin API with the operator token.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let mut headers = vec![("Authorization", format!("Bearer {ADMIN_TOKEN}"))];
+        let bytes = match body {
+            Some(v) => {
+                headers.push(("Content-Type", "application/json".into()));
+                serde_json::to_vec(&v).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.raw(method, &format!("/admin/v1{path}"), &headers, &bytes)
+    }
+
+    /// Creates a tenant through the admin API.
+    pub fn create_tenant(&self, name: &str) -> String {
+        let r = self.admin("POST", "/tenants", Some(json!({ "name": name })));
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a key for `tenant_id` through the admin API.
+    pub fn create_key(&self, tenant_id: &str) -> Key {
+        let r = self.admin("POST", &format!("/tenants/{tenant_id}/keys"), None);
+        assert_eq!(r.status, 201, "{}", r.text);
+        Key {
+            tenant_id: tenant_id.to_owned(),
+            key_id: r.body["id"].as_str().unwrap().to_owned(),
+            secret: r.body["secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A new tenant with one key.
+    pub fn tenant_with_key(&self) -> Key {
+        let t = self.create_tenant("Test tenant");
+        self.create_key(&t)
+    }
+
+    /// Sends a request signed now with `key` (and a fresh nonce, so repeats are not replays).
+    pub fn signed(&self, key: &Key, method: &str, path: &str, body: &[u8]) -> Resp {
+        let nonce = format!("n{}", rand_suffix());
+        let headers = sign_headers(key, method, path, body, now(), Some(&nonce));
+        self.raw(method, path, &with_json(headers, body), body)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let stop = self.handle.stop(false);
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(stop);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Current Unix time.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) ^ (now() as u64).rotate_left(20)
+}
+
+/// The signing headers for a request, as a client computes them.
+pub fn sign_headers(
+    key: &Key,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    ts: i64,
+    nonce: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let ts = ts.to_string();
+    let canonical =
+        signing::canonical_string(&ts, method, path, &signing::body_digest(body), nonce);
+    let mut h = vec![
+        ("X-API-KEY", key.key_id.clone()),
+        ("X-API-TIMESTAMP", ts),
+        (
+            "X-API-SIGN",
+            signing::sign(key.secret.as_bytes(), &canonical),
+        ),
+    ];
+    if let Some(n) = nonce {
+        h.push(("X-API-NONCE", n.to_owned()));
+    }
+    h
+}
+
+/// Adds a JSON content type when there is a body.
+pub fn with_json(
+    mut headers: Vec<(&'static str, String)>,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    if !body.is_empty() {
+        headers.push(("Content-Type", "application/json".into()));
+    }
+    headers
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
