@@ -82,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { .. } => {
             let config = Config::load(&overrides)?;
-            crate::telemetry::init(&config.log);
+            let _log_guard = crate::telemetry::init(&config.log);
             crate::server::serve(config)
         }
         Command::Admin { command } => {

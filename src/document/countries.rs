@@ -102,11 +102,18 @@ mod tests {
         let t = all();
         assert!(t.len() > 270);
         for w in t.windows(2) {
-            assert!(w[0].mrz_code.as_bytes() < w[1].mrz_code.as_bytes(), "{:?}", w);
+            assert!(
+                w[0].mrz_code.as_bytes() < w[1].mrz_code.as_bytes(),
+                "{:?}",
+                w
+            );
         }
         for c in t {
             assert_eq!(c.mrz_code.len(), 3);
-            assert!(c.mrz_code.bytes().all(|b| b.is_ascii_uppercase() || b == b'<'));
+            assert!(c
+                .mrz_code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'<'));
             assert_eq!(c.alpha3.len(), 3);
             if let Some(a2) = c.alpha2 {
                 assert_eq!(a2.len(), 2);
@@ -119,7 +126,10 @@ mod tests {
     #[test]
     fn iso_and_icao_codes() {
         let d = lookup_mrz(*b"D<<").unwrap();
-        assert_eq!((d.alpha3, d.alpha2, d.kind), ("DEU", Some("DE"), CodeKind::Icao));
+        assert_eq!(
+            (d.alpha3, d.alpha2, d.kind),
+            ("DEU", Some("DE"), CodeKind::Icao)
+        );
         assert_eq!(lookup_mrz(*b"DEU").unwrap().kind, CodeKind::Iso);
         assert_eq!(lookup_mrz(*b"UTO").unwrap().kind, CodeKind::Specimen);
         for code in [
@@ -128,7 +138,11 @@ mod tests {
             "XEC",
         ] {
             let c: [u8; 3] = code.as_bytes().try_into().unwrap();
-            assert_eq!(lookup_mrz(c).map(|c| c.kind), Some(CodeKind::Icao), "{code}");
+            assert_eq!(
+                lookup_mrz(c).map(|c| c.kind),
+                Some(CodeKind::Icao),
+                "{code}"
+            );
         }
         assert!(lookup_mrz(*b"ZZZ").is_none());
         assert!(lookup_mrz(*b"UT0").is_none());

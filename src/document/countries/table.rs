@@ -11,7 +11,13 @@ const fn c(
     name: &'static str,
     kind: CodeKind,
 ) -> Country {
-    Country { mrz_code, alpha3, alpha2, name, kind }
+    Country {
+        mrz_code,
+        alpha3,
+        alpha2,
+        name,
+        kind,
+    }
 }
 
 /// Every known code, sorted by `mrz_code` (ASCII order, so `D<<` precedes `DEU`).

@@ -4,28 +4,39 @@
 //! digits run the same weights across several non-adjacent segments, which is
 //! why the computation takes a list of slices instead of concatenating.
 
-/// Value of one MRZ character for check-digit purposes, `None` outside the
-/// MRZ alphabet.
-#[inline]
-pub(crate) const fn char_value(c: u8) -> Option<u32> {
-    match c {
-        b'0'..=b'9' => Some((c - b'0') as u32),
-        b'A'..=b'Z' => Some((c - b'A') as u32 + 10),
-        b'<' => Some(0),
-        _ => None,
+/// Check value of every byte: `0`-`9` → 0-9, `A`-`Z` → 10-35, `<` → 0,
+/// anything else `NONE`. A table keeps the hot loop branch-free.
+const VALUES: [u8; 256] = {
+    let mut t = [NONE; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t[b'<' as usize] = 0;
+    t
+};
+const NONE: u8 = u8::MAX;
 
 /// Check digit (0-9) of the concatenation of `segments`, or `None` when a
 /// byte is outside the MRZ alphabet (`A`-`Z`, `0`-`9`, `<`).
 pub(crate) fn compute(segments: &[&[u8]]) -> Option<u8> {
     const WEIGHTS: [u32; 3] = [7, 3, 1];
     let mut sum = 0u32;
-    let mut i = 0usize;
+    let mut w = 0usize;
     for seg in segments {
         for &c in *seg {
-            sum += char_value(c)? * WEIGHTS[i % 3];
-            i += 1;
+            let v = VALUES[c as usize];
+            if v == NONE {
+                return None;
+            }
+            sum += u32::from(v) * WEIGHTS[w];
+            w = if w == 2 { 0 } else { w + 1 };
         }
     }
     Some((sum % 10) as u8)
@@ -33,11 +44,8 @@ pub(crate) fn compute(segments: &[&[u8]]) -> Option<u8> {
 
 /// The ICAO 9303 check digit (0-9) of `data`, or `None` if `data` contains a
 /// character outside the MRZ alphabet (`A`-`Z`, `0`-`9`, `<`; lower case is
-/// not accepted here).
-///
-/// ```ignore
-/// assert_eq!(check_digit(b"L898902C3"), Some(6));
-/// ```
+/// not accepted here). For example the TD3 specimen's document number
+/// `L898902C3` has check digit 6.
 pub fn check_digit(data: &[u8]) -> Option<u8> {
     compute(&[data])
 }
@@ -113,8 +121,11 @@ mod tests {
         assert!(!verify(&[b"AB<<"], b'<', true).holds());
         assert_eq!(
             verify(&[b"740812"], b'3', false),
-            Digit::Fail { expected: Some(2), found: b'3' }
+            Digit::Fail {
+                expected: Some(2),
+                found: b'3'
+            }
         );
-        assert_eq!(Digit::NotDefined.holds(), true);
+        assert!(Digit::NotDefined.holds());
     }
 }

@@ -157,18 +157,35 @@ mod tests {
         assert_eq!(e("961210"), MrzDate::Full(date!(1996 - 12 - 10)));
         assert_eq!(e("760101"), MrzDate::Full(date!(2076 - 01 - 01)));
         assert_eq!(e("770101"), MrzDate::Full(date!(1977 - 01 - 01)));
-        assert_eq!(MrzDate::decode(b"050101", Kind::Expiry, date!(2080 - 01 - 01)), MrzDate::Full(date!(2105 - 01 - 01)));
+        assert_eq!(
+            MrzDate::decode(b"050101", Kind::Expiry, date!(2080 - 01 - 01)),
+            MrzDate::Full(date!(2105 - 01 - 01))
+        );
     }
 
     #[test]
     fn unknown_parts_and_invalid() {
-        assert_eq!(b("74<<<<"), MrzDate::Partial { year: 1974, month: None });
-        assert_eq!(b("7408<<"), MrzDate::Partial { year: 1974, month: Some(8) });
+        assert_eq!(
+            b("74<<<<"),
+            MrzDate::Partial {
+                year: 1974,
+                month: None
+            }
+        );
+        assert_eq!(
+            b("7408<<"),
+            MrzDate::Partial {
+                year: 1974,
+                month: Some(8)
+            }
+        );
         assert_eq!(b("7408<<").iso().as_deref(), Some("1974-08"));
         assert_eq!(b("74<<<<").iso().as_deref(), Some("1974"));
         assert_eq!(b("<<<<<<"), MrzDate::Unknown);
         assert_eq!(b("<<<<<<").iso(), None);
-        for bad in ["741312", "740832", "740229", "74<<12", "7O0812", "<<0812", "7408", "740800"] {
+        for bad in [
+            "741312", "740832", "740229", "74<<12", "7O0812", "<<0812", "7408", "740800",
+        ] {
             assert_eq!(b(bad), MrzDate::Invalid, "{bad}");
         }
     }

@@ -40,33 +40,53 @@ struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     fn push(&mut self, text: &'a str) {
-        for piece in text.split(['\n', '\r']) {
-            let t = trim(piece);
-            if t.is_empty() {
-                continue;
+        // Byte search: '\n' and '\r' never occur inside a UTF-8 sequence,
+        // so the slices stay on char boundaries.
+        let mut start = 0;
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                self.line(&text[start..i]);
+                start = i + 1;
             }
-            if self.count < 3 {
-                self.found[self.count] = t;
-            }
-            self.count += 1;
         }
+        self.line(&text[start..]);
+    }
+
+    fn line(&mut self, piece: &'a str) {
+        let t = trim(piece);
+        if t.is_empty() {
+            return;
+        }
+        if self.count < 3 {
+            self.found[self.count] = t;
+        }
+        self.count += 1;
     }
 }
 
 /// Splits, trims, checks lengths and upper-cases the input.
 pub(crate) fn normalise(input: &MrzInput) -> Result<Lines, MrzError> {
-    let mut col = Collector { found: [""; 3], count: 0 };
+    let mut col = Collector {
+        found: [""; 3],
+        count: 0,
+    };
     match input {
         MrzInput::Text(s) => {
             if s.len() > MAX_INPUT_BYTES {
-                return Err(MrzError::TooLarge { found: s.len(), max: MAX_INPUT_BYTES });
+                return Err(MrzError::TooLarge {
+                    found: s.len(),
+                    max: MAX_INPUT_BYTES,
+                });
             }
             col.push(s);
         }
         MrzInput::Lines(v) => {
             let total: usize = v.iter().map(|s| s.len()).fold(0, usize::saturating_add);
             if total > MAX_INPUT_BYTES {
-                return Err(MrzError::TooLarge { found: total, max: MAX_INPUT_BYTES });
+                return Err(MrzError::TooLarge {
+                    found: total,
+                    max: MAX_INPUT_BYTES,
+                });
             }
             for s in v {
                 col.push(s);
@@ -78,13 +98,13 @@ pub(crate) fn normalise(input: &MrzInput) -> Result<Lines, MrzError> {
         0 => Err(MrzError::Empty),
         1 => single_line(found[0]),
         2 | 3 => {
-            let lens = [
-                found[0].chars().count(),
-                found[1].chars().count(),
-                found[2].chars().count(),
-            ];
+            let lens = [char_len(found[0]), char_len(found[1]), char_len(found[2])];
             let len = expected_len(count, lens)?;
-            let mut lines = Lines { rows: [[b'<'; 44]; 3], count, len };
+            let mut lines = Lines {
+                rows: [[b'<'; 44]; 3],
+                count,
+                len,
+            };
             for (i, text) in found[..count].iter().enumerate() {
                 copy_row(&mut lines.rows[i], text, i)?;
             }
@@ -97,7 +117,7 @@ pub(crate) fn normalise(input: &MrzInput) -> Result<Lines, MrzError> {
 /// A whole zone pasted without line breaks: split when the length is exactly
 /// that of a known format.
 fn single_line(text: &str) -> Result<Lines, MrzError> {
-    let n = text.chars().count();
+    let n = char_len(text);
     let (count, len) = match n {
         90 => (3, 30),
         72 => (2, 36),
@@ -113,9 +133,17 @@ fn single_line(text: &str) -> Result<Lines, MrzError> {
             .find(|(_, c)| !c.is_ascii())
             .map(|(i, c)| (i + 1, c))
             .unwrap_or((1, '?'));
-        return Err(MrzError::InvalidCharacter { line: 1, position, found });
+        return Err(MrzError::InvalidCharacter {
+            line: 1,
+            position,
+            found,
+        });
     }
-    let mut lines = Lines { rows: [[b'<'; 44]; 3], count, len };
+    let mut lines = Lines {
+        rows: [[b'<'; 44]; 3],
+        count,
+        len,
+    };
     for i in 0..count {
         copy_row(&mut lines.rows[i], &text[i * len..(i + 1) * len], i)?;
     }
@@ -144,7 +172,12 @@ fn expected_len(count: usize, lens: [usize; 3]) -> Result<usize, MrzError> {
         if a == b {
             return Ok(a);
         }
-        return Err(MrzError::LineLength { line: 2, expected: a, found: b, format: fmt(a) });
+        return Err(MrzError::LineLength {
+            line: 2,
+            expected: a,
+            found: b,
+            format: fmt(a),
+        });
     }
     // Line 1 is wrong: expect what line 2 has if that is valid, else the
     // nearer of the two lengths.
@@ -155,16 +188,45 @@ fn expected_len(count: usize, lens: [usize; 3]) -> Result<usize, MrzError> {
     } else {
         44
     };
-    Err(MrzError::LineLength { line: 1, expected, found: a, format: fmt(expected) })
+    Err(MrzError::LineLength {
+        line: 1,
+        expected,
+        found: a,
+        format: fmt(expected),
+    })
+}
+
+/// Length in characters, without decoding when the text is ASCII.
+fn char_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
 }
 
 /// Copies one line, upper-casing and rejecting characters outside the MRZ
 /// alphabet. The caller has checked the length in characters.
 fn copy_row(dst: &mut [u8; 44], text: &str, index: usize) -> Result<(), MrzError> {
+    if text.is_ascii() {
+        let mut ok = true;
+        for (d, &b) in dst.iter_mut().zip(text.as_bytes()) {
+            let up = b.to_ascii_uppercase();
+            ok &= up.is_ascii_uppercase() || up.is_ascii_digit() || up == b'<';
+            *d = up;
+        }
+        if ok {
+            return Ok(());
+        }
+    }
     for (pos, ch) in text.chars().enumerate() {
         let up = ch.to_ascii_uppercase();
         if !(up.is_ascii_uppercase() || up.is_ascii_digit() || up == '<') {
-            return Err(MrzError::InvalidCharacter { line: index + 1, position: pos + 1, found: ch });
+            return Err(MrzError::InvalidCharacter {
+                line: index + 1,
+                position: pos + 1,
+                found: ch,
+            });
         }
         dst[pos] = up as u8;
     }
@@ -190,7 +252,10 @@ mod tests {
         assert_eq!(want.row(1), L2.as_bytes());
         let lower = format!("{}\n{}", L1.to_lowercase(), L2.to_lowercase());
         assert_eq!(text(&lower).unwrap(), want);
-        assert_eq!(text(&format!("\r\n  {L1}\t\r\n\r\n{L2}  \r\n")).unwrap(), want);
+        assert_eq!(
+            text(&format!("\r\n  {L1}\t\r\n\r\n{L2}  \r\n")).unwrap(),
+            want
+        );
         assert_eq!(text(&format!("\u{feff}{L1}\r{L2}")).unwrap(), want);
         assert_eq!(text(&format!("{L1}{L2}")).unwrap(), want);
         let arr = MrzInput::Lines(vec![format!(" {L1} "), String::new(), L2.to_lowercase()]);
@@ -201,32 +266,68 @@ mod tests {
     fn errors_name_the_line() {
         assert_eq!(text("  \n\n "), Err(MrzError::Empty));
         assert_eq!(text(L1), Err(MrzError::LineCount { found: 1 }));
-        assert_eq!(text(&format!("{L1}\n{L2}\n{L2}\n{L2}")), Err(MrzError::LineCount { found: 4 }));
+        assert_eq!(
+            text(&format!("{L1}\n{L2}\n{L2}\n{L2}")),
+            Err(MrzError::LineCount { found: 4 })
+        );
         assert_eq!(
             text(&format!("{L1}\n{}", &L2[..43])),
-            Err(MrzError::LineLength { line: 2, expected: 44, found: 43, format: "TD3/MRV-A" })
+            Err(MrzError::LineLength {
+                line: 2,
+                expected: 44,
+                found: 43,
+                format: "TD3/MRV-A"
+            })
         );
         assert_eq!(
             text(&format!("{}X\n{L2}", L1)),
-            Err(MrzError::LineLength { line: 1, expected: 44, found: 45, format: "TD3/MRV-A" })
+            Err(MrzError::LineLength {
+                line: 1,
+                expected: 44,
+                found: 45,
+                format: "TD3/MRV-A"
+            })
         );
         assert_eq!(
-            text(&format!("{}\n{}\n{}", "A".repeat(30), "B".repeat(31), "C".repeat(30))),
-            Err(MrzError::LineLength { line: 2, expected: 30, found: 31, format: "TD1" })
+            text(&format!(
+                "{}\n{}\n{}",
+                "A".repeat(30),
+                "B".repeat(31),
+                "C".repeat(30)
+            )),
+            Err(MrzError::LineLength {
+                line: 2,
+                expected: 30,
+                found: 31,
+                format: "TD1"
+            })
         );
         assert_eq!(
             text(&format!("{}\n{}", &L1[..35], &L2[..35])),
-            Err(MrzError::LineLength { line: 1, expected: 36, found: 35, format: "TD2/MRV-B" })
+            Err(MrzError::LineLength {
+                line: 1,
+                expected: 36,
+                found: 35,
+                format: "TD2/MRV-B"
+            })
         );
         let bad = L2.replacen('<', "-", 1);
         assert_eq!(
             text(&format!("{L1}\n{bad}")),
-            Err(MrzError::InvalidCharacter { line: 2, position: 38, found: '-' })
+            Err(MrzError::InvalidCharacter {
+                line: 2,
+                position: 38,
+                found: '-'
+            })
         );
         let uni = L1.replacen('E', "É", 1);
         assert!(matches!(
             text(&format!("{uni}\n{L2}")),
-            Err(MrzError::InvalidCharacter { line: 1, position: 6, found: 'É' })
+            Err(MrzError::InvalidCharacter {
+                line: 1,
+                position: 6,
+                found: 'É'
+            })
         ));
         let big = "<".repeat(MAX_INPUT_BYTES + 1);
         assert!(matches!(text(&big), Err(MrzError::TooLarge { .. })));

@@ -37,16 +37,40 @@ pub(crate) enum Class {
     Any,
 }
 
+/// Category bits of every byte: digit 1, letter 2, filler 4, other 0.
+const CATEGORY: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = 1;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = 2;
+        i += 1;
+    }
+    t[b'<' as usize] = 4;
+    t
+};
+
 impl Class {
+    /// Category bits the class accepts.
+    const fn mask(self) -> u8 {
+        match self {
+            Class::Digit => 1,
+            Class::DigitOrFiller => 5,
+            Class::Alpha | Class::Country => 6,
+            Class::Sex | Class::Any => 7,
+        }
+    }
+
     /// Whether `c` (already in the MRZ alphabet) may appear in the field.
     #[inline]
     pub(crate) fn allows(self, c: u8) -> bool {
         match self {
-            Class::Digit => c.is_ascii_digit(),
-            Class::DigitOrFiller => c.is_ascii_digit() || c == b'<',
-            Class::Alpha | Class::Country => c.is_ascii_uppercase() || c == b'<',
             Class::Sex => matches!(c, b'M' | b'F' | b'X' | b'<'),
-            Class::Any => true,
+            _ => CATEGORY[c as usize] & self.mask() != 0,
         }
     }
 }
@@ -106,7 +130,10 @@ pub(crate) const TD1: Layout = Layout {
     expiry_check: sp(1, 14, 1),
     nationality: sp(1, 15, 3),
     optional2: Some(sp(1, 18, 11)),
-    composite: Some((sp(1, 29, 1), &[sp(0, 5, 25), sp(1, 0, 7), sp(1, 8, 7), sp(1, 18, 11)])),
+    composite: Some((
+        sp(1, 29, 1),
+        &[sp(0, 5, 25), sp(1, 0, 7), sp(1, 8, 7), sp(1, 18, 11)],
+    )),
     name: sp(2, 0, 30),
     optional1_check: None,
     long_number: true,
@@ -183,7 +210,11 @@ impl Layout {
     pub(crate) fn fields(&self) -> [Option<(Span, Class, Group)>; 16] {
         use Class::*;
         use Group::*;
-        let number_check = if self.long_number { DigitOrFiller } else { Digit };
+        let number_check = if self.long_number {
+            DigitOrFiller
+        } else {
+            Digit
+        };
         let opt1_group = if self.optional1_check.is_some() || self.composite.is_some() {
             Checked
         } else {
@@ -222,6 +253,27 @@ impl Lines {
     #[inline]
     pub(crate) fn at(&self, s: Span) -> u8 {
         self.rows[s.line as usize][s.start as usize]
+    }
+}
+
+/// Calls `f(field, offset, byte, class, group)` for every byte that is
+/// impossible in its field. The sex field is left to `sex_valid`, and
+/// `Any` fields cannot hold an impossible byte once normalised.
+pub(crate) fn for_each_impossible(lines: &Lines, l: &Layout, mut f: impl FnMut(Span, usize, u8, Class, Group)) {
+    for (span, class, group) in l.fields().into_iter().flatten() {
+        if matches!(class, Class::Sex | Class::Any) {
+            continue;
+        }
+        let mask = class.mask();
+        let bytes = lines.span(span);
+        if bytes.iter().all(|&c| CATEGORY[c as usize] & mask != 0) {
+            continue;
+        }
+        for (i, &c) in bytes.iter().enumerate() {
+            if CATEGORY[c as usize] & mask == 0 {
+                f(span, i, c, class, group);
+            }
+        }
     }
 }
 
@@ -274,7 +326,10 @@ pub(crate) fn digits(lines: &Lines, l: &Layout) -> Digits {
             (d, Number::Long { extra: k - 1 })
         }
     } else {
-        (check::verify(&[number_field], number_check, false), Number::Short)
+        (
+            check::verify(&[number_field], number_check, false),
+            Number::Short,
+        )
     };
     let birth = check::verify(&[lines.span(l.birth)], lines.at(l.birth_check), false);
     let expiry = check::verify(&[lines.span(l.expiry)], lines.at(l.expiry_check), false);
@@ -292,7 +347,14 @@ pub(crate) fn digits(lines: &Lines, l: &Layout) -> Digits {
         }
         None => Digit::NotDefined,
     };
-    Digits { number, birth, expiry, optional, composite, number_form }
+    Digits {
+        number,
+        birth,
+        expiry,
+        optional,
+        composite,
+        number_form,
+    }
 }
 
 #[cfg(test)]
@@ -311,7 +373,11 @@ mod tests {
                 }
             }
             for (i, row) in seen.iter().enumerate().take(n) {
-                assert!(row[..len].iter().all(|&c| c == 1), "{:?} line {i}: {row:?}", l.format);
+                assert!(
+                    row[..len].iter().all(|&c| c == 1),
+                    "{:?} line {i}: {row:?}",
+                    l.format
+                );
             }
         }
     }
@@ -319,7 +385,10 @@ mod tests {
     /// Composite spans cover what Doc 9303 says they cover.
     #[test]
     fn composite_lengths() {
-        let total = |l: &Layout| l.composite.map(|(_, s)| s.iter().map(|s| s.len as usize).sum::<usize>());
+        let total = |l: &Layout| {
+            l.composite
+                .map(|(_, s)| s.iter().map(|s| s.len as usize).sum::<usize>())
+        };
         assert_eq!(total(&TD1), Some(25 + 7 + 7 + 11));
         assert_eq!(total(&TD2), Some(10 + 7 + 14));
         assert_eq!(total(&TD3), Some(10 + 7 + 22));

@@ -33,9 +33,11 @@ mod layout;
 mod parse;
 mod repair;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_ocr;
+#[cfg(test)]
+mod tests_prop;
 
 use std::borrow::Cow;
 
@@ -45,7 +47,8 @@ use time::Date;
 use crate::document::countries::CodeKind;
 
 pub use check::check_digit;
-pub(crate) use dates::MrzDate;
+pub(crate) use dates::{iso_string, MrzDate};
+pub(crate) use parse::OPTION_CHECKS_AT;
 
 /// An MRZ as supplied by a client or the OCR module: either one string with
 /// the lines separated by newlines (CRLF accepted), or an array of lines.
@@ -257,7 +260,11 @@ impl Check {
         status: CheckStatus,
         detail: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Check { name: name.into(), status, detail: detail.into() }
+        Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -395,13 +402,22 @@ impl Serialize for MrzError {
                 m.serialize_entry("max", max)?;
             }
             MrzError::LineCount { found } => m.serialize_entry("found", found)?,
-            MrzError::LineLength { line, expected, found, format } => {
+            MrzError::LineLength {
+                line,
+                expected,
+                found,
+                format,
+            } => {
                 m.serialize_entry("line", line)?;
                 m.serialize_entry("expected", expected)?;
                 m.serialize_entry("found", found)?;
                 m.serialize_entry("format", format)?;
             }
-            MrzError::InvalidCharacter { line, position, found } => {
+            MrzError::InvalidCharacter {
+                line,
+                position,
+                found,
+            } => {
                 m.serialize_entry("line", line)?;
                 m.serialize_entry("position", position)?;
                 m.serialize_entry("found", found)?;
@@ -419,6 +435,6 @@ pub fn parse(input: &MrzInput, today: Date) -> Result<Parsed, MrzError> {
     let mut lines = input::normalise(input)?;
     let layout = layout::Layout::detect(&lines);
     let mut warnings = Vec::new();
-    let repairs = repair::repair(&mut lines, layout, &mut warnings);
-    Ok(parse::decode(&lines, layout, today, repairs, warnings))
+    let (repairs, remaining) = repair::repair(&mut lines, layout, &mut warnings);
+    Ok(parse::decode(&lines, layout, today, repairs, remaining, warnings))
 }

@@ -10,7 +10,9 @@ use super::check::Digit;
 use super::dates::{Kind, MrzDate};
 use super::input::Lines;
 use super::layout::{self, Class, Layout, Number};
-use super::{Check, CheckStatus, CountryField, DocumentType, MrzFields, MrzFormat, Parsed, Repair, Sex};
+use super::{
+    Check, CheckStatus, CountryField, DocumentType, MrzFields, MrzFormat, Parsed, Repair, Sex,
+};
 use crate::document::countries::{self, CodeKind, Country};
 
 use CheckStatus::{Fail, Pass, Skipped, Warn};
@@ -83,6 +85,7 @@ pub(crate) fn decode(
     l: &Layout,
     today: Date,
     repairs: Vec<Repair>,
+    impossible: usize,
     mut warnings: Vec<String>,
 ) -> Parsed {
     let digits = layout::digits(lines, l);
@@ -91,12 +94,23 @@ pub(crate) fn decode(
     let mut document_number = String::with_capacity(number_field.len());
     let optional_rest: &[u8] = match digits.number_form {
         Number::Long { extra } => {
-            document_number.extend(number_field.iter().chain(&opt1[..extra]).filter(|&&c| c != b'<').map(|&c| char::from(c)));
+            document_number.extend(
+                number_field
+                    .iter()
+                    .chain(&opt1[..extra])
+                    .filter(|&&c| c != b'<')
+                    .map(|&c| char::from(c)),
+            );
             // Skip the continuation's check digit and its terminating filler.
             opt1.get(extra + 2..).unwrap_or(&[])
         }
         Number::Short | Number::BrokenLong => {
-            document_number.extend(number_field.iter().filter(|&&c| c != b'<').map(|&c| char::from(c)));
+            document_number.extend(
+                number_field
+                    .iter()
+                    .filter(|&&c| c != b'<')
+                    .map(|&c| char::from(c)),
+            );
             opt1
         }
     };
@@ -116,34 +130,95 @@ pub(crate) fn decode(
     };
 
     let mut checks = Vec::with_capacity(24);
-    checks.push(format_check(lines, l, code_bytes[0]));
-    checks.push(digit_check("mrz_checksum_document_number", digits.number, l.format, digits.number_form));
-    checks.push(digit_check("mrz_checksum_birth_date", digits.birth, l.format, Number::Short));
-    checks.push(digit_check("mrz_checksum_expiry", digits.expiry, l.format, Number::Short));
-    checks.push(digit_check("mrz_checksum_optional", digits.optional, l.format, Number::Short));
-    checks.push(digit_check("mrz_checksum_composite", digits.composite, l.format, Number::Short));
-    checks.push(date_check("birth_date_valid", birth, lines.span(l.birth), None));
-    checks.push(date_check("expiry_date_valid", expiry, lines.span(l.expiry), birth.date()));
+    checks.push(format_check(lines, l, code_bytes[0], impossible));
+    checks.push(digit_check(
+        "mrz_checksum_document_number",
+        digits.number,
+        l.format,
+        digits.number_form,
+    ));
+    checks.push(digit_check(
+        "mrz_checksum_birth_date",
+        digits.birth,
+        l.format,
+        Number::Short,
+    ));
+    checks.push(digit_check(
+        "mrz_checksum_expiry",
+        digits.expiry,
+        l.format,
+        Number::Short,
+    ));
+    checks.push(digit_check(
+        "mrz_checksum_optional",
+        digits.optional,
+        l.format,
+        Number::Short,
+    ));
+    checks.push(digit_check(
+        "mrz_checksum_composite",
+        digits.composite,
+        l.format,
+        Number::Short,
+    ));
+    checks.push(date_check(
+        "birth_date_valid",
+        birth,
+        lines.span(l.birth),
+        None,
+    ));
+    checks.push(date_check(
+        "expiry_date_valid",
+        expiry,
+        lines.span(l.expiry),
+        birth.date(),
+    ));
     debug_assert_eq!(checks.len(), OPTION_CHECKS_AT);
-    checks.push(code_check("issuer_code_valid", issuer, &issuing_state.code, true));
-    checks.push(code_check("nationality_code_valid", nation, &nationality.code, false));
+    checks.push(code_check(
+        "issuer_code_valid",
+        issuer,
+        &issuing_state.code,
+        true,
+    ));
+    checks.push(code_check(
+        "nationality_code_valid",
+        nation,
+        &nationality.code,
+        false,
+    ));
     checks.push(match sex_byte {
         b'M' | b'F' => Check::new("sex_valid", Pass, "M or F"),
         b'X' => Check::new("sex_valid", Pass, "X (unspecified)"),
         b'<' => Check::new("sex_valid", Pass, "filler: unspecified, reported as X"),
-        c => Check::new("sex_valid", Fail, format!("'{}' is not M, F, X or <", char::from(c))),
+        c => Check::new(
+            "sex_valid",
+            Fail,
+            format!("'{}' is not M, F, X or <", char::from(c)),
+        ),
     });
     let name_empty = lines.span(l.name).iter().all(|&c| c == b'<');
     checks.push(if document_number.is_empty() {
         Check::new("field_lengths", Fail, "document number is empty")
     } else if digits.number_form == Number::BrokenLong {
-        Check::new("field_lengths", Fail, "long document number announced but no continuation in the optional data")
+        Check::new(
+            "field_lengths",
+            Fail,
+            "long document number announced but no continuation in the optional data",
+        )
     } else if name_empty {
         Check::new("field_lengths", Fail, "name field is empty")
     } else if truncated {
-        Check::new("field_lengths", Warn, "name fills its field and may be truncated")
+        Check::new(
+            "field_lengths",
+            Warn,
+            "name fills its field and may be truncated",
+        )
     } else if surname.is_empty() {
-        Check::new("field_lengths", Warn, "primary identifier (surname) is empty")
+        Check::new(
+            "field_lengths",
+            Warn,
+            "primary identifier (surname) is empty",
+        )
     } else {
         Check::new("field_lengths", Pass, "all fields have usable lengths")
     });
@@ -152,7 +227,8 @@ pub(crate) fn decode(
         warnings.push("name fills the MRZ name field and may be truncated".to_owned());
     }
     if issuing_state.kind == CodeKind::Specimen || nationality.kind == CodeKind::Specimen {
-        warnings.push("specimen document: code UTO (Utopia) appears only on ICAO specimens".to_owned());
+        warnings
+            .push("specimen document: code UTO (Utopia) appears only on ICAO specimens".to_owned());
     }
 
     let mut mrz = String::with_capacity(lines.count * (lines.len + 1));
@@ -177,31 +253,40 @@ pub(crate) fn decode(
         optional_data_1: ascii(trim_fillers(optional_rest)),
         optional_data_2: l.optional2.map(|s| ascii(trim_fillers(lines.span(s)))),
     };
-    Parsed { format: l.format, mrz, fields, checks, repairs, warnings, birth, expiry }
+    Parsed {
+        format: l.format,
+        mrz,
+        fields,
+        checks,
+        repairs,
+        warnings,
+        birth,
+        expiry,
+    }
 }
 
 /// `mrz_format`: layout recognised, document code plausible, every character
 /// allowed in its field (after repair).
-fn format_check(lines: &Lines, l: &Layout, first: u8) -> Check {
-    let mut bad = l.fields().into_iter().flatten().flat_map(|(span, class, _)| {
-        lines.span(span).iter().enumerate().filter_map(move |(i, &c)| {
-            (class != Class::Sex && !class.allows(c)).then_some((span.line, span.start as usize + i, c, class))
-        })
-    });
-    if let Some((line, pos, c, class)) = bad.next() {
-        let more = bad.count();
-        let kind = match class {
-            Class::Digit => "a digit field",
-            Class::DigitOrFiller => "a date or check-digit field",
-            Class::Country => "a country code",
-            _ => "a letters-only field",
-        };
-        let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
-        return Check::new(
-            "mrz_format",
-            Fail,
-            format!("line {} position {}: '{}' is not allowed in {kind}{tail}", line + 1, pos + 1, char::from(c)),
-        );
+fn format_check(lines: &Lines, l: &Layout, first: u8, impossible: usize) -> Check {
+    if impossible > 0 {
+        let mut at = None;
+        layout::for_each_impossible(lines, l, |span, i, c, class, _| {
+            at.get_or_insert((span.line, span.start as usize + i, c, class));
+        });
+        if let Some((line, pos, c, class)) = at {
+            let kind = match class {
+                Class::Digit => "a digit field",
+                Class::DigitOrFiller => "a date or check-digit field",
+                Class::Country => "a country code",
+                _ => "a letters-only field",
+            };
+            let tail = if impossible > 1 { format!(" (and {} more)", impossible - 1) } else { String::new() };
+            return Check::new(
+                "mrz_format",
+                Fail,
+                format!("line {} position {}: '{}' is not allowed in {kind}{tail}", line + 1, pos + 1, char::from(c)),
+            );
+        }
     }
     if !first.is_ascii_uppercase() {
         return Check::new("mrz_format", Fail, "document code must start with a letter");
@@ -217,8 +302,14 @@ fn format_check(lines: &Lines, l: &Layout, first: u8) -> Check {
         (MrzFormat::Td3, true) => (Pass, "TD3: 2 lines of 44"),
         (MrzFormat::MrvA, _) => (Pass, "MRV-A: 2 lines of 44"),
         (MrzFormat::MrvB, _) => (Pass, "MRV-B: 2 lines of 36"),
-        (MrzFormat::Td3, false) => (Warn, "TD3 layout with a document code other than P (issuer-specific)"),
-        (_, false) => (Warn, "TD1/TD2 layout with a document code other than A, C or I (issuer-specific)"),
+        (MrzFormat::Td3, false) => (
+            Warn,
+            "TD3 layout with a document code other than P (issuer-specific)",
+        ),
+        (_, false) => (
+            Warn,
+            "TD1/TD2 layout with a document code other than A, C or I (issuer-specific)",
+        ),
     };
     Check::new("mrz_format", status, detail)
 }
@@ -226,7 +317,11 @@ fn format_check(lines: &Lines, l: &Layout, first: u8) -> Check {
 fn digit_check(name: &'static str, d: Digit, format: MrzFormat, form: Number) -> Check {
     match d {
         Digit::Pass => match form {
-            Number::Long { .. } => Check::new(name, Pass, "check digit matches (long number continued in optional data)"),
+            Number::Long { .. } => Check::new(
+                name,
+                Pass,
+                "check digit matches (long number continued in optional data)",
+            ),
             _ => Check::new(name, Pass, "check digit matches"),
         },
         Digit::Fail { found: b'<', .. } if form == Number::BrokenLong => Check::new(
@@ -234,13 +329,24 @@ fn digit_check(name: &'static str, d: Digit, format: MrzFormat, form: Number) ->
             Fail,
             "check digit is a filler but the number does not continue in the optional data",
         ),
-        Digit::Fail { expected: Some(e), found } => {
-            Check::new(name, Fail, format!("computed {e}, found '{}'", char::from(found)))
-        }
-        Digit::Fail { expected: None, found } => Check::new(
+        Digit::Fail {
+            expected: Some(e),
+            found,
+        } => Check::new(
             name,
             Fail,
-            format!("data contains characters without a check value, found '{}'", char::from(found)),
+            format!("computed {e}, found '{}'", char::from(found)),
+        ),
+        Digit::Fail {
+            expected: None,
+            found,
+        } => Check::new(
+            name,
+            Fail,
+            format!(
+                "data contains characters without a check value, found '{}'",
+                char::from(found)
+            ),
         ),
         Digit::NotDefined => Check::new(
             name,
@@ -258,11 +364,15 @@ fn digit_check(name: &'static str, d: Digit, format: MrzFormat, form: Number) ->
 fn date_check(name: &'static str, d: MrzDate, raw: &[u8], birth: Option<Date>) -> Check {
     match d {
         MrzDate::Full(date) => match birth {
-            Some(b) if date < b => Check::new(name, Fail, "expiry date is before the date of birth"),
+            Some(b) if date < b => {
+                Check::new(name, Fail, "expiry date is before the date of birth")
+            }
             _ => Check::new(name, Pass, "valid calendar date"),
         },
         MrzDate::Partial { month: Some(_), .. } => Check::new(name, Warn, "day unknown (fillers)"),
-        MrzDate::Partial { month: None, .. } => Check::new(name, Warn, "month and day unknown (fillers)"),
+        MrzDate::Partial { month: None, .. } => {
+            Check::new(name, Warn, "month and day unknown (fillers)")
+        }
         MrzDate::Unknown => Check::new(name, Warn, "date unknown (all fillers)"),
         MrzDate::Invalid => {
             let raw: String = raw.iter().map(|&c| char::from(c)).collect();
@@ -271,16 +381,29 @@ fn date_check(name: &'static str, d: MrzDate, raw: &[u8], birth: Option<Date>) -
     }
 }
 
-fn code_check(name: &'static str, found: Option<&'static Country>, code: &str, issuer: bool) -> Check {
+fn code_check(
+    name: &'static str,
+    found: Option<&'static Country>,
+    code: &str,
+    issuer: bool,
+) -> Check {
     match found {
         None if code.is_empty() => Check::new(name, Fail, "code is empty"),
-        None => Check::new(name, Fail, format!("'{code}' is not an ISO 3166-1 or ICAO 9303 code")),
-        Some(c) if c.kind == CodeKind::Specimen => {
-            Check::new(name, Warn, "UTO is the ICAO specimen code (Utopia), not a real issuer")
-        }
-        Some(c) if issuer && c.is_nationality_status() => {
-            Check::new(name, Warn, "code denotes a nationality status, not an issuing authority")
-        }
+        None => Check::new(
+            name,
+            Fail,
+            format!("'{code}' is not an ISO 3166-1 or ICAO 9303 code"),
+        ),
+        Some(c) if c.kind == CodeKind::Specimen => Check::new(
+            name,
+            Warn,
+            "UTO is the ICAO specimen code (Utopia), not a real issuer",
+        ),
+        Some(c) if issuer && c.is_nationality_status() => Check::new(
+            name,
+            Warn,
+            "code denotes a nationality status, not an issuing authority",
+        ),
         Some(c) if c.kind == CodeKind::Icao => Check::new(name, Pass, "ICAO 9303 code"),
         Some(_) => Check::new(name, Pass, "ISO 3166-1 alpha-3 code"),
     }

@@ -60,37 +60,40 @@ struct Suspect {
 }
 
 /// Repairs `lines` in place and returns the substitutions made, sorted by
-/// position; explains in `warnings` what could not be repaired.
-pub(crate) fn repair(lines: &mut Lines, layout: &Layout, warnings: &mut Vec<String>) -> Vec<Repair> {
+/// position, and how many impossible characters remain; explains in
+/// `warnings` what could not be repaired.
+pub(crate) fn repair(
+    lines: &mut Lines,
+    layout: &Layout,
+    warnings: &mut Vec<String>,
+) -> Vec<Repair> {
     let mut found = [None::<Suspect>; MAX_SUSPECTS];
     let mut count = 0usize;
-    for (span, class, group) in layout.fields().into_iter().flatten() {
-        for (i, &c) in lines.span(span).iter().enumerate() {
-            if class.allows(c) || class == Class::Sex {
-                continue;
-            }
-            if count < MAX_SUSPECTS {
-                let pos = span.start + i as u8;
-                let options = candidates(class, c);
-                found[count] = Some(Suspect { line: span.line, pos, from: c, group, options });
-            }
-            count += 1;
+    layout::for_each_impossible(lines, layout, |span, i, c, class, group| {
+        if count < MAX_SUSPECTS {
+            let pos = span.start + i as u8;
+            let options = candidates(class, c);
+            found[count] = Some(Suspect { line: span.line, pos, from: c, group, options });
         }
-    }
+        count += 1;
+    });
     if count == 0 {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     if count > MAX_SUSPECTS {
         warnings.push(format!(
             "{count} characters are impossible for their fields (more than {MAX_SUSPECTS}); OCR repair not attempted"
         ));
-        return Vec::new();
+        return (Vec::new(), count);
     }
     let suspects: Vec<Suspect> = found.into_iter().flatten().collect();
     let mut repairs = Vec::new();
 
     // Check-digit-covered positions, all together.
-    let checked: Vec<&Suspect> = suspects.iter().filter(|s| s.group == Group::Checked).collect();
+    let checked: Vec<&Suspect> = suspects
+        .iter()
+        .filter(|s| s.group == Group::Checked)
+        .collect();
     if !checked.is_empty() {
         match search(lines, &checked, |l| layout::digits(l, layout).all_hold()) {
             Outcome::One(choice) => {
@@ -107,7 +110,10 @@ pub(crate) fn repair(lines: &mut Lines, layout: &Layout, warnings: &mut Vec<Stri
     }
 
     // Country codes, each on its own.
-    for (group, span) in [(Group::Issuer, layout.issuer), (Group::Nationality, layout.nationality)] {
+    for (group, span) in [
+        (Group::Issuer, layout.issuer),
+        (Group::Nationality, layout.nationality),
+    ] {
         let these: Vec<&Suspect> = suspects.iter().filter(|s| s.group == group).collect();
         if these.is_empty() {
             continue;
@@ -124,8 +130,15 @@ pub(crate) fn repair(lines: &mut Lines, layout: &Layout, warnings: &mut Vec<Stri
                 }
             }
             other => {
-                let what = if group == Group::Issuer { "issuing state" } else { "nationality" };
-                warnings.push(format!("OCR repair of the {what} code not applied: {}", other.reason()));
+                let what = if group == Group::Issuer {
+                    "issuing state"
+                } else {
+                    "nationality"
+                };
+                warnings.push(format!(
+                    "OCR repair of the {what} code not applied: {}",
+                    other.reason()
+                ));
             }
         }
     }
@@ -137,7 +150,9 @@ pub(crate) fn repair(lines: &mut Lines, layout: &Layout, warnings: &mut Vec<Stri
         }
     }
     repairs.sort_by_key(|r| (r.line, r.position));
-    repairs
+    // Every substitution turns an impossible byte into an allowed one.
+    let remaining = count - repairs.len();
+    (repairs, remaining)
 }
 
 /// Writes `to` over the suspect and records the repair.
@@ -178,7 +193,9 @@ fn search(lines: &Lines, suspects: &[&Suspect], ok: impl Fn(&Lines) -> bool) -> 
     if suspects.iter().any(|s| s.options.is_empty()) {
         return Outcome::Unrepairable;
     }
-    let total = suspects.iter().try_fold(1usize, |acc, s| acc.checked_mul(s.options.len()));
+    let total = suspects
+        .iter()
+        .try_fold(1usize, |acc, s| acc.checked_mul(s.options.len()));
     let total = match total {
         Some(t) if t <= MAX_COMBINATIONS => t,
         _ => return Outcome::TooMany,

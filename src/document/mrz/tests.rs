@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use proptest::prelude::*;
 use time::macros::date;
 use time::Date;
 
@@ -15,14 +14,27 @@ use super::*;
 /// A fixed "today" so results do not depend on the clock.
 pub(crate) const TODAY: Date = date!(2026 - 05 - 20);
 
-pub(crate) const TD1: [&str; 3] =
-    ["I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6", "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"];
-pub(crate) const TD2: [&str; 2] = ["I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6"];
-pub(crate) const TD3: [&str; 2] =
-    ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"];
-pub(crate) const MRV_A: [&str; 2] =
-    ["V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L8988901C4XXX4009078F96121096ZE184226B<<<<<<"];
-pub(crate) const MRV_B: [&str; 2] = ["V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "L8988901C4XXX4009078F9612109<<<<<<<<"];
+pub(crate) const TD1: [&str; 3] = [
+    "I<UTOD231458907<<<<<<<<<<<<<<<",
+    "7408122F1204159UTO<<<<<<<<<<<6",
+    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+];
+pub(crate) const TD2: [&str; 2] = [
+    "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+    "D231458907UTO7408122F1204159<<<<<<<6",
+];
+pub(crate) const TD3: [&str; 2] = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+];
+pub(crate) const MRV_A: [&str; 2] = [
+    "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L8988901C4XXX4009078F96121096ZE184226B<<<<<<",
+];
+pub(crate) const MRV_B: [&str; 2] = [
+    "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+    "L8988901C4XXX4009078F9612109<<<<<<<<",
+];
 
 pub(crate) fn lines(l: &[&str]) -> MrzInput {
     MrzInput::Lines(l.iter().map(|s| (*s).to_owned()).collect())
@@ -33,11 +45,17 @@ pub(crate) fn parsed(l: &[&str]) -> Parsed {
 }
 
 fn failing(p: &Parsed) -> BTreeSet<&str> {
-    p.checks.iter().filter(|c| c.status == CheckStatus::Fail).map(|c| &*c.name).collect()
+    p.checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| &*c.name)
+        .collect()
 }
 
 fn status(p: &Parsed, name: &str) -> CheckStatus {
-    p.check(name).unwrap_or_else(|| panic!("no check {name}")).status
+    p.check(name)
+        .unwrap_or_else(|| panic!("no check {name}"))
+        .status
 }
 
 const CHECKSUMS: [&str; 5] = [
@@ -68,7 +86,10 @@ fn td1_specimen() {
     assert_eq!(f.issuing_state.code, "UTO");
     assert_eq!(f.issuing_state.kind, CodeKind::Specimen);
     assert_eq!(f.document_number, "D23145890");
-    assert_eq!((f.surname.as_str(), f.given_names.as_str()), ("ERIKSSON", "ANNA MARIA"));
+    assert_eq!(
+        (f.surname.as_str(), f.given_names.as_str()),
+        ("ERIKSSON", "ANNA MARIA")
+    );
     assert!(!f.name_possibly_truncated);
     assert_eq!(f.birth_date.as_deref(), Some("1974-08-12"));
     assert_eq!(f.expiry_date.as_deref(), Some("2012-04-15"));
@@ -91,7 +112,10 @@ fn td2_specimen() {
     let f = &p.fields;
     assert_eq!(f.document_type, DocumentType::IdCard);
     assert_eq!(f.document_number, "D23145890");
-    assert_eq!((f.surname.as_str(), f.given_names.as_str()), ("ERIKSSON", "ANNA MARIA"));
+    assert_eq!(
+        (f.surname.as_str(), f.given_names.as_str()),
+        ("ERIKSSON", "ANNA MARIA")
+    );
     assert_eq!(f.birth_date.as_deref(), Some("1974-08-12"));
     assert_eq!(f.expiry_date.as_deref(), Some("2012-04-15"));
     assert_eq!(f.optional_data_2, None);
@@ -133,7 +157,10 @@ fn mrv_specimens() {
         assert_eq!(f.birth_date.as_deref(), Some("1940-09-07"));
         assert_eq!(f.expiry_date.as_deref(), Some("1996-12-10"));
         assert_eq!(f.sex, Some(Sex::F));
-        assert_eq!((f.surname.as_str(), f.given_names.as_str()), ("ERIKSSON", "ANNA MARIA"));
+        assert_eq!(
+            (f.surname.as_str(), f.given_names.as_str()),
+            ("ERIKSSON", "ANNA MARIA")
+        );
     }
     assert_eq!(parsed(&MRV_A).fields.optional_data_1, "6ZE184226B");
     assert_eq!(parsed(&MRV_B).fields.optional_data_1, "");
@@ -143,25 +170,54 @@ fn mrv_specimens() {
 fn td1_long_document_number() {
     // Doc 9303 part 5: number D23145890734, check digit 9, continued in the
     // optional data after a filler at the check-digit position.
-    for l2 in ["3407127M9507122UTO<<<<<<<<<<<2", "7408122F1204159UTO<<<<<<<<<<<6"] {
-        let p = parsed(&["I<UTOD23145890<7349<<<<<<<<<<<", l2, "STEVENSON<<PETER<JOHN<<<<<<<<<"]);
+    for l2 in [
+        "3407127M9507122UTO<<<<<<<<<<<2",
+        "7408122F1204159UTO<<<<<<<<<<<6",
+    ] {
+        let p = parsed(&[
+            "I<UTOD23145890<7349<<<<<<<<<<<",
+            l2,
+            "STEVENSON<<PETER<JOHN<<<<<<<<<",
+        ]);
         assert_checksums(&p, [Pass, Pass, Pass, Skipped, Pass]);
         assert!(failing(&p).is_empty(), "{:#?}", p.checks);
         assert_eq!(p.fields.document_number, "D23145890734");
         assert_eq!(p.fields.optional_data_1, "");
-        assert!(p.check("mrz_checksum_document_number").unwrap().detail.contains("long"));
+        assert!(p
+            .check("mrz_checksum_document_number")
+            .unwrap()
+            .detail
+            .contains("long"));
     }
     // Optional data may follow the continuation's terminating filler.
-    let p = parsed(&["I<UTOD23145890<7349<AB12<<<<<<", "3407127M9507122UTO<<<<<<<<<<<0", "STEVENSON<<PETER<JOHN<<<<<<<<<"]);
+    let p = parsed(&[
+        "I<UTOD23145890<7349<AB12<<<<<<",
+        "3407127M9507122UTO<<<<<<<<<<<0",
+        "STEVENSON<<PETER<JOHN<<<<<<<<<",
+    ]);
     assert_eq!(p.fields.document_number, "D23145890734");
     assert_eq!(p.fields.optional_data_1, "AB12");
     assert!(failing(&p).is_empty(), "{:#?}", p.checks);
     // Wrong continuation check digit.
-    let p = parsed(&["I<UTOD23145890<7348<<<<<<<<<<<", "3407127M9507122UTO<<<<<<<<<<<9", "STEVENSON<<PETER<JOHN<<<<<<<<<"]);
-    assert_eq!(failing(&p), BTreeSet::from(["mrz_checksum_document_number"]));
+    let p = parsed(&[
+        "I<UTOD23145890<7348<<<<<<<<<<<",
+        "3407127M9507122UTO<<<<<<<<<<<9",
+        "STEVENSON<<PETER<JOHN<<<<<<<<<",
+    ]);
+    assert_eq!(
+        failing(&p),
+        BTreeSet::from(["mrz_checksum_document_number"])
+    );
     // Filler at the check digit but nothing continues.
-    let p = parsed(&["I<UTOD23145890<<<<<<<<<<<<<<<<", "3407127M9507122UTO<<<<<<<<<<<3", "STEVENSON<<PETER<JOHN<<<<<<<<<"]);
-    assert_eq!(failing(&p), BTreeSet::from(["mrz_checksum_document_number", "field_lengths"]));
+    let p = parsed(&[
+        "I<UTOD23145890<<<<<<<<<<<<<<<<",
+        "3407127M9507122UTO<<<<<<<<<<<3",
+        "STEVENSON<<PETER<JOHN<<<<<<<<<",
+    ]);
+    assert_eq!(
+        failing(&p),
+        BTreeSet::from(["mrz_checksum_document_number", "field_lengths"])
+    );
 }
 
 #[test]
@@ -175,8 +231,14 @@ fn td2_long_document_number() {
     assert_eq!(p.fields.optional_data_1, "");
     // MRV-B has no long-number rule: the filler is just a wrong check digit.
     let p = parsed(&[MRV_B[0], "L8988901C<XXX4009078F9612109<<<<<<<<"]);
-    assert_eq!(failing(&p), BTreeSet::from(["mrz_checksum_document_number", "mrz_format"]));
+    assert_eq!(
+        failing(&p),
+        BTreeSet::from(["mrz_checksum_document_number", "mrz_format"])
+    );
 }
+
+/// Line, 0-based position, and the checks that must then fail.
+type Mutation = (usize, usize, &'static [&'static str]);
 
 /// Each check digit of each specimen, changed to the next digit, fails its
 /// own check. The composite check digit is computed over the data fields
@@ -191,12 +253,34 @@ fn each_check_digit_mutation_fails_exactly_its_checks() {
     const EXP: &str = "mrz_checksum_expiry";
     const OPT: &str = "mrz_checksum_optional";
     const COMP: &str = "mrz_checksum_composite";
-    let cases: [(&[&str], &[(usize, usize, &[&str])]); 5] = [
-        (&TD1, &[(0, 14, &[DOC, COMP]), (1, 6, &[DOB, COMP]), (1, 14, &[EXP, COMP]), (1, 29, &[COMP])]),
-        (&TD2, &[(1, 9, &[DOC, COMP]), (1, 19, &[DOB, COMP]), (1, 27, &[EXP, COMP]), (1, 35, &[COMP])]),
+    let cases: [(&[&str], &[Mutation]); 5] = [
+        (
+            &TD1,
+            &[
+                (0, 14, &[DOC, COMP]),
+                (1, 6, &[DOB, COMP]),
+                (1, 14, &[EXP, COMP]),
+                (1, 29, &[COMP]),
+            ],
+        ),
+        (
+            &TD2,
+            &[
+                (1, 9, &[DOC, COMP]),
+                (1, 19, &[DOB, COMP]),
+                (1, 27, &[EXP, COMP]),
+                (1, 35, &[COMP]),
+            ],
+        ),
         (
             &TD3,
-            &[(1, 9, &[DOC, COMP]), (1, 19, &[DOB, COMP]), (1, 27, &[EXP, COMP]), (1, 42, &[OPT, COMP]), (1, 43, &[COMP])],
+            &[
+                (1, 9, &[DOC, COMP]),
+                (1, 19, &[DOB, COMP]),
+                (1, 27, &[EXP, COMP]),
+                (1, 42, &[OPT, COMP]),
+                (1, 43, &[COMP]),
+            ],
         ),
         (&MRV_A, &[(1, 9, &[DOC]), (1, 19, &[DOB]), (1, 27, &[EXP])]),
         (&MRV_B, &[(1, 9, &[DOC]), (1, 19, &[DOB]), (1, 27, &[EXP])]),
@@ -226,25 +310,50 @@ fn tolerant_input_forms_give_identical_results() {
         MrzInput::Text(TD3.join("\n").to_lowercase()),
         MrzInput::Text(format!("\r\n   {}\r\n{}   \r\n\r\n", TD3[0], TD3[1])),
         MrzInput::Text(TD3.concat()),
-        MrzInput::Lines(vec![format!("  {}\t", TD3[0].to_lowercase()), TD3[1].to_owned()]),
+        MrzInput::Lines(vec![
+            format!("  {}\t", TD3[0].to_lowercase()),
+            TD3[1].to_owned(),
+        ]),
         serde_json::from_str(&format!("\"{}\\r\\n{}\"", TD3[0], TD3[1])).unwrap(),
         serde_json::from_str(&format!("[\"{}\", \"{}\"]", TD3[0], TD3[1])).unwrap(),
     ];
     for input in forms {
         assert_eq!(parse(&input, TODAY).unwrap(), want, "{input:?}");
     }
-    assert!(matches!(serde_json::from_str::<MrzInput>("[\"a\"]").unwrap(), MrzInput::Lines(_)));
+    assert!(matches!(
+        serde_json::from_str::<MrzInput>("[\"a\"]").unwrap(),
+        MrzInput::Lines(_)
+    ));
 }
 
 #[test]
 fn structural_errors_are_errors() {
-    let e = parse(&MrzInput::from(format!("{}\n{}", TD3[0], &TD3[1][..40]).as_str()), TODAY).unwrap_err();
-    assert_eq!(e, MrzError::LineLength { line: 2, expected: 44, found: 40, format: "TD3/MRV-A" });
+    let e = parse(
+        &MrzInput::from(format!("{}\n{}", TD3[0], &TD3[1][..40]).as_str()),
+        TODAY,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        MrzError::LineLength {
+            line: 2,
+            expected: 44,
+            found: 40,
+            format: "TD3/MRV-A"
+        }
+    );
     assert_eq!(e.code(), "mrz_unparseable");
     let j = serde_json::to_value(&e).unwrap();
     assert_eq!(j["code"], "mrz_unparseable");
     assert_eq!(j["kind"], "line_length");
-    assert_eq!((j["line"].as_u64(), j["expected"].as_u64(), j["found"].as_u64()), (Some(2), Some(44), Some(40)));
+    assert_eq!(
+        (
+            j["line"].as_u64(),
+            j["expected"].as_u64(),
+            j["found"].as_u64()
+        ),
+        (Some(2), Some(44), Some(40))
+    );
     assert!(j["message"].as_str().unwrap().contains("line 2"));
     assert!(parse(&MrzInput::from("garbage"), TODAY).is_err());
     assert!(parse(&MrzInput::Lines(vec![]), TODAY).is_err());
@@ -254,7 +363,19 @@ fn structural_errors_are_errors() {
 fn names_dates_sex_and_codes() {
     // Truncated name, German `D<<`, unknown day of birth, filler sex.
     let l1 = &"P<D<<MUSTERMANN<<ERIKA<ANNELIESE<CHARLOTTE<MARIA"[..44];
-    let body = ["C01X00T47", "0", "D<<", "6408<<", "0", "<", "171031", "0", "<<<<<<<<<<<<<<", "00"].concat();
+    let body = [
+        "C01X00T47",
+        "0",
+        "D<<",
+        "6408<<",
+        "0",
+        "<",
+        "171031",
+        "0",
+        "<<<<<<<<<<<<<<",
+        "00",
+    ]
+    .concat();
     let p = parsed(&[l1, &fix_td3(&body)]);
     let f = &p.fields;
     assert!(f.name_possibly_truncated);
@@ -273,8 +394,14 @@ fn names_dates_sex_and_codes() {
     assert_eq!(f.document_number, "C01X00T47");
     assert!(failing(&p).is_empty(), "{:#?}", p.checks);
     // Invalid month, unknown issuer.
-    let p = parsed(&["P<ZZZERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", &fix_td3("L898902C3<UTO741312<F1204159ZE184226B<<<<<<<")]);
-    assert_eq!(failing(&p), BTreeSet::from(["birth_date_valid", "issuer_code_valid"]));
+    let p = parsed(&[
+        "P<ZZZERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        &fix_td3("L898902C3<UTO741312<F1204159ZE184226B<<<<<<<"),
+    ]);
+    assert_eq!(
+        failing(&p),
+        BTreeSet::from(["birth_date_valid", "issuer_code_valid"])
+    );
     assert_eq!(p.fields.birth_date, None);
 }
 
@@ -297,7 +424,11 @@ pub(crate) fn fix_td3(line2: &str) -> String {
 /// and 20 ms in debug. The minimum of three runs is taken so a scheduler
 /// preemption on a loaded 2-core machine does not fail the property.
 pub(crate) fn assert_fast<T>(f: impl Fn() -> T) {
-    let cap = if cfg!(debug_assertions) { Duration::from_millis(20) } else { Duration::from_millis(1) };
+    let cap = if cfg!(debug_assertions) {
+        Duration::from_millis(20)
+    } else {
+        Duration::from_millis(1)
+    };
     let best = (0..3)
         .map(|_| {
             let t = Instant::now();
@@ -307,66 +438,4 @@ pub(crate) fn assert_fast<T>(f: impl Fn() -> T) {
         .min()
         .unwrap_or_default();
     assert!(best < cap, "took {best:?}");
-}
-
-fn mrz_line(len: usize) -> impl Strategy<Value = String> {
-    proptest::collection::vec(prop_oneof![Just('<'), Just('<'), proptest::char::range('A', 'Z'), proptest::char::range('0', '9')], len)
-        .prop_map(|v| v.into_iter().collect())
-}
-
-fn specimen_mutation() -> impl Strategy<Value = Vec<String>> {
-    let specs: Vec<Vec<String>> = [&TD1[..], &TD2, &TD3, &MRV_A, &MRV_B]
-        .iter()
-        .map(|s| s.iter().map(|l| (*l).to_owned()).collect())
-        .collect();
-    (proptest::sample::select(specs), proptest::collection::vec((0usize..3, 0usize..44, "[A-Z0-9<]"), 0..12)).prop_map(
-        |(mut spec, edits)| {
-            for (line, pos, ch) in edits {
-                let line = line % spec.len();
-                let pos = pos % spec[line].len();
-                spec[line].replace_range(pos..pos + 1, &ch);
-            }
-            spec
-        },
-    )
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
-    #[test]
-    fn any_text_is_handled_quickly(s in any::<String>()) {
-        let input = MrzInput::Text(s);
-        assert_fast(|| parse(&input, TODAY));
-    }
-
-    #[test]
-    fn any_lines_are_handled_quickly(v in proptest::collection::vec(any::<String>(), 0..6)) {
-        let input = MrzInput::Lines(v);
-        assert_fast(|| parse(&input, TODAY));
-    }
-
-    #[test]
-    fn alphabet_zones_at_valid_lengths(
-        shape in 0usize..3,
-        l in proptest::collection::vec(mrz_line(44), 3),
-        prefix in "(P<|I<|V<|ID|AC|IR|D<)",
-    ) {
-        let (n, len) = [(3, 30), (2, 36), (2, 44)][shape];
-        let mut rows: Vec<String> = l.iter().take(n).map(|r| r[..len].to_owned()).collect();
-        rows[0].replace_range(0..2, &prefix);
-        let input = MrzInput::Lines(rows);
-        let p = parse(&input, TODAY).expect("valid lengths and alphabet always parse");
-        prop_assert!(p.checks.len() >= 12);
-        assert_fast(|| parse(&input, TODAY));
-    }
-
-    #[test]
-    fn damaged_specimens_never_panic(spec in specimen_mutation(), today in 0i32..80_000) {
-        let today = Date::from_julian_day(2_400_000 + today).unwrap();
-        let input = MrzInput::Lines(spec);
-        let p = parse(&input, today).expect("edits keep lengths");
-        prop_assert!(p.repairs.len() <= repair::MAX_SUSPECTS);
-        assert_fast(|| parse(&input, today));
-    }
 }

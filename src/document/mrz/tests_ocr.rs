@@ -7,7 +7,12 @@ use super::tests::{fix_td3, parsed, TD1, TD3};
 use super::*;
 
 fn r(line: usize, position: usize, from: char, to: char) -> Repair {
-    Repair { line, position, from, to }
+    Repair {
+        line,
+        position,
+        from,
+        to,
+    }
 }
 
 /// Parses `damaged`, asserts the repairs, and that the result equals the
@@ -53,7 +58,9 @@ fn letters_in_digit_fields_repair_when_check_digits_hold() {
     );
     assert!(p.warnings.iter().all(|w| !w.contains("not applied")));
     // TD1: Q and D also read as 0, Z as 2.
-    let l2 = TD1[1].replacen("7408122", "74D812Z", 1).replacen("1204159", "12Q4159", 1);
+    let l2 = TD1[1]
+        .replacen("7408122", "74D812Z", 1)
+        .replacen("1204159", "12Q4159", 1);
     assert_repairs_to(
         &[TD1[0], &l2, TD1[2]],
         &TD1,
@@ -64,23 +71,50 @@ fn letters_in_digit_fields_repair_when_check_digits_hold() {
 #[test]
 fn digits_in_names_and_document_code() {
     let l1 = "P<UTOERIKSS0N<<ANNA<MAR1A<<<<<<<<<<<<<<<<<<<";
-    assert_repairs_to(&[l1, TD3[1]], &TD3, &[r(1, 12, '0', 'O'), r(1, 24, '1', 'I')]);
+    assert_repairs_to(
+        &[l1, TD3[1]],
+        &TD3,
+        &[r(1, 12, '0', 'O'), r(1, 24, '1', 'I')],
+    );
     let l3 = TD1[2].replacen("ERIKSSON", "ER1K55ON", 1);
     let l1 = TD1[0].replacen("I<", "1<", 1);
     assert_repairs_to(
         &[&l1, TD1[1], &l3],
         &TD1,
-        &[r(1, 1, '1', 'I'), r(3, 3, '1', 'I'), r(3, 5, '5', 'S'), r(3, 6, '5', 'S')],
+        &[
+            r(1, 1, '1', 'I'),
+            r(3, 3, '1', 'I'),
+            r(3, 5, '5', 'S'),
+            r(3, 6, '5', 'S'),
+        ],
     );
 }
 
 #[test]
 fn german_d_read_as_zero() {
     let clean_l1 = &format!("{:<<44}", "P<D<<MUSTERMANN<<ERIKA");
-    let clean_l2 = fix_td3(&["C01X00T47", "0", "D<<", "640812", "0", "F", "271031", "0", "<<<<<<<<<<<<<<", "00"].concat());
+    let clean_l2 = fix_td3(
+        &[
+            "C01X00T47",
+            "0",
+            "D<<",
+            "640812",
+            "0",
+            "F",
+            "271031",
+            "0",
+            "<<<<<<<<<<<<<<",
+            "00",
+        ]
+        .concat(),
+    );
     let l1 = clean_l1.replacen("P<D", "P<0", 1);
     let l2 = clean_l2.replacen("D<<", "0<<", 1);
-    let p = assert_repairs_to(&[&l1, &l2], &[clean_l1, &clean_l2], &[r(1, 3, '0', 'D'), r(2, 11, '0', 'D')]);
+    let p = assert_repairs_to(
+        &[&l1, &l2],
+        &[clean_l1, &clean_l2],
+        &[r(1, 3, '0', 'D'), r(2, 11, '0', 'D')],
+    );
     assert_eq!(p.fields.nationality.alpha3.as_deref(), Some("DEU"));
 }
 
@@ -95,7 +129,11 @@ fn filler_read_as_k_in_check_digit() {
     let mut damaged = clean.clone().into_bytes();
     damaged[42] = b'K';
     let damaged = String::from_utf8(damaged).unwrap();
-    assert_repairs_to(&[TD3[0], &damaged], &[TD3[0], &clean], &[r(2, 43, 'K', '<')]);
+    assert_repairs_to(
+        &[TD3[0], &damaged],
+        &[TD3[0], &clean],
+        &[r(2, 43, 'K', '<')],
+    );
 }
 
 #[test]
@@ -105,29 +143,64 @@ fn unconfirmed_repairs_are_not_applied() {
     let l2 = "L898902C36UTO74O8122F1204158ZE184226B<<<<<10";
     let p = parsed(&[TD3[0], l2]);
     assert!(p.repairs.is_empty());
-    assert!(p.warnings.iter().any(|w| w.contains("not applied")), "{:?}", p.warnings);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("not applied")),
+        "{:?}",
+        p.warnings
+    );
     assert_eq!(p.check("mrz_format").unwrap().status, CheckStatus::Fail);
-    assert_eq!(p.check("mrz_checksum_birth_date").unwrap().status, CheckStatus::Fail);
+    assert_eq!(
+        p.check("mrz_checksum_birth_date").unwrap().status,
+        CheckStatus::Fail
+    );
     assert_eq!(p.fields.birth_date, None);
 
     // A country code that cannot become a known one.
     let l2 = TD3[1].replacen("UTO", "U70", 1);
     let p = parsed(&[TD3[0], &l2]);
     assert!(p.repairs.is_empty());
-    assert_eq!(p.check("nationality_code_valid").unwrap().status, CheckStatus::Fail);
+    assert_eq!(
+        p.check("nationality_code_valid").unwrap().status,
+        CheckStatus::Fail
+    );
 
     // More than MAX_SUSPECTS impossible characters: give up.
     let l2 = "L898902C36UTOOOOOOOOFOOOOOOOZE184226B<<<<<10";
     let p = parsed(&[TD3[0], l2]);
     assert!(p.repairs.is_empty());
-    assert!(p.warnings.iter().any(|w| w.contains("not attempted")), "{:?}", p.warnings);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("not attempted")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
 fn country_repair_picks_the_only_known_code() {
-    let td3 = |nat: &str| fix_td3(&["L898902C3", "0", nat, "740812", "0", "F", "120415", "0", "ZE184226B<<<<<", "00"].concat());
+    let td3 = |nat: &str| {
+        fix_td3(
+            &[
+                "L898902C3",
+                "0",
+                nat,
+                "740812",
+                "0",
+                "F",
+                "120415",
+                "0",
+                "ZE184226B<<<<<",
+                "00",
+            ]
+            .concat(),
+        )
+    };
     // 0 may be O or D in a country code; only one reading is a known code.
-    for (read, want) in [("0MN", "OMN"), ("0OM", "DOM"), ("00M", "DOM"), ("P0L", "POL")] {
+    for (read, want) in [
+        ("0MN", "OMN"),
+        ("0OM", "DOM"),
+        ("00M", "DOM"),
+        ("P0L", "POL"),
+    ] {
         let p = parsed(&[TD3[0], &td3(read)]);
         assert_eq!(p.fields.nationality.code, want, "{read}");
         assert_eq!(p.repairs.len(), read.matches('0').count());
@@ -138,9 +211,27 @@ fn country_repair_picks_the_only_known_code() {
 fn ambiguity_is_refused() {
     // `GB0`: GBO (British Overseas Citizen) and GBD (British Overseas
     // Territories Citizen) are both known, so the reading stays unrepaired.
-    let l2 = fix_td3(&["L898902C3", "0", "GB0", "740812", "0", "F", "120415", "0", "ZE184226B<<<<<", "00"].concat());
+    let l2 = fix_td3(
+        &[
+            "L898902C3",
+            "0",
+            "GB0",
+            "740812",
+            "0",
+            "F",
+            "120415",
+            "0",
+            "ZE184226B<<<<<",
+            "00",
+        ]
+        .concat(),
+    );
     let p = parsed(&[TD3[0], &l2]);
     assert!(p.repairs.is_empty());
     assert_eq!(p.fields.nationality.code, "GB0");
-    assert!(p.warnings.iter().any(|w| w.contains("more than one")), "{:?}", p.warnings);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("more than one")),
+        "{:?}",
+        p.warnings
+    );
 }
