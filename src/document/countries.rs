@@ -58,8 +58,10 @@ pub fn all() -> &'static [Country] {
 /// Looks up a code as it appears in an MRZ field (exactly three bytes,
 /// upper case, filler-padded such as `D<<`).
 pub fn lookup_mrz(code: [u8; 3]) -> Option<&'static Country> {
+    // Big-endian packing preserves the byte order the table is sorted in.
+    let key = |b: &[u8]| u32::from_be_bytes([0, b[0], b[1], b[2]]);
     table::TABLE
-        .binary_search_by(|c| c.mrz_code.as_bytes().cmp(&code[..]))
+        .binary_search_by_key(&key(&code), |c| key(c.mrz_code.as_bytes()))
         .ok()
         .map(|i| &table::TABLE[i])
 }

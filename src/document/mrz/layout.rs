@@ -64,15 +64,6 @@ impl Class {
             Class::Sex | Class::Any => 7,
         }
     }
-
-    /// Whether `c` (already in the MRZ alphabet) may appear in the field.
-    #[inline]
-    pub(crate) fn allows(self, c: u8) -> bool {
-        match self {
-            Class::Sex => matches!(c, b'M' | b'F' | b'X' | b'<'),
-            _ => CATEGORY[c as usize] & self.mask() != 0,
-        }
-    }
 }
 
 /// What can confirm a repair at a position.

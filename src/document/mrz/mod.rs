@@ -179,8 +179,9 @@ pub enum Sex {
 /// [`crate::document::countries`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountryField {
-    /// The code as written, fillers removed (`D`, `UTO`).
-    pub code: String,
+    /// The code as written, fillers removed (`D`, `UTO`); borrowed from the
+    /// code table when known.
+    pub code: Cow<'static, str>,
     /// ISO alpha-3 where one exists (`DEU` for `D`), else the ICAO code;
     /// `None` when unknown.
     pub alpha3: Option<Cow<'static, str>>,

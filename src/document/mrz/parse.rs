@@ -70,7 +70,10 @@ fn country(code: &[u8]) -> (CountryField, Option<&'static Country>) {
     let found = countries::lookup_mrz(key);
     let end = code.iter().rposition(|&c| c != b'<').map_or(0, |i| i + 1);
     let field = CountryField {
-        code: ascii(&code[..end]),
+        code: match found {
+            Some(c) => Cow::Borrowed(&c.mrz_code[..end]),
+            None => Cow::Owned(ascii(&code[..end])),
+        },
         alpha3: found.map(|c| Cow::Borrowed(c.alpha3)),
         alpha2: found.and_then(|c| c.alpha2.map(Cow::Borrowed)),
         name: found.map(|c| Cow::Borrowed(c.name)),

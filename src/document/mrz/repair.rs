@@ -66,7 +66,7 @@ pub(crate) fn repair(
     lines: &mut Lines,
     layout: &Layout,
     warnings: &mut Vec<String>,
-) -> Vec<Repair> {
+) -> (Vec<Repair>, usize) {
     let mut found = [None::<Suspect>; MAX_SUSPECTS];
     let mut count = 0usize;
     layout::for_each_impossible(lines, layout, |span, i, c, class, group| {
