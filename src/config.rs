@@ -27,6 +27,32 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Image intake and media retention.
+    pub media: MediaConfig,
+    /// Optional clamd scanning of uploads.
+    pub antivirus: crate::media::antivirus::AntivirusConfig,
+}
+
+/// Image intake limits and retention housekeeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Largest decoded image, in bytes.
+    pub max_image_bytes: usize,
+    /// Largest width × height, checked from the header before decoding.
+    pub max_pixels: u64,
+    /// How often expired media is swept, in seconds.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_image_bytes: 10 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            sweep_interval_secs: 600,
+        }
+    }
 }
 
 /// HTTP server settings.
@@ -81,6 +107,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            media: MediaConfig::default(),
+            antivirus: Default::default(),
         }
     }
 }
@@ -231,6 +259,9 @@ impl Config {
         if let Some(v) = env("KYCD_WORKERS") {
             self.http.workers = parse("KYCD_WORKERS", v)?;
         }
+        if let Some(v) = env("KYCD_CLAMD") {
+            self.antivirus.clamd = Some(v);
+        }
         if let Some(v) = env("KYCD_LOG_LEVEL") {
             self.log.level = v;
         }
@@ -270,6 +301,18 @@ impl Config {
                 reason: "must be at least twice auth.max_skew_secs".into(),
             });
         }
+        if self.media.max_image_bytes > self.http.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                field: "media.max_image_bytes",
+                reason: "must not exceed http.max_body_bytes".into(),
+            });
+        }
+        if self.media.sweep_interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "media.sweep_interval_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
         if let Some(token) = &self.admin_token {
             if token.len() < 16 {
                 return Err(ConfigError::Invalid {
@@ -291,6 +334,11 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The object directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.data_dir.join("objects")
     }
 
     /// Path of the operator token file used when no token is configured.

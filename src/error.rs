@@ -67,8 +67,12 @@ error_codes! {
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type";
     InvalidInput => UNPROCESSABLE_ENTITY, "invalid_input";
+    InvalidImage => UNPROCESSABLE_ENTITY, "invalid_image";
+    ImageTooLarge => UNPROCESSABLE_ENTITY, "image_too_large";
+    MalwareDetected => UNPROCESSABLE_ENTITY, "malware_detected";
     // 503/500: our side.
     NotReady => SERVICE_UNAVAILABLE, "not_ready";
+    AntivirusUnavailable => SERVICE_UNAVAILABLE, "antivirus_unavailable";
     Internal => INTERNAL_SERVER_ERROR, "internal";
 }
 
@@ -148,7 +152,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
-        if self.code == Code::NotReady {
+        if matches!(self.code, Code::NotReady | Code::AntivirusUnavailable) {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }
         resp.json(self.body())
@@ -191,7 +195,10 @@ mod tests {
     #[test]
     fn only_server_faults_are_5xx() {
         for code in Code::all() {
-            let server_side = matches!(code, Code::Internal | Code::NotReady);
+            let server_side = matches!(
+                code,
+                Code::Internal | Code::NotReady | Code::AntivirusUnavailable
+            );
             assert_eq!(code.status().is_server_error(), server_side, "{code:?}");
         }
     }

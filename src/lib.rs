@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod media;
 pub mod server;
 pub mod store;
 pub mod telemetry;

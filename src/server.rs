@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::web;
@@ -12,6 +13,8 @@ use anyhow::Context;
 use crate::auth::admin::AdminToken;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::media::intake::IntakeLimits;
+use crate::media::MediaService;
 use crate::store::crypto::MasterKey;
 use crate::store::Store;
 
@@ -47,9 +50,20 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let store = Arc::new(open_store(&config)?);
     let token = admin_token(&config)?;
     let listen = config.listen;
-    let state = web::Data::new(AppState::new(config, store, token));
+    let media = Arc::new(MediaService::new(
+        store.clone(),
+        &config.objects_dir(),
+        IntakeLimits {
+            max_bytes: config.media.max_image_bytes,
+            max_pixels: config.media.max_pixels,
+        },
+        config.antivirus.clone(),
+    )?);
+    let sweep_every = Duration::from_secs(config.media.sweep_interval_secs);
+    let state = web::Data::new(AppState::new(config, store, token, media.clone()));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
+    actix_web::rt::spawn(crate::media::retention_worker(media, sweep_every));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "kycd ready");
     Ok(Running {

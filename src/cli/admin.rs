@@ -57,6 +57,15 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set how many days the tenant's media is kept (0 = store none).
+    Retention {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Days, 0 to 3650.
+        #[arg(long)]
+        days: i64,
+    },
     /// Reactivate a suspended tenant.
     Activate {
         /// Tenant id.
@@ -150,6 +159,10 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             TenantCommand::Suspend { tenant, json } => {
                 let t = tenancy::set_active(&store, &tenant, false, ACTOR)?;
                 print(json, &t, |t| format!("tenant {} is {}", t.id, t.status));
+            }
+            TenantCommand::Retention { tenant, days } => {
+                tenancy::set_media_retention(&store, &tenant, days, ACTOR)?;
+                println!("tenant {tenant} keeps media for {days} days");
             }
             TenantCommand::Activate { tenant, json } => {
                 let t = tenancy::set_active(&store, &tenant, true, ACTOR)?;

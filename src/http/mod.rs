@@ -6,6 +6,7 @@ pub mod extract;
 pub mod request_id;
 pub mod routes;
 pub mod signed;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ use crate::auth::admin::AdminToken;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::error::{ApiError, Code};
+use crate::media::MediaService;
 use crate::store::Store;
 
 /// Everything a handler can reach.
@@ -32,19 +34,27 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The operator token.
     pub admin_token: AdminToken,
+    /// Image intake and encrypted media.
+    pub media: Arc<MediaService>,
     /// Set once everything `/readyz` depends on has loaded.
     pub ready: AtomicBool,
 }
 
 impl AppState {
     /// Builds the state over an open store.
-    pub fn new(config: Config, store: Arc<Store>, admin_token: AdminToken) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        admin_token: AdminToken,
+        media: Arc<MediaService>,
+    ) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
         AppState {
             config: Arc::new(config),
             store,
             auth,
             admin_token,
+            media,
             ready: AtomicBool::new(false),
         }
     }
@@ -105,6 +115,7 @@ pub fn build_app(
             web::scope("/v1")
                 .wrap(from_fn(signed::middleware))
                 .configure(routes::ping::configure)
+                .configure(routes::media::configure)
                 .default_service(web::to(route_not_found)),
         )
         .default_service(web::to(route_not_found))

@@ -8,7 +8,10 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Every migration, in order; index + 1 is its version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_foundation.sql"),
+    include_str!("migrations/0002_media.sql"),
+];
 
 /// Brings the schema up to the latest version, one transaction per migration.
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod crypto;
 pub mod keys;
+pub mod media;
 mod migrations;
 pub mod tenants;
 

@@ -121,6 +121,35 @@ pub fn set_active(
     get_tenant(store, id)
 }
 
+/// Sets how many days a tenant's media is kept (0 = keep none); at most ten years.
+pub fn set_media_retention(
+    store: &Store,
+    id: &str,
+    days: i64,
+    actor: &str,
+) -> Result<i64, TenancyError> {
+    if !(0..=3650).contains(&days) {
+        return Err(TenancyError::Invalid {
+            field: "media_retention_days",
+            reason: "must be between 0 and 3650".into(),
+        });
+    }
+    let now = store::now();
+    store.write(|tx| {
+        store::media::set_retention_days(tx, id, days)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "tenant.retention")
+                .tenant(id)
+                .target(id)
+                .details(json!({ "media_retention_days": days })),
+            now,
+        )?;
+        Ok(())
+    })?;
+    Ok(days)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! One file per resource, each with a `configure` that registers its routes.
 
 pub mod admin;
+pub mod media;
 pub mod ops;
 pub mod ping;

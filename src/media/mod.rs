@@ -1,0 +1,418 @@
+//! Media: the one intake path for images, the encrypted object directory, retention and erasure.
+//!
+//! Every stored byte of an image is sealed with AES-256-GCM under its subject's data key, which
+//! is wrapped by the master key; erasing a subject deletes that key first (crypto-shredding), so
+//! no copy of the ciphertext — on an SSD's spare blocks or in a backup — can be read afterwards.
+//! What is stored is re-encoded from pixels, so no upload metadata (EXIF, GPS, XMP, ICC) survives.
+
+pub mod antivirus;
+pub mod intake;
+pub mod objects;
+#[cfg(test)]
+pub(crate) mod test_util;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use image::RgbImage;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::audit::NewEntry;
+use crate::error::{Code, ErrorCode};
+use crate::store::{self, media::MediaRow, Store, StoreError};
+use antivirus::{AntivirusConfig, Verdict};
+use intake::{Intake, IntakeLimits};
+use objects::ObjectDir;
+
+/// Why an image was refused or media could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The upload is bigger than allowed.
+    #[error("image exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Not JPEG, PNG or WebP by its magic bytes.
+    #[error("only JPEG, PNG and WebP images are accepted")]
+    UnsupportedType,
+    /// The header declares more pixels than allowed.
+    #[error("image of {width}×{height} exceeds the limit of {max_pixels} pixels")]
+    ImageTooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The limit.
+        max_pixels: u64,
+    },
+    /// The image data is corrupt or truncated.
+    #[error("image cannot be decoded: {0}")]
+    InvalidImage(String),
+    /// The base64 text is malformed.
+    #[error("image is not valid base64: {0}")]
+    InvalidBase64(&'static str),
+    /// clamd found something.
+    #[error("upload rejected by the virus scanner")]
+    Malware {
+        /// The signature name.
+        signature: String,
+    },
+    /// clamd could not be asked and the appliance fails closed.
+    #[error("virus scanner unavailable")]
+    AntivirusUnavailable,
+    /// A field of the request is wrong.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The object directory failed.
+    #[error("object storage error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed, or the thing does not exist.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorCode for MediaError {
+    fn code(&self) -> Code {
+        match self {
+            MediaError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
+            MediaError::UnsupportedType => Code::UnsupportedMediaType,
+            MediaError::ImageTooLarge { .. } => Code::ImageTooLarge,
+            MediaError::InvalidImage(_) | MediaError::InvalidBase64(_) => Code::InvalidImage,
+            MediaError::Malware { .. } => Code::MalwareDetected,
+            MediaError::AntivirusUnavailable => Code::AntivirusUnavailable,
+            MediaError::Invalid { .. } => Code::InvalidInput,
+            MediaError::Io(_) => Code::Internal,
+            MediaError::Store(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            MediaError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            MediaError::ImageTooLarge {
+                width,
+                height,
+                max_pixels,
+            } => {
+                json!({ "width": width, "height": height, "max_pixels": max_pixels })
+            }
+            MediaError::Malware { signature } => json!({ "signature": signature }),
+            MediaError::Invalid { field, .. } => json!({ "field": field }),
+            _ => json!({}),
+        }
+    }
+}
+
+/// What an image is, which decides how large it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// The best selfie frame.
+    Selfie,
+    /// Document front.
+    DocumentFront,
+    /// Document back.
+    DocumentBack,
+    /// A face crop (selfie or document portrait).
+    FaceCrop,
+    /// A liveness frame.
+    Frame,
+}
+
+impl MediaKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Selfie => "selfie",
+            MediaKind::DocumentFront => "document_front",
+            MediaKind::DocumentBack => "document_back",
+            MediaKind::FaceCrop => "face_crop",
+            MediaKind::Frame => "frame",
+        }
+    }
+
+    /// Longest side kept, in pixels: enough to re-check a verification, small enough that a whole
+    /// session (selfie + two document sides + crops) stays under ~400 KB.
+    fn max_side(self) -> u32 {
+        match self {
+            MediaKind::Selfie | MediaKind::Frame => 800,
+            MediaKind::DocumentFront | MediaKind::DocumentBack => 1280,
+            MediaKind::FaceCrop => 320,
+        }
+    }
+}
+
+/// JPEG quality of stored media.
+const STORED_QUALITY: u8 = 80;
+/// Media rows deleted per sweeper transaction.
+const SWEEP_BATCH: i64 = 500;
+
+/// Proof of an erasure, returned to the tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureReceipt {
+    /// The erased subject.
+    pub subject_id: String,
+    /// What was removed.
+    pub deleted: ErasureCounts,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// Counts in an erasure receipt.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ErasureCounts {
+    /// Media blobs.
+    pub media: usize,
+    /// Face embeddings in the 1:N index.
+    pub embeddings: usize,
+    /// Other records holding personal data (the subject's key record included).
+    pub records: usize,
+}
+
+/// Media operations over the store and the object directory.
+pub struct MediaService {
+    store: Arc<Store>,
+    objects: ObjectDir,
+    /// Upload limits.
+    pub limits: IntakeLimits,
+    antivirus: AntivirusConfig,
+}
+
+/// Subject ids are the tenant's own references: short and plain, so they are safe in paths.
+pub fn validate_subject_id(id: &str) -> Result<(), MediaError> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(MediaError::Invalid {
+            field: "subject_id",
+            reason: "1 to 128 characters of A–Z, a–z, 0–9, '-', '_', '.', ':'".into(),
+        });
+    }
+    Ok(())
+}
+
+impl MediaService {
+    /// A service storing blobs under `objects_root`.
+    pub fn new(
+        store: Arc<Store>,
+        objects_root: &Path,
+        limits: IntakeLimits,
+        antivirus: AntivirusConfig,
+    ) -> std::io::Result<Self> {
+        Ok(MediaService {
+            store,
+            objects: ObjectDir::open(objects_root)?,
+            limits,
+            antivirus,
+        })
+    }
+
+    /// Scans (when configured) and decodes an upload. Blocking.
+    pub fn accept(&self, bytes: &[u8]) -> Result<Intake, MediaError> {
+        if bytes.len() > self.limits.max_bytes {
+            return Err(MediaError::PayloadTooLarge {
+                limit: self.limits.max_bytes,
+            });
+        }
+        if let Some(addr) = &self.antivirus.clamd {
+            let timeout = Duration::from_secs(self.antivirus.timeout_secs.max(1));
+            match antivirus::scan(addr, timeout, bytes) {
+                Ok(Verdict::Clean) => {}
+                Ok(Verdict::Infected(signature)) => {
+                    tracing::warn!(%signature, "upload rejected by clamd");
+                    return Err(MediaError::Malware { signature });
+                }
+                Err(e) if self.antivirus.fail_open => {
+                    tracing::warn!(error = %e, "clamd unreachable; accepting upload (fail_open)");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "clamd unreachable; refusing upload");
+                    return Err(MediaError::AntivirusUnavailable);
+                }
+            }
+        }
+        intake::load(bytes, &self.limits)
+    }
+
+    /// Seals and stores an image of a subject; `None` when the tenant keeps no media.
+    pub fn put(
+        &self,
+        tenant_id: &str,
+        subject_id: &str,
+        kind: MediaKind,
+        image: &RgbImage,
+        now: i64,
+    ) -> Result<Option<MediaRow>, MediaError> {
+        validate_subject_id(subject_id)?;
+        let days = self
+            .store
+            .read(|c| store::media::retention_days(c, tenant_id))?;
+        if days <= 0 {
+            return Ok(None);
+        }
+        let jpeg = intake::encode_jpeg(&shrink(image, kind.max_side()), STORED_QUALITY);
+        let mut raw = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let id = format!("med_{}", hex::encode(raw));
+        let row = self.store.write(|tx| {
+            let key = self.store.subject_key(tx, tenant_id, subject_id, now)?;
+            let sealed = key.seal(&jpeg, id.as_bytes())?;
+            // Written inside the transaction: if the row fails, the orphan blob is unreadable
+            // noise; if the blob fails, no row points at nothing.
+            let object = self
+                .objects
+                .put(&sealed)
+                .map_err(|e| StoreError::Conflict(e.to_string()))?;
+            let row = MediaRow {
+                id: id.clone(),
+                tenant_id: tenant_id.to_owned(),
+                subject_id: subject_id.to_owned(),
+                kind: kind.as_str().to_owned(),
+                object,
+                size: jpeg.len() as i64,
+                created_at: now,
+                expires_at: now + days * 86_400,
+            };
+            store::media::insert(tx, &row)?;
+            Ok(row)
+        })?;
+        Ok(Some(row))
+    }
+
+    /// Reads back and decrypts a tenant's media (JPEG bytes).
+    pub fn get(&self, tenant_id: &str, media_id: &str) -> Result<(MediaRow, Vec<u8>), MediaError> {
+        let (row, key) = self.store.read(|c| {
+            let row =
+                store::media::get(c, tenant_id, media_id)?.ok_or(StoreError::NotFound("media"))?;
+            let key = self
+                .store
+                .existing_subject_key(c, tenant_id, &row.subject_id)?;
+            Ok((row, key))
+        })?;
+        let sealed = self.objects.get(&row.object)?;
+        let plain = key
+            .open(&sealed, row.id.as_bytes())
+            .map_err(StoreError::from)?;
+        Ok((row, plain.to_vec()))
+    }
+
+    /// A subject's media.
+    pub fn list(&self, tenant_id: &str, subject_id: &str) -> Result<Vec<MediaRow>, MediaError> {
+        validate_subject_id(subject_id)?;
+        Ok(self
+            .store
+            .read(|c| store::media::list_for_subject(c, tenant_id, subject_id))?)
+    }
+
+    /// Deletes every blob whose retention ended at or before `now`; returns how many.
+    pub fn sweep_expired(&self, now: i64) -> Result<usize, MediaError> {
+        let mut total = 0;
+        loop {
+            let rows = self
+                .store
+                .write(|tx| store::media::take_expired(tx, now, SWEEP_BATCH))?;
+            for r in &rows {
+                self.objects.delete(&r.object)?;
+            }
+            total += rows.len();
+            if (rows.len() as i64) < SWEEP_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Erases a subject: its key first (crypto-shredding), then rows and blobs; audited without
+    /// the subject's data. Idempotent: erasing an unknown subject returns zero counts.
+    pub fn erase_subject(
+        &self,
+        tenant_id: &str,
+        subject_id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<ErasureReceipt, MediaError> {
+        validate_subject_id(subject_id)?;
+        let (media, had_key) = self.store.write(|tx| {
+            let (media, had_key) = store::media::erase_subject(tx, tenant_id, subject_id)?;
+            let counts = json!({ "media": media.len(), "records": usize::from(had_key) });
+            store::audit::append(
+                tx,
+                &NewEntry::new(actor, "subject.erase")
+                    .tenant(tenant_id)
+                    .target(subject_reference(tenant_id, subject_id))
+                    .details(counts),
+                now,
+            )?;
+            Ok((media, had_key))
+        })?;
+        for m in &media {
+            if let Err(e) = self.objects.delete(&m.object) {
+                // The key is gone, so the blob is already unreadable; the sweep of orphans is
+                // a space matter, not a privacy one.
+                tracing::warn!(error = %e, media_id = %m.id, "could not delete erased blob");
+            }
+        }
+        Ok(ErasureReceipt {
+            subject_id: subject_id.to_owned(),
+            deleted: ErasureCounts {
+                media: media.len(),
+                embeddings: 0,
+                records: usize::from(had_key),
+            },
+            at: time::OffsetDateTime::from_unix_timestamp(now)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A stable, non-reversible reference to a subject for the audit log.
+pub fn subject_reference(tenant_id: &str, subject_id: &str) -> String {
+    let h = Sha256::digest(format!("{tenant_id}\n{subject_id}").as_bytes());
+    format!("subject:{}", &hex::encode(h)[..16])
+}
+
+fn shrink(image: &RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
+    if w.max(h) <= max_side {
+        return image.clone();
+    }
+    let scale = f64::from(max_side) / f64::from(w.max(h));
+    let nw = ((f64::from(w) * scale).round() as u32).max(1);
+    let nh = ((f64::from(h) * scale).round() as u32).max(1);
+    image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle)
+}
+
+/// Background loop deleting expired media every `interval`, until the runtime stops.
+pub async fn retention_worker(media: Arc<MediaService>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let m = media.clone();
+        match tokio::task::spawn_blocking(move || m.sweep_expired(store::now())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "retention sweep"),
+            Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+            Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! Media rows and per-subject data keys.
+
+use rusqlite::{params, Connection, Transaction};
+use serde::Serialize;
+
+use super::crypto::DataKey;
+use super::{none_if_no_rows, Result, Store, StoreError};
+
+/// A stored blob's metadata.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MediaRow {
+    /// `med_…` identifier.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The tenant's subject (applicant) id.
+    pub subject_id: String,
+    /// `selfie`, `document_front`, `document_back`, `face_crop`, `frame`.
+    pub kind: String,
+    /// Address of the sealed blob in the object directory.
+    #[serde(skip)]
+    pub object: String,
+    /// Plaintext size in bytes.
+    pub size: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which the retention sweeper deletes it.
+    pub expires_at: i64,
+}
+
+fn subject_aad(tenant_id: &str, subject_id: &str) -> Vec<u8> {
+    format!("subjects.wrapped_key:{tenant_id}:{subject_id}").into_bytes()
+}
+
+impl Store {
+    /// The data key of a subject, created (and stored wrapped) inside `tx` on first use.
+    pub fn subject_key(
+        &self,
+        tx: &Transaction<'_>,
+        tenant_id: &str,
+        subject_id: &str,
+        now: i64,
+    ) -> Result<DataKey> {
+        let aad = subject_aad(tenant_id, subject_id);
+        let aad = std::str::from_utf8(&aad).expect("ascii");
+        let wrapped: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT wrapped_key FROM subjects WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id, subject_id],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(none_if_no_rows)?;
+        if let Some(w) = wrapped {
+            return Ok(self.master.unwrap_key(&w, aad)?);
+        }
+        let key = DataKey::generate();
+        tx.execute(
+            "INSERT INTO subjects (tenant_id, id, wrapped_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![tenant_id, subject_id, self.master.wrap_key(&key, aad)?, now],
+        )?;
+        Ok(key)
+    }
+
+    /// The data key of an existing subject, or `NotFound` once it has been erased.
+    pub fn existing_subject_key(
+        &self,
+        conn: &Connection,
+        tenant_id: &str,
+        subject_id: &str,
+    ) -> Result<DataKey> {
+        let aad = subject_aad(tenant_id, subject_id);
+        let aad = std::str::from_utf8(&aad).expect("ascii");
+        let wrapped: Vec<u8> = conn
+            .query_row(
+                "SELECT wrapped_key FROM subjects WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant_id, subject_id],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(none_if_no_rows)?
+            .ok_or(StoreError::NotFound("subject"))?;
+        Ok(self.master.unwrap_key(&wrapped, aad)?)
+    }
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
+    Ok(MediaRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        subject_id: r.get(2)?,
+        kind: r.get(3)?,
+        object: r.get(4)?,
+        size: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+    })
+}
+
+const COLUMNS: &str = "id, tenant_id, subject_id, kind, object, size, created_at, expires_at";
+
+/// Inserts a media row.
+pub fn insert(tx: &Transaction<'_>, m: &MediaRow) -> Result<()> {
+    tx.execute(
+        "INSERT INTO media (id, tenant_id, subject_id, kind, object, size, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![m.id, m.tenant_id, m.subject_id, m.kind, m.object, m.size, m.created_at, m.expires_at],
+    )?;
+    Ok(())
+}
+
+/// One media row of a tenant.
+pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<MediaRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![tenant_id, id], from_row)
+    .map(Some)
+    .or_else(none_if_no_rows)
+}
+
+/// A subject's media, oldest first.
+pub fn list_for_subject(
+    conn: &Connection,
+    tenant_id: &str,
+    subject_id: &str,
+) -> Result<Vec<MediaRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND subject_id = ?2 ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map(params![tenant_id, subject_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes and returns media rows whose retention ended at or before `now` (at most `limit`).
+pub fn take_expired(tx: &Transaction<'_>, now: i64, limit: i64) -> Result<Vec<MediaRow>> {
+    let rows: Vec<MediaRow> = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {COLUMNS} FROM media WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, limit], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for r in &rows {
+        tx.execute("DELETE FROM media WHERE id = ?1", [&r.id])?;
+    }
+    Ok(rows)
+}
+
+/// Deletes a subject's media rows and its data key; returns the deleted media and whether a key
+/// existed.
+pub fn erase_subject(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    subject_id: &str,
+) -> Result<(Vec<MediaRow>, bool)> {
+    let media = list_for_subject(tx, tenant_id, subject_id)?;
+    tx.execute(
+        "DELETE FROM media WHERE tenant_id = ?1 AND subject_id = ?2",
+        params![tenant_id, subject_id],
+    )?;
+    let keys = tx.execute(
+        "DELETE FROM subjects WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, subject_id],
+    )?;
+    Ok((media, keys > 0))
+}
+
+/// A tenant's media retention in days (0 = store nothing).
+pub fn retention_days(conn: &Connection, tenant_id: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT media_retention_days FROM tenants WHERE id = ?1")?
+        .query_row([tenant_id], |r| r.get(0))
+        .map(Some)
+        .or_else(none_if_no_rows)?
+        .ok_or(StoreError::NotFound("tenant"))
+}
+
+/// Sets a tenant's media retention.
+pub fn set_retention_days(tx: &Transaction<'_>, tenant_id: &str, days: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE tenants SET media_retention_days = ?2 WHERE id = ?1",
+        params![tenant_id, days],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    Ok(())
+}
