@@ -396,6 +396,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses_to_the_defaults() {
+        let example: Config =
+            toml::from_str(include_str!("../packaging/kycd.example.toml")).expect("example parses");
+        let defaults = Config::default();
+        assert_eq!(
+            serde_json::to_value(&example).unwrap(),
+            serde_json::to_value(&defaults).unwrap(),
+            "packaging/kycd.example.toml documents the defaults"
+        );
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kycd.toml");
