@@ -57,14 +57,17 @@ pub enum TenantCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set how many days the tenant's media is kept (0 = store none).
-    Retention {
+    /// Set how long the tenant's media is kept (0 days = store none) and which kinds.
+    MediaPolicy {
         /// Tenant id.
         #[arg(long)]
         tenant: String,
         /// Days, 0 to 3650.
         #[arg(long)]
         days: i64,
+        /// Kinds kept, comma-separated (selfie, document_front, document_back, face_crop, frame).
+        #[arg(long, default_value = "selfie,face_crop,document_front,document_back")]
+        kinds: String,
     },
     /// Reactivate a suspended tenant.
     Activate {
@@ -160,9 +163,26 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 let t = tenancy::set_active(&store, &tenant, false, ACTOR)?;
                 print(json, &t, |t| format!("tenant {} is {}", t.id, t.status));
             }
-            TenantCommand::Retention { tenant, days } => {
-                tenancy::set_media_retention(&store, &tenant, days, ACTOR)?;
-                println!("tenant {tenant} keeps media for {days} days");
+            TenantCommand::MediaPolicy {
+                tenant,
+                days,
+                kinds,
+            } => {
+                let kinds = kinds
+                    .split(',')
+                    .filter(|k| !k.trim().is_empty())
+                    .map(|k| serde_json::from_value(serde_json::Value::String(k.trim().to_owned())))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| anyhow::anyhow!("unknown media kind in --kinds"))?;
+                let policy = tenancy::MediaPolicy {
+                    media_retention_days: days,
+                    media_kinds: kinds,
+                };
+                let p = tenancy::set_media_policy(&store, &tenant, &policy, ACTOR)?;
+                println!(
+                    "tenant {tenant} keeps {:?} for {} days",
+                    p.media_kinds, p.media_retention_days
+                );
             }
             TenantCommand::Activate { tenant, json } => {
                 let t = tenancy::set_active(&store, &tenant, true, ACTOR)?;

@@ -130,6 +130,15 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// Every kind.
+    pub const ALL: [MediaKind; 5] = [
+        MediaKind::Selfie,
+        MediaKind::DocumentFront,
+        MediaKind::DocumentBack,
+        MediaKind::FaceCrop,
+        MediaKind::Frame,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -247,7 +256,8 @@ impl MediaService {
         intake::load(bytes, &self.limits)
     }
 
-    /// Seals and stores an image of a subject; `None` when the tenant keeps no media.
+    /// Seals and stores an image of a subject; `None` when the tenant keeps no media, or not
+    /// this kind.
     pub fn put(
         &self,
         tenant_id: &str,
@@ -257,10 +267,8 @@ impl MediaService {
         now: i64,
     ) -> Result<Option<MediaRow>, MediaError> {
         validate_subject_id(subject_id)?;
-        let days = self
-            .store
-            .read(|c| store::media::retention_days(c, tenant_id))?;
-        if days <= 0 {
+        let (days, kinds) = self.store.read(|c| store::media::policy(c, tenant_id))?;
+        if days <= 0 || !kinds.split(',').any(|k| k == kind.as_str()) {
             return Ok(None);
         }
         let jpeg = intake::encode_jpeg(&shrink(image, kind.max_side()), STORED_QUALITY);

@@ -142,6 +142,39 @@ fn stored_media_is_encrypted_and_erasure_shreds_only_that_subject() {
 }
 
 #[test]
+fn a_rotated_gps_tagged_photo_is_stored_upright_and_bare() {
+    let (_dir, _store, media, tenant) = service(AntivirusConfig::default());
+    let landscape = RgbImage::from_fn(400, 200, |x, _| {
+        if x < 200 {
+            Rgb([250, 0, 0])
+        } else {
+            Rgb([0, 0, 250])
+        }
+    });
+    let upload = exif_jpeg(&landscape, 6, b"GPS-47.3769N-8.5417E");
+    let accepted = media.accept(&upload).unwrap();
+    let row = media
+        .put(&tenant, "s", MediaKind::Selfie, &accepted.image, 0)
+        .unwrap()
+        .unwrap();
+    let (_, stored) = media.get(&tenant, &row.id).unwrap();
+    assert!(
+        !contains(&stored, b"Exif") && !contains(&stored, b"GPS-47.3769N"),
+        "no metadata"
+    );
+    let back = image::load_from_memory(&stored).unwrap().to_rgb8();
+    assert_eq!(
+        back.dimensions(),
+        (200, 400),
+        "portrait: orientation 6 applied"
+    );
+    assert!(
+        back.get_pixel(100, 50)[0] > 200,
+        "the left (red) half is now on top"
+    );
+}
+
+#[test]
 fn ciphertext_copies_are_useless_after_erasure() {
     let (dir, _store, media, tenant) = service(AntivirusConfig::default());
     let row = media
@@ -196,9 +229,18 @@ fn retention_sweeper_deletes_exactly_what_expired() {
     assert!(media.get(&tenant, &b.id).is_ok());
     assert_eq!(media.sweep_expired(35 * day).unwrap(), 1);
 
-    store
-        .write(|tx| store::media::set_retention_days(tx, &tenant, 0))
-        .unwrap();
+    assert!(
+        media
+            .put(&tenant, "c", MediaKind::Frame, &selfie(), 0)
+            .unwrap()
+            .is_none(),
+        "liveness frames are not kept by default"
+    );
+    let policy = tenancy::MediaPolicy {
+        media_retention_days: 0,
+        media_kinds: MediaKind::ALL.to_vec(),
+    };
+    tenancy::set_media_policy(&store, &tenant, &policy, "t").unwrap();
     assert!(
         media
             .put(&tenant, "c", MediaKind::Selfie, &selfie(), 0)
@@ -206,6 +248,19 @@ fn retention_sweeper_deletes_exactly_what_expired() {
             .is_none(),
         "0 days: keep nothing"
     );
+    let policy = tenancy::MediaPolicy {
+        media_retention_days: 1,
+        media_kinds: vec![MediaKind::Frame],
+    };
+    tenancy::set_media_policy(&store, &tenant, &policy, "t").unwrap();
+    assert!(media
+        .put(&tenant, "c", MediaKind::Frame, &selfie(), 0)
+        .unwrap()
+        .is_some());
+    assert!(media
+        .put(&tenant, "c", MediaKind::Selfie, &selfie(), 0)
+        .unwrap()
+        .is_none());
 }
 
 #[test]

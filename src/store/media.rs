@@ -166,20 +166,21 @@ pub fn erase_subject(
     Ok((media, keys > 0))
 }
 
-/// A tenant's media retention in days (0 = store nothing).
-pub fn retention_days(conn: &Connection, tenant_id: &str) -> Result<i64> {
-    conn.prepare_cached("SELECT media_retention_days FROM tenants WHERE id = ?1")?
-        .query_row([tenant_id], |r| r.get(0))
+/// A tenant's media policy: retention in days (0 = store nothing) and the kinds kept
+/// (comma-separated).
+pub fn policy(conn: &Connection, tenant_id: &str) -> Result<(i64, String)> {
+    conn.prepare_cached("SELECT media_retention_days, media_kinds FROM tenants WHERE id = ?1")?
+        .query_row([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .map(Some)
         .or_else(none_if_no_rows)?
         .ok_or(StoreError::NotFound("tenant"))
 }
 
-/// Sets a tenant's media retention.
-pub fn set_retention_days(tx: &Transaction<'_>, tenant_id: &str, days: i64) -> Result<()> {
+/// Sets a tenant's media policy.
+pub fn set_policy(tx: &Transaction<'_>, tenant_id: &str, days: i64, kinds: &str) -> Result<()> {
     let n = tx.execute(
-        "UPDATE tenants SET media_retention_days = ?2 WHERE id = ?1",
-        params![tenant_id, days],
+        "UPDATE tenants SET media_retention_days = ?2, media_kinds = ?3 WHERE id = ?1",
+        params![tenant_id, days, kinds],
     )?;
     if n == 0 {
         return Err(StoreError::NotFound("tenant"));

@@ -121,33 +121,58 @@ pub fn set_active(
     get_tenant(store, id)
 }
 
-/// Sets how many days a tenant's media is kept (0 = keep none); at most ten years.
-pub fn set_media_retention(
+/// A tenant's media policy: how long images are kept and which kinds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MediaPolicy {
+    /// Days media is kept, 0 (store nothing) to 3650.
+    pub media_retention_days: i64,
+    /// Kinds kept: `selfie`, `document_front`, `document_back`, `face_crop`, `frame`.
+    pub media_kinds: Vec<crate::media::MediaKind>,
+}
+
+/// Sets a tenant's media policy (audited).
+pub fn set_media_policy(
     store: &Store,
     id: &str,
-    days: i64,
+    policy: &MediaPolicy,
     actor: &str,
-) -> Result<i64, TenancyError> {
-    if !(0..=3650).contains(&days) {
+) -> Result<MediaPolicy, TenancyError> {
+    if !(0..=3650).contains(&policy.media_retention_days) {
         return Err(TenancyError::Invalid {
             field: "media_retention_days",
             reason: "must be between 0 and 3650".into(),
         });
     }
+    let mut kinds: Vec<&str> = policy.media_kinds.iter().map(|k| k.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
     let now = store::now();
     store.write(|tx| {
-        store::media::set_retention_days(tx, id, days)?;
+        store::media::set_policy(tx, id, policy.media_retention_days, &kinds.join(","))?;
         store::audit::append(
             tx,
-            &NewEntry::new(actor, "tenant.retention")
+            &NewEntry::new(actor, "tenant.media_policy")
                 .tenant(id)
                 .target(id)
-                .details(json!({ "media_retention_days": days })),
+                .details(json!({ "media_retention_days": policy.media_retention_days, "media_kinds": kinds })),
             now,
         )?;
         Ok(())
     })?;
-    Ok(days)
+    get_media_policy(store, id)
+}
+
+/// A tenant's media policy.
+pub fn get_media_policy(store: &Store, id: &str) -> Result<MediaPolicy, TenancyError> {
+    let (days, kinds) = store.read(|c| store::media::policy(c, id))?;
+    Ok(MediaPolicy {
+        media_retention_days: days,
+        media_kinds: crate::media::MediaKind::ALL
+            .into_iter()
+            .filter(|k| kinds.split(',').any(|s| s == k.as_str()))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -175,20 +175,24 @@ fn multipart_upload_and_zero_retention() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["image"]["height"], 240);
 
-    let r = app.admin(
-        "PUT",
-        &format!("/tenants/{}/retention", key.tenant_id),
-        Some(json!({ "media_retention_days": 0 })),
+    let policy_path = format!("/tenants/{}/media-policy", key.tenant_id);
+    let r = app.admin("GET", &policy_path, None);
+    assert_eq!(r.body["media_retention_days"], 30);
+    assert_eq!(
+        r.body["media_kinds"],
+        json!(["selfie", "document_front", "document_back", "face_crop"])
     );
+    let policy = json!({ "media_retention_days": 0, "media_kinds": ["selfie"] });
+    let r = app.admin("PUT", &policy_path, Some(policy));
     assert_eq!(r.status, 200, "{}", r.text);
     let r = upload(&app, &key, "mp-2", "selfie", &image);
     assert_eq!(r.status, 201);
     assert_eq!(r.body["stored"], false);
     assert!(r.body["media"].is_null());
-    app.admin(
-        "PUT",
-        &format!("/tenants/{}/retention", key.tenant_id),
-        Some(json!({ "media_retention_days": -1 })),
-    )
-    .assert_error(422, "invalid_input");
+    let bad = json!({ "media_retention_days": -1, "media_kinds": [] });
+    app.admin("PUT", &policy_path, Some(bad))
+        .assert_error(422, "invalid_input");
+    let bad = json!({ "media_retention_days": 5, "media_kinds": ["passport"] });
+    app.admin("PUT", &policy_path, Some(bad))
+        .assert_error(422, "invalid_input");
 }

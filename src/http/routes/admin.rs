@@ -21,7 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/tenants/{id}").route(web::get().to(get_tenant)))
     .service(resource("/tenants/{id}/suspend").route(web::post().to(suspend_tenant)))
     .service(resource("/tenants/{id}/activate").route(web::post().to(activate_tenant)))
-    .service(resource("/tenants/{id}/retention").route(web::put().to(set_retention)))
+    .service(
+        resource("/tenants/{id}/media-policy")
+            .route(web::get().to(get_media_policy))
+            .route(web::put().to(set_media_policy)),
+    )
     .service(
         resource("/tenants/{id}/keys")
             .route(web::get().to(list_keys))
@@ -138,23 +142,24 @@ async fn revoke_key(
     Ok(HttpResponse::Ok().json(k))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Retention {
-    media_retention_days: i64,
-}
-
-/// Sets how long the tenant's media is kept (0 = none is stored).
-async fn set_retention(
+/// How long the tenant's media is kept and which kinds.
+async fn get_media_policy(
     _: Operator,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: web::Json<Retention>,
 ) -> Result<HttpResponse, ApiError> {
-    let days = body.media_retention_days;
-    let tenant = id.clone();
-    let days =
-        blocking(move || tenancy::set_media_retention(&state.store, &id, days, ACTOR)).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "tenant_id": tenant, "media_retention_days": days })))
+    let p = blocking(move || tenancy::get_media_policy(&state.store, &id)).await?;
+    Ok(HttpResponse::Ok().json(p))
+}
+
+/// Sets how long the tenant's media is kept (0 = none is stored) and which kinds.
+async fn set_media_policy(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<tenancy::MediaPolicy>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let p = blocking(move || tenancy::set_media_policy(&state.store, &id, &body, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(p))
 }

@@ -1,5 +1,7 @@
 -- Media: per-subject data keys (crypto-shredding) and encrypted, content-addressed blobs.
 ALTER TABLE tenants ADD COLUMN media_retention_days INTEGER NOT NULL DEFAULT 30;
+-- Which kinds of image a verification keeps; liveness frames are not kept unless asked for.
+ALTER TABLE tenants ADD COLUMN media_kinds TEXT NOT NULL DEFAULT 'selfie,face_crop,document_front,document_back';
 
 -- One data key per (tenant, subject), wrapped by the master key. Deleting the row makes every
 -- blob sealed under it unreadable, wherever copies of the ciphertext survive.
