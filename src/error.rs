@@ -70,6 +70,12 @@ error_codes! {
     InvalidImage => UNPROCESSABLE_ENTITY, "invalid_image";
     ImageTooLarge => UNPROCESSABLE_ENTITY, "image_too_large";
     MalwareDetected => UNPROCESSABLE_ENTITY, "malware_detected";
+    MrzUnparseable => UNPROCESSABLE_ENTITY, "mrz_unparseable";
+    NoFace => UNPROCESSABLE_ENTITY, "no_face";
+    MultipleFaces => UNPROCESSABLE_ENTITY, "multiple_faces";
+    FaceTooSmall => UNPROCESSABLE_ENTITY, "face_too_small";
+    FaceCropped => UNPROCESSABLE_ENTITY, "face_cropped";
+    AngleTooLarge => UNPROCESSABLE_ENTITY, "angle_too_large";
     // 503/500: our side.
     NotReady => SERVICE_UNAVAILABLE, "not_ready";
     AntivirusUnavailable => SERVICE_UNAVAILABLE, "antivirus_unavailable";

@@ -2,6 +2,9 @@
 //! config, and calls the same domain functions the HTTP API calls.
 
 mod admin;
+mod bench;
+mod face;
+mod mrz;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +24,9 @@ pub struct Cli {
     /// Data directory (default ./data; env KYCD_DATA_DIR).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Load models from this directory instead of the binary (env KYCD_MODELS_DIR).
+    #[arg(long, global = true)]
+    models_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +43,31 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// Face tools, offline.
+    Face {
+        #[command(subcommand)]
+        command: face::FaceCommand,
+    },
+    /// Measure the inference pipelines on this machine (median and p95).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+    /// Parse and validate an ICAO 9303 MRZ, offline.
+    ///
+    /// Give the lines as separate arguments, or as one argument with newlines (a literal `\n`
+    /// is accepted too).
+    Mrz {
+        /// The MRZ lines.
+        #[arg(required = true)]
+        lines: Vec<String>,
+        /// Print JSON (the same body as POST /v1/document/validate).
+        #[arg(long)]
+        json: bool,
+        /// Do not fail expired documents.
+        #[arg(long)]
+        no_expiry_check: bool,
     },
     /// Print the version.
     Version {
@@ -67,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config_file: cli.config,
         data_dir: cli.data_dir,
         listen,
+        models_dir: cli.models_dir,
     };
     match cli.command {
         Command::Version { json } => {
@@ -80,6 +112,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Mrz {
+            lines,
+            json,
+            no_expiry_check,
+        } => mrz::run(&lines, json, no_expiry_check),
+        Command::Face { command } => face::run(&Config::load(&overrides)?, command),
+        Command::Bench { command } => bench::run(&Config::load(&overrides)?, command),
         Command::Serve { .. } => {
             let config = Config::load(&overrides)?;
             let _log_guard = crate::telemetry::init(&config.log);

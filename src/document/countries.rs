@@ -58,12 +58,24 @@ pub fn all() -> &'static [Country] {
 /// Looks up a code as it appears in an MRZ field (exactly three bytes,
 /// upper case, filler-padded such as `D<<`).
 pub fn lookup_mrz(code: [u8; 3]) -> Option<&'static Country> {
-    // Big-endian packing preserves the byte order the table is sorted in.
-    let key = |b: &[u8]| u32::from_be_bytes([0, b[0], b[1], b[2]]);
-    table::TABLE
-        .binary_search_by_key(&key(&code), |c| key(c.mrz_code.as_bytes()))
+    table::KEYS
+        .binary_search(&pack(&code))
         .ok()
         .map(|i| &table::TABLE[i])
+}
+
+/// Case-insensitive comparison that also folds non-ASCII letters
+/// (`Türkiye`), without allocating.
+fn same_text(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+        || a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+/// A 3-byte code as a `u32`; big-endian, so numeric order is byte order.
+const fn pack(b: &[u8]) -> u32 {
+    (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32
 }
 
 /// Looks up a code given in any usual spelling: an MRZ code with or without
@@ -91,7 +103,7 @@ pub fn lookup(text: &str) -> Option<&'static Country> {
     }
     table::TABLE
         .iter()
-        .filter(|c| c.name.eq_ignore_ascii_case(t) || c.name.to_lowercase() == t.to_lowercase())
+        .filter(|c| same_text(c.name, t))
         .min_by_key(|c| c.kind != CodeKind::Iso)
 }
 
@@ -103,6 +115,7 @@ mod tests {
     fn table_sorted_unique_and_well_formed() {
         let t = all();
         assert!(t.len() > 270);
+        assert_eq!(table::KEYS.len(), t.len());
         for w in t.windows(2) {
             assert!(
                 w[0].mrz_code.as_bytes() < w[1].mrz_code.as_bytes(),

@@ -1,7 +1,7 @@
 //! Document validation on top of the MRZ parse: the option-dependent checks
 //! (`not_expired`, `age_plausible`), the consistency of printed (VIZ) fields
 //! with the MRZ, the overall verdict and a confidence score. This is the
-//! entry point the HTTP layer calls; [`crate::document::mrz::parse`] is the
+//! entry point the HTTP layer calls; [`crate::document::mrz::parse()`] is the
 //! lower-level one for the OCR module.
 //!
 //! # Verdict
@@ -23,6 +23,8 @@ mod names;
 #[cfg(test)]
 mod tests;
 mod viz;
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -106,8 +108,8 @@ pub struct Validation {
     pub document_valid: bool,
     /// MRZ layout.
     pub format: MrzFormat,
-    /// Every check, in a stable order: the MRZ checks, `not_expired`,
-    /// `age_plausible`, the code and sex checks, `field_lengths`, then one
+    /// Every check, in a stable order: the MRZ checks of [`Parsed::checks`],
+    /// then `not_expired` and `age_plausible`, then one
     /// `viz_mrz_consistency_<field>` per printed field given.
     pub checks: Vec<Check>,
     /// 0..=1, derived from the checks as documented on the module.
@@ -115,7 +117,7 @@ pub struct Validation {
     /// Decoded MRZ fields.
     pub fields: MrzFields,
     /// Human-readable warnings.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Cow<'static, str>>,
     /// OCR repairs applied to the MRZ.
     pub repairs: Vec<Repair>,
 }
@@ -134,7 +136,7 @@ pub fn validate(
     viz: Option<&VizFields>,
     opts: &ValidateOptions,
 ) -> Result<Validation, MrzError> {
-    let parsed = mrz::parse(input, opts.today)?;
+    let parsed = mrz::parse_with(input, opts.today, false)?;
     Ok(validate_parsed(parsed, viz, opts))
 }
 
@@ -155,9 +157,8 @@ pub fn validate_parsed(
         expiry,
         ..
     } = parsed;
-    let at = mrz::OPTION_CHECKS_AT.min(checks.len());
-    checks.insert(at, age_check(birth, opts));
-    checks.insert(at, expiry_check(expiry, opts));
+    checks.push(expiry_check(expiry, opts));
+    checks.push(age_check(birth, opts));
     if let Some(v) = viz {
         viz::compare(v, &fields, birth, expiry, &mut checks);
         viz::issue_warnings(v, expiry, opts.today, &mut warnings);
@@ -176,7 +177,8 @@ pub fn validate_parsed(
 }
 
 fn weight(name: &str) -> f32 {
-    if name == "mrz_format" || name.starts_with("mrz_checksum_") {
+    // `mrz_format` and `mrz_checksum_*` are the only `mrz_` checks.
+    if name.starts_with("mrz_") {
         3.0
     } else if name.starts_with("viz_") {
         2.0
@@ -251,7 +253,7 @@ fn expiry_check(expiry: MrzDate, opts: &ValidateOptions) -> Check {
 }
 
 fn mrz_iso(d: Date) -> String {
-    mrz::iso_string(d.year(), Some(d.month() as u8), Some(d.day()))
+    mrz::IsoDate::from_date(d).to_string()
 }
 
 /// Full years from `birth` to `today` (negative if `birth` is later).

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::{ApiError, Code};
 use crate::media::MediaService;
 use crate::store::Store;
+use crate::vision::service::Vision;
 
 /// Everything a handler can reach.
 pub struct AppState {
@@ -36,6 +37,8 @@ pub struct AppState {
     pub admin_token: AdminToken,
     /// Image intake and encrypted media.
     pub media: Arc<MediaService>,
+    /// Loaded, warmed-up face models.
+    pub vision: Arc<Vision>,
     /// Set once everything `/readyz` depends on has loaded.
     pub ready: AtomicBool,
 }
@@ -47,6 +50,7 @@ impl AppState {
         store: Arc<Store>,
         admin_token: AdminToken,
         media: Arc<MediaService>,
+        vision: Arc<Vision>,
     ) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
         AppState {
@@ -55,6 +59,7 @@ impl AppState {
             auth,
             admin_token,
             media,
+            vision,
             ready: AtomicBool::new(false),
         }
     }
@@ -116,6 +121,8 @@ pub fn build_app(
                 .wrap(from_fn(signed::middleware))
                 .configure(routes::ping::configure)
                 .configure(routes::media::configure)
+                .configure(routes::document::configure)
+                .configure(routes::face::configure)
                 .default_service(web::to(route_not_found)),
         )
         .default_service(web::to(route_not_found))

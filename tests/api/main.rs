@@ -5,6 +5,8 @@ mod common;
 
 mod admin;
 mod cli;
+mod document;
 mod errors;
+mod face;
 mod media;
 mod signing;

@@ -21,8 +21,22 @@ const fn c(
 }
 
 /// Every known code, sorted by `mrz_code` (ASCII order, so `D<<` precedes `DEU`).
+pub(super) static TABLE: &[Country] = ENTRIES;
+
+/// `TABLE[i].mrz_code` packed big-endian into a `u32`, so lookups
+/// binary-search a dense 1 KiB array instead of comparing strings.
+pub(super) static KEYS: [u32; ENTRIES.len()] = {
+    let mut keys = [0u32; ENTRIES.len()];
+    let mut i = 0;
+    while i < ENTRIES.len() {
+        keys[i] = super::pack(ENTRIES[i].mrz_code.as_bytes());
+        i += 1;
+    }
+    keys
+};
+
 #[rustfmt::skip]
-pub(super) static TABLE: &[Country] = &[
+const ENTRIES: &[Country] = &[
     c("ABW", "ABW", Some("AW"), "Aruba", Iso),
     c("AFG", "AFG", Some("AF"), "Afghanistan", Iso),
     c("AGO", "AGO", Some("AO"), "Angola", Iso),

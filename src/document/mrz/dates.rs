@@ -103,29 +103,132 @@ impl MrzDate {
     }
 
     /// ISO 8601 text: `YYYY-MM-DD`, or the reduced `YYYY-MM` / `YYYY`.
-    pub(crate) fn iso(self) -> Option<String> {
-        let (year, month, day) = match self {
-            MrzDate::Full(d) => (d.year(), Some(d.month() as u8), Some(d.day())),
-            MrzDate::Partial { year, month } => (year, month, None),
-            MrzDate::Unknown | MrzDate::Invalid => return None,
-        };
-        Some(iso_string(year, month, day))
+    pub(crate) fn iso(self) -> Option<IsoDate> {
+        match self {
+            MrzDate::Full(d) => Some(IsoDate::from_date(d)),
+            MrzDate::Partial { year, month } => Some(IsoDate::new(year, month, None)),
+            MrzDate::Unknown | MrzDate::Invalid => None,
+        }
     }
 }
 
-/// Writes `YYYY[-MM[-DD]]` for years 0-9999 (the only ones an MRZ can yield).
-pub(crate) fn iso_string(year: i32, month: Option<u8>, day: Option<u8>) -> String {
-    let mut s = String::with_capacity(10);
-    let y = year.clamp(0, 9999) as u32;
-    for div in [1000, 100, 10, 1] {
-        s.push(char::from(b'0' + ((y / div) % 10) as u8));
+/// An ISO 8601 calendar date as text: `YYYY-MM-DD`, or the reduced
+/// precision `YYYY-MM` / `YYYY` when the MRZ marks parts unknown. Stored
+/// inline (no allocation); derefs to `str`, displays and serializes as the
+/// plain string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IsoDate {
+    buf: [u8; 10],
+    len: u8,
+}
+
+impl IsoDate {
+    /// Builds `YYYY[-MM[-DD]]`; the year is clamped to 0..=9999 and a day
+    /// without a month is ignored.
+    pub fn new(year: i32, month: Option<u8>, day: Option<u8>) -> Self {
+        let mut buf = [b'0'; 10];
+        let y = year.clamp(0, 9999) as u32;
+        for (i, div) in [1000, 100, 10, 1].into_iter().enumerate() {
+            buf[i] = b'0' + ((y / div) % 10) as u8;
+        }
+        let mut len = 4;
+        for part in [month, day].into_iter().map_while(|p| p) {
+            let part = part.min(99);
+            buf[len] = b'-';
+            buf[len + 1] = b'0' + part / 10;
+            buf[len + 2] = b'0' + part % 10;
+            len += 3;
+        }
+        IsoDate {
+            buf,
+            len: len as u8,
+        }
     }
-    for part in [month, day].into_iter().map_while(|p| p) {
-        s.push('-');
-        s.push(char::from(b'0' + part / 10));
-        s.push(char::from(b'0' + part % 10));
+
+    /// The full date `d`.
+    pub fn from_date(d: Date) -> Self {
+        Self::new(d.year(), Some(d.month() as u8), Some(d.day()))
     }
-    s
+
+    /// Reads `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (shape only: digits and
+    /// dashes in the right places).
+    pub fn parse(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let shape_ok = matches!(b.len(), 4 | 7 | 10)
+            && b.iter().enumerate().all(|(i, &c)| {
+                if i == 4 || i == 7 {
+                    c == b'-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
+        if !shape_ok {
+            return None;
+        }
+        let mut buf = [b'0'; 10];
+        buf[..b.len()].copy_from_slice(b);
+        Some(IsoDate {
+            buf,
+            len: b.len() as u8,
+        })
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and dashes are ever stored.
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for IsoDate {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for IsoDate {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for IsoDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for IsoDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for IsoDate {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for IsoDate {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for IsoDate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IsoDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        IsoDate::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected YYYY, YYYY-MM or YYYY-MM-DD"))
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +264,33 @@ mod tests {
             MrzDate::decode(b"050101", Kind::Expiry, date!(2080 - 01 - 01)),
             MrzDate::Full(date!(2105 - 01 - 01))
         );
+    }
+
+    #[test]
+    fn iso_date_text() {
+        let d = IsoDate::new(1974, Some(8), Some(12));
+        assert_eq!(d, "1974-08-12");
+        assert_eq!(d.to_string(), "1974-08-12");
+        assert_eq!(format!("{d:?}"), "\"1974-08-12\"");
+        assert_eq!(IsoDate::new(7, None, Some(3)).as_str(), "0007");
+        assert_eq!(
+            IsoDate::parse("1974-08"),
+            Some(IsoDate::new(1974, Some(8), None))
+        );
+        for bad in [
+            "",
+            "74",
+            "1974-8-12",
+            "1974/08/12",
+            "1974-08-123",
+            "１９７４",
+        ] {
+            assert_eq!(IsoDate::parse(bad), None, "{bad}");
+        }
+        let j = serde_json::to_string(&d).unwrap();
+        assert_eq!(j, "\"1974-08-12\"");
+        assert_eq!(serde_json::from_str::<IsoDate>(&j).unwrap(), d);
+        assert!(serde_json::from_str::<IsoDate>("\"soon\"").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{MrzError, MrzInput};
 pub(crate) const MAX_INPUT_BYTES: usize = 4096;
 
 /// Normalised MRZ lines: `count` rows of `len` bytes, each byte in
-/// `A`-`Z`, `0`-`9`, `<`.
+/// `A`-`Z`, `0`-`9`, `<`; unused rows and row tails are fillers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lines {
     pub(crate) rows: [[u8; 44]; 3],
@@ -29,7 +29,13 @@ impl Lines {
 
 /// Strips what OCR and copy-paste add around a line (whitespace, BOM).
 fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+    let t = s.trim_ascii();
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        // Visible ASCII at both ends: nothing Unicode left to trim.
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => t,
+        (None, _) => t,
+        _ => t.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}'),
+    }
 }
 
 /// Collects up to three non-blank lines, counting all of them.
@@ -40,16 +46,14 @@ struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     fn push(&mut self, text: &'a str) {
-        // Byte search: '\n' and '\r' never occur inside a UTF-8 sequence,
-        // so the slices stay on char boundaries.
-        let mut start = 0;
-        for (i, &b) in text.as_bytes().iter().enumerate() {
-            if b == b'\n' || b == b'\r' {
-                self.line(&text[start..i]);
-                start = i + 1;
-            }
+        // '\n' and '\r' never occur inside a UTF-8 sequence, so slicing at
+        // them stays on char boundaries.
+        let mut rest = text;
+        while let Some(i) = find_break(rest.as_bytes()) {
+            self.line(&rest[..i]);
+            rest = &rest[i + 1..];
         }
-        self.line(&text[start..]);
+        self.line(rest);
     }
 
     fn line(&mut self, piece: &'a str) {
@@ -62,6 +66,35 @@ impl<'a> Collector<'a> {
         }
         self.count += 1;
     }
+}
+
+/// Index of the first `\n` or `\r` in `b`, testing eight bytes at a time
+/// (lines are 30-44 bytes, so this is a handful of word operations).
+fn find_break(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // High bit set in the lowest byte equal to `c` (exact for the lowest
+    // match, which is all that is used).
+    let has = |x: u64, c: u8| {
+        let y = x ^ (LO * u64::from(c));
+        y.wrapping_sub(LO) & !y & HI
+    };
+    let mut chunks = b.chunks_exact(8);
+    for (n, chunk) in chunks.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let m = has(x, b'\n') | has(x, b'\r');
+        if m != 0 {
+            return Some(n * 8 + (m.trailing_zeros() / 8) as usize);
+        }
+    }
+    let done = b.len() - chunks.remainder().len();
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'\n' || c == b'\r')
+        .map(|p| done + p)
 }
 
 /// Splits, trims, checks lengths and upper-cases the input.
@@ -208,14 +241,26 @@ fn char_len(s: &str) -> usize {
 /// Copies one line, upper-casing and rejecting characters outside the MRZ
 /// alphabet. The caller has checked the length in characters.
 fn copy_row(dst: &mut [u8; 44], text: &str, index: usize) -> Result<(), MrzError> {
-    if text.is_ascii() {
-        let mut ok = true;
-        for (d, &b) in dst.iter_mut().zip(text.as_bytes()) {
-            let up = b.to_ascii_uppercase();
-            ok &= up.is_ascii_uppercase() || up.is_ascii_digit() || up == b'<';
+    // One branch-free pass upper-cases and validates (non-ASCII bytes are
+    // never valid); the char-wise loop below only runs to locate an error.
+    let src = text.as_bytes();
+    if src.len() <= dst.len() {
+        // Padding to the fixed width gives the loop a constant trip count,
+        // which vectorises; fillers in the tail are valid and unchanged.
+        let mut buf = [b'<'; 44];
+        buf[..src.len()].copy_from_slice(src);
+        let mut bad = 0u8;
+        for (d, &b) in dst.iter_mut().zip(&buf) {
+            // 0xFF for a lower-case letter: clears its 0x20 bit.
+            let lower = 0u8.wrapping_sub(u8::from(b.wrapping_sub(b'a') < 26));
+            let up = b & !(lower & 0x20);
+            let ok = u8::from(up.wrapping_sub(b'0') < 10)
+                | u8::from(up.wrapping_sub(b'A') < 26)
+                | u8::from(up == b'<');
+            bad |= ok ^ 1;
             *d = up;
         }
-        if ok {
+        if bad == 0 {
             return Ok(());
         }
     }
@@ -257,9 +302,36 @@ mod tests {
             want
         );
         assert_eq!(text(&format!("\u{feff}{L1}\r{L2}")).unwrap(), want);
+        assert_eq!(
+            text(&format!("\u{a0}{L1}\u{2003}\n\u{b}{L2}\u{85}")).unwrap(),
+            want
+        );
         assert_eq!(text(&format!("{L1}{L2}")).unwrap(), want);
         let arr = MrzInput::Lines(vec![format!(" {L1} "), String::new(), L2.to_lowercase()]);
         assert_eq!(normalise(&arr).unwrap(), want);
+    }
+
+    #[test]
+    fn find_break_matches_a_plain_scan() {
+        let plain = |b: &[u8]| b.iter().position(|&c| c == b'\n' || c == b'\r');
+        let mut buf = vec![b'A'; 40];
+        assert_eq!(find_break(&buf), None);
+        for i in 0..40 {
+            for c in [b'\n', b'\r'] {
+                buf[i] = c;
+                for j in (i + 1)..40 {
+                    buf[j] = b'\n';
+                    assert_eq!(find_break(&buf), plain(&buf));
+                    buf[j] = b'A';
+                }
+                assert_eq!(find_break(&buf), Some(i));
+                assert_eq!(find_break(&buf[..i]), None);
+                buf[i] = b'A';
+            }
+        }
+        let tricky = [0x0b, 0x0a, 0x8a, 0x0d, 0xff, 0x00, 0x01, 0x0c, 0x0e, 0x09];
+        assert_eq!(find_break(&tricky), plain(&tricky));
+        assert_eq!(find_break(&tricky[2..]), plain(&tricky[2..]));
     }
 
     #[test]

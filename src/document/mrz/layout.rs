@@ -1,9 +1,8 @@
-//! Field positions of the five ICAO 9303 layouts (Doc 9303 parts 4-7) and the
-//! verification of their check digits. Both the decoder and the OCR repair
-//! search use this one description, so a repair is judged by exactly the
-//! rules the final checks apply.
+//! Field positions of the five ICAO 9303 layouts (Doc 9303 parts 4-7) and
+//! the character class of every position. The decoder, the check-digit
+//! verification and the OCR repair search all use this one description, so
+//! a repair is judged by exactly the rules the final checks apply.
 
-use super::check::{self, Digit};
 use super::input::Lines;
 use super::MrzFormat;
 
@@ -186,19 +185,11 @@ impl Layout {
     /// Picks the layout from the line shape and the first letter (`V` for
     /// visas). Lines are known to be 3x30, 2x36 or 2x44.
     pub(crate) fn detect(lines: &Lines) -> &'static Layout {
-        let visa = lines.rows[0][0] == b'V';
-        match (lines.len, visa) {
-            (30, _) => &TD1,
-            (36, false) => &TD2,
-            (36, true) => &MRV_B,
-            (_, false) => &TD3,
-            (_, true) => &MRV_A,
-        }
+        [&TD1, &TD2, &TD3, &MRV_A, &MRV_B][format_index(lines.len, lines.rows[0][0] == b'V')]
     }
 
-    /// Every field with its character class and repair group. Fixed-size so
-    /// the hot path does not allocate; unused slots are `None`.
-    pub(crate) fn fields(&self) -> [Option<(Span, Class, Group)>; 16] {
+    /// Every field with its character class and repair group.
+    const fn field_table(&self) -> [Option<(Span, Class, Group)>; 16] {
         use Class::*;
         use Group::*;
         let number_check = if self.long_number {
@@ -224,11 +215,39 @@ impl Layout {
             Some((self.expiry, DigitOrFiller, Checked)),
             Some((self.expiry_check, Digit, Checked)),
             Some((self.optional1, Any, opt1_group)),
-            self.optional1_check.map(|s| (s, DigitOrFiller, Checked)),
-            self.optional2.map(|s| (s, Any, Checked)),
-            self.composite.map(|(s, _)| (s, Digit, Checked)),
+            match self.optional1_check {
+                Some(s) => Some((s, DigitOrFiller, Checked)),
+                None => None,
+            },
+            match self.optional2 {
+                Some(s) => Some((s, Any, Checked)),
+                None => None,
+            },
+            match self.composite {
+                Some((s, _)) => Some((s, Digit, Checked)),
+                None => None,
+            },
             None,
         ]
+    }
+
+    /// Every field with its character class and repair group, computed at
+    /// compile time; unused slots are `None`.
+    pub(crate) fn fields(&self) -> &'static [Option<(Span, Class, Group)>; 16] {
+        static TABLES: [[Option<(Span, Class, Group)>; 16]; 5] = [
+            TD1.field_table(),
+            TD2.field_table(),
+            TD3.field_table(),
+            MRV_A.field_table(),
+            MRV_B.field_table(),
+        ];
+        &TABLES[match self.format {
+            MrzFormat::Td1 => 0,
+            MrzFormat::Td2 => 1,
+            MrzFormat::Td3 => 2,
+            MrzFormat::MrvA => 3,
+            MrzFormat::MrvB => 4,
+        }]
     }
 }
 
@@ -247,11 +266,90 @@ impl Lines {
     }
 }
 
+/// Per format, the category mask of every position (7 = anything, which
+/// also covers the sex field left to `sex_valid`).
+const MASKS: [[[u8; 44]; 3]; 5] = {
+    let layouts = [&TD1, &TD2, &TD3, &MRV_A, &MRV_B];
+    let mut out = [[[7u8; 44]; 3]; 5];
+    let mut f = 0;
+    while f < 5 {
+        let table = layouts[f].field_table();
+        let mut i = 0;
+        while i < table.len() {
+            if let Some((span, class, _)) = table[i] {
+                let mut p = span.start as usize;
+                while p < (span.start + span.len) as usize {
+                    out[f][span.line as usize][p] = class.mask();
+                    p += 1;
+                }
+            }
+            i += 1;
+        }
+        f += 1;
+    }
+    out
+};
+
+/// `MASKS` split into one 0/1 byte per category and flattened, so the
+/// test below is plain byte-wise AND/OR that compiles to SIMD.
+static ALLOW: [[[u8; 132]; 3]; 5] = {
+    let mut out = [[[0u8; 132]; 3]; 5];
+    let mut f = 0;
+    while f < 5 {
+        let mut p = 0;
+        while p < 132 {
+            let m = MASKS[f][p / 44][p % 44];
+            out[f][0][p] = m & 1;
+            out[f][1][p] = (m >> 1) & 1;
+            out[f][2][p] = (m >> 2) & 1;
+            p += 1;
+        }
+        f += 1;
+    }
+    out
+};
+
+/// Index of the layout (in `MrzFormat` order) for a line length and whether
+/// the zone starts with `V`.
+fn format_index(len: usize, visa: bool) -> usize {
+    match (len, visa) {
+        (30, _) => 0,
+        (36, false) => 1,
+        (36, true) => 4,
+        (_, false) => 2,
+        (_, true) => 3,
+    }
+}
+
+/// Whether any byte is impossible in its field: one tight pass, so the
+/// common clean zone never walks the field table. Unused rows and row tails
+/// are fillers, which every position accepts.
+pub(crate) fn any_impossible(lines: &Lines, l: &Layout) -> bool {
+    let [digits, letters, fillers] = &ALLOW[l.format as usize];
+    let bytes = lines.rows.as_flattened();
+    let mut bad = 0u8;
+    for i in 0..132 {
+        let c = bytes[i];
+        let digit = u8::from(c.wrapping_sub(b'0') < 10);
+        let upper = u8::from(c.wrapping_sub(b'A') < 26);
+        let filler = u8::from(c == b'<');
+        bad |= 1 ^ ((digit & digits[i]) | (upper & letters[i]) | (filler & fillers[i]));
+    }
+    bad != 0
+}
+
 /// Calls `f(field, offset, byte, class, group)` for every byte that is
 /// impossible in its field. The sex field is left to `sex_valid`, and
 /// `Any` fields cannot hold an impossible byte once normalised.
-pub(crate) fn for_each_impossible(lines: &Lines, l: &Layout, mut f: impl FnMut(Span, usize, u8, Class, Group)) {
-    for (span, class, group) in l.fields().into_iter().flatten() {
+pub(crate) fn for_each_impossible(
+    lines: &Lines,
+    l: &Layout,
+    mut f: impl FnMut(Span, usize, u8, Class, Group),
+) {
+    if !any_impossible(lines, l) {
+        return;
+    }
+    for &(span, class, group) in l.fields().iter().flatten() {
         if matches!(class, Class::Sex | Class::Any) {
             continue;
         }
@@ -268,86 +366,6 @@ pub(crate) fn for_each_impossible(lines: &Lines, l: &Layout, mut f: impl FnMut(S
     }
 }
 
-/// How the document number is spread over the zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Number {
-    /// Up to nine characters in the number field.
-    Short,
-    /// Continues for `extra` characters in optional data 1, then the check
-    /// digit, then (if room) a filler.
-    Long { extra: usize },
-    /// The check-digit position says "continued" but no continuation follows.
-    BrokenLong,
-}
-
-/// The outcome of every check digit of a zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Digits {
-    pub(crate) number: Digit,
-    pub(crate) birth: Digit,
-    pub(crate) expiry: Digit,
-    pub(crate) optional: Digit,
-    pub(crate) composite: Digit,
-    pub(crate) number_form: Number,
-}
-
-impl Digits {
-    /// True when every defined check digit matches.
-    pub(crate) fn all_hold(&self) -> bool {
-        self.number.holds()
-            && self.birth.holds()
-            && self.expiry.holds()
-            && self.optional.holds()
-            && self.composite.holds()
-    }
-}
-
-/// Verifies every check digit the layout defines.
-pub(crate) fn digits(lines: &Lines, l: &Layout) -> Digits {
-    let number_field = lines.span(l.number);
-    let number_check = lines.at(l.number_check);
-    let (number, number_form) = if l.long_number && number_check == b'<' {
-        let opt = lines.span(l.optional1);
-        let k = opt.iter().position(|&c| c == b'<').unwrap_or(opt.len());
-        if k == 0 {
-            let d = check::verify(&[number_field], b'<', false);
-            (d, Number::BrokenLong)
-        } else {
-            let d = check::verify(&[number_field, &opt[..k - 1]], opt[k - 1], false);
-            (d, Number::Long { extra: k - 1 })
-        }
-    } else {
-        (
-            check::verify(&[number_field], number_check, false),
-            Number::Short,
-        )
-    };
-    let birth = check::verify(&[lines.span(l.birth)], lines.at(l.birth_check), false);
-    let expiry = check::verify(&[lines.span(l.expiry)], lines.at(l.expiry_check), false);
-    let optional = match l.optional1_check {
-        Some(c) => check::verify(&[lines.span(l.optional1)], lines.at(c), true),
-        None => Digit::NotDefined,
-    };
-    let composite = match l.composite {
-        Some((at, spans)) => {
-            let mut segs: [&[u8]; 4] = [&[]; 4];
-            for (dst, s) in segs.iter_mut().zip(spans) {
-                *dst = lines.span(*s);
-            }
-            check::verify(&segs[..spans.len()], lines.at(at), false)
-        }
-        None => Digit::NotDefined,
-    };
-    Digits {
-        number,
-        birth,
-        expiry,
-        optional,
-        composite,
-        number_form,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,7 +376,7 @@ mod tests {
         for l in [&TD1, &TD2, &TD3, &MRV_A, &MRV_B] {
             let (n, len) = (l.format.line_count(), l.format.line_len());
             let mut seen = [[0u8; 44]; 3];
-            for (s, _, _) in l.fields().into_iter().flatten() {
+            for (s, _, _) in l.fields().iter().flatten() {
                 for p in s.start..s.start + s.len {
                     seen[s.line as usize][p as usize] += 1;
                 }

@@ -6,20 +6,16 @@ use std::borrow::Cow;
 
 use time::Date;
 
-use super::check::Digit;
+use super::check::{self, Digit, Number};
 use super::dates::{Kind, MrzDate};
 use super::input::Lines;
-use super::layout::{self, Class, Layout, Number};
+use super::layout::{self, Class, Layout};
 use super::{
     Check, CheckStatus, CountryField, DocumentType, MrzFields, MrzFormat, Parsed, Repair, Sex,
 };
 use crate::document::countries::{self, CodeKind, Country};
 
 use CheckStatus::{Fail, Pass, Skipped, Warn};
-
-/// Index in [`Parsed::checks`] after `expiry_date_valid`, where
-/// [`crate::document::validate`] inserts the checks that depend on options.
-pub(crate) const OPTION_CHECKS_AT: usize = 8;
 
 /// `b` without leading and trailing fillers.
 fn trim_fillers(b: &[u8]) -> &[u8] {
@@ -28,27 +24,57 @@ fn trim_fillers(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-/// ASCII bytes to a `String` (every byte here is in the MRZ alphabet).
+/// ASCII bytes to a `String` (every byte here is in the MRZ alphabet, so
+/// the UTF-8 check cannot fail; measured cheaper than per-char pushes).
 fn ascii(b: &[u8]) -> String {
-    b.iter().map(|&c| char::from(c)).collect()
+    std::str::from_utf8(b).unwrap_or_default().to_owned()
+}
+
+/// Bytes collected into a `String`, as [`ascii`].
+fn from_bytes(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_default()
 }
 
 /// Fillers trimmed at the ends and runs of fillers read as one space.
 fn spaced(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
-    let mut gap = false;
-    for &c in trim_fillers(b) {
-        if c == b'<' {
-            gap = true;
-            continue;
+    let mut s = Vec::with_capacity(b.len());
+    for word in b.split(|&c| c == b'<').filter(|w| !w.is_empty()) {
+        if !s.is_empty() {
+            s.push(b' ');
         }
-        if gap {
-            s.push(' ');
-            gap = false;
-        }
-        s.push(char::from(c));
+        s.extend_from_slice(word);
     }
-    s
+    from_bytes(s)
+}
+
+/// Every two-letter combination, so any letter code can be borrowed as a
+/// `&'static str` instead of allocated.
+static LETTER_PAIRS: [u8; 26 * 26 * 2] = {
+    let mut t = [0u8; 26 * 26 * 2];
+    let mut i = 0;
+    while i < 26 * 26 {
+        t[2 * i] = b'A' + (i / 26) as u8;
+        t[2 * i + 1] = b'A' + (i % 26) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The document code without its filler, borrowed when it is letters only.
+fn document_code(b: &[u8]) -> Cow<'static, str> {
+    let letter = |c: u8| c.is_ascii_uppercase().then(|| usize::from(c - b'A'));
+    let (at, len) = match (b.first().and_then(|&c| letter(c)), b.get(1).copied()) {
+        (Some(a), Some(b'<')) => (2 * (a * 26 + a), 1),
+        (Some(a), Some(c)) => match letter(c) {
+            Some(c) => (2 * (a * 26 + c), 2),
+            None => return Cow::Owned(ascii(trim_fillers(b))),
+        },
+        _ => return Cow::Owned(ascii(trim_fillers(b))),
+    };
+    match std::str::from_utf8(&LETTER_PAIRS[at..at + len]) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(ascii(trim_fillers(b))),
+    }
 }
 
 /// Splits the name field at the first `<<`; a name reaching the field's last
@@ -89,36 +115,24 @@ pub(crate) fn decode(
     today: Date,
     repairs: Vec<Repair>,
     impossible: usize,
-    mut warnings: Vec<String>,
+    mut warnings: Vec<Cow<'static, str>>,
+    keep_mrz: bool,
 ) -> Parsed {
-    let digits = layout::digits(lines, l);
+    let digits = check::digits(lines, l);
     let opt1 = lines.span(l.optional1);
     let number_field = lines.span(l.number);
-    let mut document_number = String::with_capacity(number_field.len());
-    let optional_rest: &[u8] = match digits.number_form {
-        Number::Long { extra } => {
-            document_number.extend(
-                number_field
-                    .iter()
-                    .chain(&opt1[..extra])
-                    .filter(|&&c| c != b'<')
-                    .map(|&c| char::from(c)),
-            );
-            // Skip the continuation's check digit and its terminating filler.
-            opt1.get(extra + 2..).unwrap_or(&[])
-        }
-        Number::Short | Number::BrokenLong => {
-            document_number.extend(
-                number_field
-                    .iter()
-                    .filter(|&&c| c != b'<')
-                    .map(|&c| char::from(c)),
-            );
-            opt1
-        }
+    let (continuation, optional_rest): (&[u8], &[u8]) = match digits.number_form {
+        // Skip the continuation's check digit and its terminating filler.
+        Number::Long { extra } => (&opt1[..extra], opt1.get(extra + 2..).unwrap_or(&[])),
+        Number::Short | Number::BrokenLong => (&[], opt1),
     };
+    let mut number = Vec::with_capacity(number_field.len() + continuation.len());
+    number.extend_from_slice(number_field);
+    number.extend_from_slice(continuation);
+    number.retain(|&c| c != b'<');
+    let document_number = from_bytes(number);
     let code_bytes = lines.span(l.doc_code);
-    let document_code = ascii(trim_fillers(code_bytes));
+    let document_code = document_code(code_bytes);
     let (issuing_state, issuer) = country(lines.span(l.issuer));
     let (nationality, nation) = country(lines.span(l.nationality));
     let (surname, given_names, truncated) = split_name(lines.span(l.name));
@@ -132,7 +146,9 @@ pub(crate) fn decode(
         _ => None,
     };
 
-    let mut checks = Vec::with_capacity(24);
+    // 16 covers the parse and validate checks without VIZ and keeps the
+    // buffer in the allocator's small-size cache.
+    let mut checks = Vec::with_capacity(16);
     checks.push(format_check(lines, l, code_bytes[0], impossible));
     checks.push(digit_check(
         "mrz_checksum_document_number",
@@ -176,7 +192,6 @@ pub(crate) fn decode(
         lines.span(l.expiry),
         birth.date(),
     ));
-    debug_assert_eq!(checks.len(), OPTION_CHECKS_AT);
     checks.push(code_check(
         "issuer_code_valid",
         issuer,
@@ -227,20 +242,24 @@ pub(crate) fn decode(
     });
 
     if truncated {
-        warnings.push("name fills the MRZ name field and may be truncated".to_owned());
+        warnings.push("name fills the MRZ name field and may be truncated".into());
     }
     if issuing_state.kind == CodeKind::Specimen || nationality.kind == CodeKind::Specimen {
-        warnings
-            .push("specimen document: code UTO (Utopia) appears only on ICAO specimens".to_owned());
+        warnings.push("specimen document: code UTO (Utopia) appears only on ICAO specimens".into());
     }
 
-    let mut mrz = String::with_capacity(lines.count * (lines.len + 1));
-    for i in 0..lines.count {
+    let mut mrz = Vec::with_capacity(if keep_mrz {
+        lines.count * (lines.len + 1)
+    } else {
+        0
+    });
+    for i in (0..lines.count).filter(|_| keep_mrz) {
         if i > 0 {
-            mrz.push('\n');
+            mrz.push(b'\n');
         }
-        mrz.extend(lines.row(i).iter().map(|&c| char::from(c)));
+        mrz.extend_from_slice(lines.row(i));
     }
+    let mrz = from_bytes(mrz);
     let fields = MrzFields {
         document_type: DocumentType::from_code(&document_code),
         document_code,
@@ -283,11 +302,20 @@ fn format_check(lines: &Lines, l: &Layout, first: u8, impossible: usize) -> Chec
                 Class::Country => "a country code",
                 _ => "a letters-only field",
             };
-            let tail = if impossible > 1 { format!(" (and {} more)", impossible - 1) } else { String::new() };
+            let tail = if impossible > 1 {
+                format!(" (and {} more)", impossible - 1)
+            } else {
+                String::new()
+            };
             return Check::new(
                 "mrz_format",
                 Fail,
-                format!("line {} position {}: '{}' is not allowed in {kind}{tail}", line + 1, pos + 1, char::from(c)),
+                format!(
+                    "line {} position {}: '{}' is not allowed in {kind}{tail}",
+                    line + 1,
+                    pos + 1,
+                    char::from(c)
+                ),
             );
         }
     }
@@ -332,24 +360,10 @@ fn digit_check(name: &'static str, d: Digit, format: MrzFormat, form: Number) ->
             Fail,
             "check digit is a filler but the number does not continue in the optional data",
         ),
-        Digit::Fail {
-            expected: Some(e),
-            found,
-        } => Check::new(
+        Digit::Fail { expected, found } => Check::new(
             name,
             Fail,
-            format!("computed {e}, found '{}'", char::from(found)),
-        ),
-        Digit::Fail {
-            expected: None,
-            found,
-        } => Check::new(
-            name,
-            Fail,
-            format!(
-                "data contains characters without a check value, found '{}'",
-                char::from(found)
-            ),
+            format!("computed {expected}, found '{}'", char::from(found)),
         ),
         Digit::NotDefined => Check::new(
             name,
@@ -400,7 +414,11 @@ fn code_check(
         Some(c) if c.kind == CodeKind::Specimen => Check::new(
             name,
             Warn,
-            "UTO is the ICAO specimen code (Utopia), not a real issuer",
+            if issuer {
+                "UTO is the ICAO specimen code (Utopia), not a real issuer"
+            } else {
+                "UTO is the ICAO specimen code (Utopia), not a real nationality"
+            },
         ),
         Some(c) if issuer && c.is_nationality_status() => Check::new(
             name,
@@ -409,5 +427,39 @@ fn code_check(
         ),
         Some(c) if c.kind == CodeKind::Icao => Check::new(name, Pass, "ICAO 9303 code"),
         Some(_) => Check::new(name, Pass, "ISO 3166-1 alpha-3 code"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_codes_and_names() {
+        for (raw, want) in [
+            ("P<", "P"),
+            ("ID", "ID"),
+            ("ZZ", "ZZ"),
+            ("AZ", "AZ"),
+            ("<<", ""),
+            ("P1", "P1"),
+            ("<P", "P"),
+        ] {
+            assert_eq!(document_code(raw.as_bytes()), want, "{raw}");
+        }
+        assert!(matches!(document_code(b"IR"), Cow::Borrowed("IR")));
+        assert_eq!(
+            split_name(b"VAN<DER<BERG<<JAN<<<"),
+            ("VAN DER BERG".into(), "JAN".into(), false)
+        );
+        assert_eq!(
+            split_name(b"<<ANNA<<<"),
+            (String::new(), "ANNA".into(), false)
+        );
+        assert_eq!(
+            split_name(b"SMITH<<<JOHN<<PAUL"),
+            ("SMITH".into(), "JOHN PAUL".into(), true)
+        );
+        assert_eq!(split_name(b"<<<<"), (String::new(), String::new(), false));
     }
 }

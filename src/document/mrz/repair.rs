@@ -12,6 +12,9 @@
 //! means the zone is too damaged to guess at, and at most
 //! [`MAX_COMBINATIONS`] combinations are ever evaluated.
 
+use std::borrow::Cow;
+
+use super::check;
 use super::input::Lines;
 use super::layout::{self, Class, Group, Layout};
 use super::Repair;
@@ -65,7 +68,7 @@ struct Suspect {
 pub(crate) fn repair(
     lines: &mut Lines,
     layout: &Layout,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Cow<'static, str>>,
 ) -> (Vec<Repair>, usize) {
     let mut found = [None::<Suspect>; MAX_SUSPECTS];
     let mut count = 0usize;
@@ -73,7 +76,13 @@ pub(crate) fn repair(
         if count < MAX_SUSPECTS {
             let pos = span.start + i as u8;
             let options = candidates(class, c);
-            found[count] = Some(Suspect { line: span.line, pos, from: c, group, options });
+            found[count] = Some(Suspect {
+                line: span.line,
+                pos,
+                from: c,
+                group,
+                options,
+            });
         }
         count += 1;
     });
@@ -83,7 +92,7 @@ pub(crate) fn repair(
     if count > MAX_SUSPECTS {
         warnings.push(format!(
             "{count} characters are impossible for their fields (more than {MAX_SUSPECTS}); OCR repair not attempted"
-        ));
+        ).into());
         return (Vec::new(), count);
     }
     let suspects: Vec<Suspect> = found.into_iter().flatten().collect();
@@ -95,17 +104,20 @@ pub(crate) fn repair(
         .filter(|s| s.group == Group::Checked)
         .collect();
     if !checked.is_empty() {
-        match search(lines, &checked, |l| layout::digits(l, layout).all_hold()) {
+        match search(lines, &checked, |l| check::digits(l, layout).all_hold()) {
             Outcome::One(choice) => {
                 for (s, &k) in checked.iter().zip(&choice) {
                     apply(lines, s, s.options[k], &mut repairs);
                 }
             }
-            other => warnings.push(format!(
-                "OCR repair of {} character(s) covered by check digits not applied: {}",
-                checked.len(),
-                other.reason()
-            )),
+            other => warnings.push(
+                format!(
+                    "OCR repair of {} character(s) covered by check digits not applied: {}",
+                    checked.len(),
+                    other.reason()
+                )
+                .into(),
+            ),
         }
     }
 
@@ -135,10 +147,13 @@ pub(crate) fn repair(
                 } else {
                     "nationality"
                 };
-                warnings.push(format!(
-                    "OCR repair of the {what} code not applied: {}",
-                    other.reason()
-                ));
+                warnings.push(
+                    format!(
+                        "OCR repair of the {what} code not applied: {}",
+                        other.reason()
+                    )
+                    .into(),
+                );
             }
         }
     }

@@ -303,6 +303,35 @@ fn each_check_digit_mutation_fails_exactly_its_checks() {
 }
 
 #[test]
+fn document_types_from_codes() {
+    use DocumentType::*;
+    for (code, want) in [
+        ("P", Passport),
+        ("PD", Passport),
+        ("I", IdCard),
+        ("ID", IdCard),
+        ("AC", IdCard),
+        ("C", IdCard),
+        ("IR", ResidencePermit),
+        ("AR", ResidencePermit),
+        ("RP", ResidencePermit),
+        ("DL", DriverLicense),
+        ("D", DriverLicense),
+        ("V", Other),
+        ("VB", Other),
+        ("", Other),
+        ("<", Other),
+    ] {
+        assert_eq!(DocumentType::from_code(code), want, "{code}");
+    }
+    let j = serde_json::to_value([IdCard, ResidencePermit, DriverLicense]).unwrap();
+    assert_eq!(
+        j,
+        serde_json::json!(["id_card", "residence_permit", "driver_license"])
+    );
+}
+
+#[test]
 fn tolerant_input_forms_give_identical_results() {
     let want = parsed(&TD3);
     let forms = [

@@ -3,6 +3,8 @@
 //! usual printed formats, countries resolved to alpha-3, sex from the usual
 //! bilingual spellings. Details never echo the personal data.
 
+use std::borrow::Cow;
+
 use time::{Date, Month};
 
 use super::names::{name_check, translit};
@@ -84,25 +86,25 @@ pub(super) fn issue_warnings(
     v: &VizFields,
     expiry: MrzDate,
     today: Date,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Cow<'static, str>>,
 ) {
     let Some(s) = nonblank(&v.issue_date) else {
         return;
     };
     let Some(issue) = parse_date(s).and_then(|d| d.to_date(today)) else {
-        warnings.push("printed issue date is not a recognised date".to_owned());
+        warnings.push("printed issue date is not a recognised date".into());
         return;
     };
     if issue > today {
-        warnings.push("printed issue date is in the future".to_owned());
+        warnings.push("printed issue date is in the future".into());
     }
     if let MrzDate::Full(exp) = expiry {
         let years = exp.year() - issue.year();
         let later_in_year = (exp.month() as u8, exp.day()) > (issue.month() as u8, issue.day());
         if exp <= issue {
-            warnings.push("expiry date is not after the printed issue date".to_owned());
+            warnings.push("expiry date is not after the printed issue date".into());
         } else if years > 10 || (years == 10 && later_in_year) {
-            warnings.push("expiry date is more than 10 years after the issue date".to_owned());
+            warnings.push("expiry date is more than 10 years after the issue date".into());
         }
     }
 }

@@ -21,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/tenants/{id}").route(web::get().to(get_tenant)))
     .service(resource("/tenants/{id}/suspend").route(web::post().to(suspend_tenant)))
     .service(resource("/tenants/{id}/activate").route(web::post().to(activate_tenant)))
+    .service(resource("/tenants/{id}/face-match").route(web::put().to(set_face_match)))
     .service(
         resource("/tenants/{id}/media-policy")
             .route(web::get().to(get_media_policy))
@@ -162,4 +163,25 @@ async fn set_media_policy(
     let body = body.into_inner();
     let p = blocking(move || tenancy::set_media_policy(&state.store, &id, &body, ACTOR)).await?;
     Ok(HttpResponse::Ok().json(p))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaceMatchSettings {
+    threshold: f32,
+}
+
+/// Sets the tenant's face-match threshold (requests may only be stricter).
+async fn set_face_match(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<FaceMatchSettings>,
+) -> Result<HttpResponse, ApiError> {
+    let threshold = body.threshold;
+    let tenant = id.clone();
+    let t =
+        blocking(move || tenancy::set_face_match_threshold(&state.store, &id, threshold, ACTOR))
+            .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "tenant_id": tenant, "threshold": t })))
 }

@@ -1,6 +1,8 @@
 //! One file per resource, each with a `configure` that registers its routes.
 
 pub mod admin;
+pub mod document;
+pub mod face;
 pub mod media;
 pub mod ops;
 pub mod ping;

@@ -30,5 +30,8 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             tracing::error!(error = %e, "database not writable");
             ApiError::new(Code::NotReady, "database is not writable")
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "checks": { "database": "ok" } })))
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "checks": { "database": "ok", "models": "loaded" }
+    })))
 }

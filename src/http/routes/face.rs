@@ -1,0 +1,82 @@
+//! `POST /v1/face/match`: 1:1 face match of a selfie against a reference image.
+
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Code};
+use crate::http::{request_id, resource, AppState};
+use crate::media::intake;
+use crate::store::{self, usage::UsageEvent};
+
+/// Registers the face routes (inside the signed `/v1` scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/face/match").route(web::post().to(match_faces)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchRequest {
+    /// The selfie (exactly one face), base64 or `data:` URL.
+    image_a_base64: String,
+    /// The reference (a document photo or another picture; its largest face is used).
+    image_b_base64: String,
+    /// Decision threshold on similarity; at least the tenant's own threshold.
+    threshold: Option<f32>,
+}
+
+/// Compares the selfie's face with the reference's face; billed as `face_match`.
+async fn match_faces(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<MatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = body.into_inner();
+    let request_id = request_id::current();
+    let st = state.clone();
+    let report = web::block(move || -> Result<_, ApiError> {
+        let floor = st
+            .store
+            .read(|c| store::tenants::face_match_threshold(c, &principal.tenant_id))?;
+        let threshold = match body.threshold {
+            Some(t) if !(floor..=1.0).contains(&t) => {
+                return Err(ApiError::new(
+                    Code::InvalidInput,
+                    format!("threshold must be between the tenant's {floor:.2} and 1"),
+                )
+                .with_details(json!({ "field": "threshold", "min": floor })))
+            }
+            Some(t) => t,
+            None => floor,
+        };
+        let a = intake::decode_base64(&body.image_a_base64, &st.media.limits)?;
+        let b = intake::decode_base64(&body.image_b_base64, &st.media.limits)?;
+        let a = st.media.accept(&a)?.image;
+        let b = st.media.accept(&b)?.image;
+        let report = st.vision.match_faces(&a, &b, threshold)?;
+        st.store.write(|tx| {
+            store::usage::record(
+                tx,
+                &UsageEvent {
+                    request_id: &request_id,
+                    tenant_id: &principal.tenant_id,
+                    key_id: Some(&principal.key_id),
+                    module: "face_match",
+                    unit_price_minor: 0,
+                    at: store::now(),
+                },
+            )
+        })?;
+        Ok(report)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut out = serde_json::to_value(&report).map_err(ApiError::internal)?;
+    out["processing_ms"] = json!(started.elapsed().as_millis() as u64);
+    out["usage"] = json!({ "module": "face_match", "units": 1 });
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,137 @@
+//! `POST /v1/document/validate` and `kycd mrz`.
+
+use serde_json::{json, Value};
+
+use crate::common::TestApp;
+
+const TD3: [&str; 2] = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+];
+
+fn validate(app: &TestApp, key: &crate::common::Key, body: Value) -> crate::common::Resp {
+    app.signed(
+        key,
+        "POST",
+        "/v1/document/validate",
+        &serde_json::to_vec(&body).unwrap(),
+    )
+}
+
+fn check<'a>(body: &'a Value, name: &str) -> &'a str {
+    body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_else(|| panic!("no check {name}"))
+}
+
+#[test]
+fn icao_specimen_validates_and_is_reported_expired() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    let r = validate(
+        &app,
+        &key,
+        json!({ "mrz": TD3.join("\n"), "options": { "check_expiry": false } }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["document_valid"], true);
+    assert_eq!(r.body["fields"]["document_number"], "L898902C3");
+    assert_eq!(r.body["fields"]["birth_date"], "1974-08-12");
+    for name in [
+        "mrz_checksum_document_number",
+        "mrz_checksum_birth_date",
+        "mrz_checksum_expiry",
+        "mrz_checksum_composite",
+    ] {
+        assert_eq!(check(&r.body, name), "pass", "{name}");
+    }
+    // The specimen expired in 2012: by default that fails the document.
+    let r = validate(&app, &key, json!({ "mrz": TD3 }));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["document_valid"], false);
+    assert_eq!(check(&r.body, "not_expired"), "fail");
+}
+
+#[test]
+fn a_wrong_check_digit_fails_its_check_and_printed_fields_are_compared() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    let bad = TD3[1].replacen("7408122", "7408125", 1);
+    let r = validate(
+        &app,
+        &key,
+        json!({ "mrz": [TD3[0], bad], "options": { "check_expiry": false } }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["document_valid"], false);
+    assert_eq!(check(&r.body, "mrz_checksum_birth_date"), "fail");
+    assert_eq!(check(&r.body, "mrz_checksum_document_number"), "pass");
+
+    let fields = json!({ "surname": "Eriksson", "given_names": "Anna Maria", "birth_date": "12.08.1974", "sex": "F" });
+    let r = validate(
+        &app,
+        &key,
+        json!({ "mrz": TD3, "fields": fields, "options": { "check_expiry": false } }),
+    );
+    assert_eq!(r.body["document_valid"], true, "{}", r.text);
+    let fields = json!({ "surname": "Larsson", "birth_date": "1974-08-12" });
+    let r = validate(
+        &app,
+        &key,
+        json!({ "mrz": TD3, "fields": fields, "options": { "check_expiry": false } }),
+    );
+    assert_eq!(r.body["document_valid"], false, "{}", r.text);
+}
+
+#[test]
+fn unparseable_mrz_is_422_never_500() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    let r = validate(&app, &key, json!({ "mrz": [TD3[0], &TD3[1][..40]] }));
+    r.assert_error(422, "mrz_unparseable");
+    assert_eq!(r.body["error"]["details"]["line"], 2);
+    assert_eq!(r.body["error"]["details"]["expected"], 44);
+    assert_eq!(r.body["error"]["details"]["found"], 40);
+    for garbage in [
+        json!(""),
+        json!("hello"),
+        json!(["x", "x", "x", "x", "x"]),
+        json!("P<UTO€RIKSSON"),
+        json!("\u{0}\u{1}"),
+    ] {
+        validate(&app, &key, json!({ "mrz": garbage })).assert_error(422, "mrz_unparseable");
+    }
+    validate(&app, &key, json!({})).assert_error(422, "invalid_input");
+    validate(&app, &key, json!({ "mrz": 42 })).assert_error(422, "invalid_input");
+}
+
+#[test]
+fn cli_prints_the_same_result() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kycd"))
+        .args(["mrz", "--json", "--no-expiry-check", &TD3.join("\\n")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["document_valid"], true);
+    assert_eq!(v["fields"]["surname"], "ERIKSSON");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kycd"))
+        .args(["mrz", TD3[0], TD3[1]])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "expired specimen fails by default");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not_expired"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kycd"))
+        .args(["mrz", "garbage"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
