@@ -31,6 +31,19 @@ pub struct Config {
     pub media: MediaConfig,
     /// Optional clamd scanning of uploads.
     pub antivirus: crate::media::antivirus::AntivirusConfig,
+    /// Inference models and threads.
+    pub models: ModelsConfig,
+}
+
+/// Where the models come from and how inference runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Load model files from this directory instead of the copies embedded in the binary
+    /// (each is still checked against its sha256).
+    pub dir: Option<PathBuf>,
+    /// Threads of the inference pool; unset = one per physical core.
+    pub threads: Option<usize>,
 }
 
 /// Image intake limits and retention housekeeping.
@@ -109,6 +122,7 @@ impl Default for Config {
             log: LogConfig::default(),
             media: MediaConfig::default(),
             antivirus: Default::default(),
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -187,6 +201,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--models-dir`.
+    pub models_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -215,6 +231,9 @@ impl Config {
         }
         if let Some(listen) = overrides.listen {
             config.listen = listen;
+        }
+        if let Some(dir) = &overrides.models_dir {
+            config.models.dir = Some(dir.clone());
         }
         config.validate()?;
         Ok(config)
@@ -258,6 +277,12 @@ impl Config {
         }
         if let Some(v) = env("KYCD_WORKERS") {
             self.http.workers = parse("KYCD_WORKERS", v)?;
+        }
+        if let Some(v) = env("KYCD_MODELS_DIR") {
+            self.models.dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("KYCD_INFERENCE_THREADS") {
+            self.models.threads = Some(parse("KYCD_INFERENCE_THREADS", v)?);
         }
         if let Some(v) = env("KYCD_CLAMD") {
             self.antivirus.clamd = Some(v);
@@ -389,7 +414,7 @@ mod tests {
         let overrides = Overrides {
             config_file: Some(file),
             data_dir: Some("/from/flag".into()),
-            listen: None,
+            ..Default::default()
         };
         let c = Config::load_with(&overrides, env_of(&[("KYCD_DATA_DIR", "/from/env")])).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from/flag"));

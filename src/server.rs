@@ -17,6 +17,7 @@ use crate::media::intake::IntakeLimits;
 use crate::media::MediaService;
 use crate::store::crypto::MasterKey;
 use crate::store::Store;
+use crate::vision::service::Vision;
 
 /// Opens the store and secrets for `config`; shared by the server and the admin CLI.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -45,7 +46,8 @@ pub struct Running {
     pub server: actix_web::dev::Server,
 }
 
-/// Opens everything and binds; must be called inside an actix/tokio runtime.
+/// Opens everything, loads and warms up the models, and binds; `/readyz` is 200 from the first
+/// request it can answer. Must be called inside an actix/tokio runtime.
 pub fn start(config: Config) -> anyhow::Result<Running> {
     let store = Arc::new(open_store(&config)?);
     let token = admin_token(&config)?;
@@ -60,7 +62,23 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         config.antivirus.clone(),
     )?);
     let sweep_every = Duration::from_secs(config.media.sweep_interval_secs);
-    let state = web::Data::new(AppState::new(config, store, token, media.clone()));
+    let loading = std::time::Instant::now();
+    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)
+        .context("cannot load the models")?;
+    vision
+        .warm_up()
+        .context("models failed their warm-up inference")?;
+    tracing::info!(
+        ms = loading.elapsed().as_millis() as u64,
+        "models loaded and warmed up"
+    );
+    let state = web::Data::new(AppState::new(
+        config,
+        store,
+        token,
+        media.clone(),
+        Arc::new(vision),
+    ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
     actix_web::rt::spawn(crate::media::retention_worker(media, sweep_every));

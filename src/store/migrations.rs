@@ -11,6 +11,7 @@ use super::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_foundation.sql"),
     include_str!("migrations/0002_media.sql"),
+    include_str!("migrations/0003_face_match.sql"),
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod media;
 mod migrations;
 pub mod tenants;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};

@@ -70,3 +70,25 @@ pub fn set_status(tx: &Transaction<'_>, id: &str, status: &str, at: i64) -> Resu
     }
     Ok(())
 }
+
+/// A tenant's face-match threshold (calibrated similarity).
+pub fn face_match_threshold(conn: &Connection, id: &str) -> Result<f32> {
+    conn.prepare_cached("SELECT face_match_threshold FROM tenants WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, f64>(0))
+        .map(Some)
+        .or_else(none_if_no_rows)?
+        .map(|t| t as f32)
+        .ok_or(StoreError::NotFound("tenant"))
+}
+
+/// Sets a tenant's face-match threshold.
+pub fn set_face_match_threshold(tx: &Transaction<'_>, id: &str, threshold: f32) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE tenants SET face_match_threshold = ?2 WHERE id = ?1",
+        params![id, f64::from(threshold)],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    Ok(())
+}

@@ -175,6 +175,36 @@ pub fn get_media_policy(store: &Store, id: &str) -> Result<MediaPolicy, TenancyE
     })
 }
 
+/// Sets a tenant's face-match threshold on calibrated similarity (audited).
+pub fn set_face_match_threshold(
+    store: &Store,
+    id: &str,
+    threshold: f32,
+    actor: &str,
+) -> Result<f32, TenancyError> {
+    if !(0.5..=0.99).contains(&threshold) {
+        // Below 0.5 the decision is looser than the model's own operating point.
+        return Err(TenancyError::Invalid {
+            field: "face_match_threshold",
+            reason: "must be between 0.5 and 0.99".into(),
+        });
+    }
+    let now = store::now();
+    store.write(|tx| {
+        store::tenants::set_face_match_threshold(tx, id, threshold)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "tenant.face_match_threshold")
+                .tenant(id)
+                .target(id)
+                .details(json!({ "face_match_threshold": threshold })),
+            now,
+        )?;
+        Ok(())
+    })?;
+    Ok(threshold)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

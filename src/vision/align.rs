@@ -36,7 +36,9 @@ pub type Affine = [[f64; 3]; 2];
 pub fn similarity_transform(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Affine {
     let n = src.len().min(dst.len()).max(1) as f64;
     let mean = |pts: &[[f32; 2]]| {
-        let (sx, sy) = pts.iter().fold((0.0, 0.0), |(x, y), p| (x + f64::from(p[0]), y + f64::from(p[1])));
+        let (sx, sy) = pts.iter().fold((0.0, 0.0), |(x, y), p| {
+            (x + f64::from(p[0]), y + f64::from(p[1]))
+        });
         (sx / n, sy / n)
     };
     let (spx, spy) = mean(src);
@@ -49,7 +51,11 @@ pub fn similarity_transform(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Affine {
         cross += px * qy - py * qx;
         norm += px * px + py * py;
     }
-    let (a, b) = if norm > 0.0 { (dot / norm, cross / norm) } else { (1.0, 0.0) };
+    let (a, b) = if norm > 0.0 {
+        (dot / norm, cross / norm)
+    } else {
+        (1.0, 0.0)
+    };
     [
         [a, -b, dpx - (a * spx - b * spy)],
         [b, a, dpy - (b * spx + a * spy)],
@@ -168,7 +174,13 @@ mod tests {
 
     #[test]
     fn landmarks_land_on_the_template() {
-        let lms = [[100.0, 120.0], [160.0, 118.0], [131.0, 150.0], [108.0, 185.0], [155.0, 184.0]];
+        let lms = [
+            [100.0, 120.0],
+            [160.0, 118.0],
+            [131.0, 150.0],
+            [108.0, 185.0],
+            [155.0, 184.0],
+        ];
         let m = similarity_transform(&lms, &ARCFACE_TEMPLATE);
         for (p, q) in lms.iter().zip(ARCFACE_TEMPLATE) {
             let r = apply(&m, *p);

@@ -124,7 +124,9 @@ mod tests {
         // The same face mirrored is still the same person to the model.
         let flipped = image::imageops::flip_horizontal(&img);
         let ff = &detector.detect(&flipped).unwrap()[0];
-        let ef = embedder.embed(&align_face(&flipped, &ff.landmarks)).unwrap();
+        let ef = embedder
+            .embed(&align_face(&flipped, &ff.landmarks))
+            .unwrap();
         assert!(e.cosine(&ef) > 0.7, "mirror cosine {}", e.cosine(&ef));
         assert!(embedder.embed(&image::RgbImage::new(10, 10)).is_err());
     }

@@ -1,43 +1,14 @@
-//! Pixels in and tensors out: decoding uploads to 8-bit RGB and laying RGB images out as the
-//! f32 NCHW tensors the models expect.
+//! Pixels in and tensors out: resizing 8-bit RGB images and laying them out as the f32 NCHW
+//! tensors the models expect. Uploads are decoded by [`crate::media::intake`], the one intake path.
 //!
 //! Images are held as [`image::RgbImage`] (RGB, 8 bits, row-major). Models trained with OpenCV
 //! expect BGR channel order, so the channel order is chosen here, per model, and nowhere else.
 
-use std::io::Cursor;
-
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::RgbImage;
 
 use super::runtime::Tensor;
 use super::{Result, VisionError};
-
-/// Largest width or height accepted by [`decode`]. A 12 000 px side is beyond any phone or
-/// scanner and keeps a decoded frame under ~430 MB.
-pub const MAX_SIDE: u32 = 12_000;
-
-/// Decodes a JPEG, PNG or WebP upload to RGB, applying its EXIF orientation so that a phone
-/// photo taken sideways is upright before detection. Alpha is dropped.
-pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
-    let bad = |e: &dyn std::fmt::Display| VisionError::InvalidImage(e.to_string());
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| bad(&e))?;
-    let mut decoder = reader.into_decoder().map_err(|e| bad(&e))?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
-        return Err(VisionError::InvalidImage(format!(
-            "{w}×{h} is outside 1..={MAX_SIDE} px per side"
-        )));
-    }
-    // Orientation is advisory metadata; a broken EXIF block should not reject a good photo.
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad(&e))?;
-    if let Some(o) = orientation {
-        img.apply_orientation(o);
-    }
-    Ok(img.into_rgb8())
-}
 
 /// Resizes to exactly `width`×`height` with a triangle (bilinear) filter. When shrinking, the
 /// filter widens with the scale, so large downscales average instead of aliasing.
@@ -101,21 +72,5 @@ mod tests {
         let t = to_nchw(&img, ChannelOrder::Rgb, 2, 1).unwrap();
         assert_eq!(t.data, [10.0, 40.0, 20.0, 50.0, 30.0, 60.0]);
         assert!(to_nchw(&img, ChannelOrder::Rgb, 1, 1).is_err());
-    }
-
-    #[test]
-    fn garbage_is_an_invalid_image() {
-        let err = decode(b"definitely not a jpeg").unwrap_err();
-        assert_eq!(err.code(), "invalid_image");
-    }
-
-    #[test]
-    fn png_round_trip_decodes_to_rgb() {
-        let img = RgbImage::from_fn(5, 4, |x, y| Rgb([x as u8 * 50, y as u8 * 60, 7]));
-        let mut png = Vec::new();
-        DynamicImage::ImageRgb8(img.clone())
-            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
-        assert_eq!(decode(&png).unwrap(), img);
     }
 }

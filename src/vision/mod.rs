@@ -17,6 +17,7 @@ pub mod facematch;
 pub mod frame;
 pub mod quality;
 pub mod runtime;
+pub mod service;
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, VisionError>;
@@ -37,7 +38,9 @@ pub enum VisionError {
         count: usize,
     },
     /// The face is too small to give a reliable embedding.
-    #[error("face too small: {inter_eye_px:.1} px between the eyes, at least {min_px:.0} px needed")]
+    #[error(
+        "face too small: {inter_eye_px:.1} px between the eyes, at least {min_px:.0} px needed"
+    )]
     FaceTooSmall {
         /// Measured distance between the eye centres in original pixels.
         inter_eye_px: f32,
@@ -99,6 +102,42 @@ impl VisionError {
     }
 }
 
+impl crate::error::ErrorCode for VisionError {
+    fn code(&self) -> crate::error::Code {
+        use crate::error::Code;
+        match self {
+            VisionError::NoFace => Code::NoFace,
+            VisionError::MultipleFaces { .. } => Code::MultipleFaces,
+            VisionError::FaceTooSmall { .. } => Code::FaceTooSmall,
+            VisionError::FaceCropped => Code::FaceCropped,
+            VisionError::AngleTooLarge { .. } => Code::AngleTooLarge,
+            VisionError::InvalidImage(_) => Code::InvalidImage,
+            VisionError::Model(_) => Code::Internal,
+        }
+    }
+
+    /// FacePhi's normalised name as `reason`, plus the measured values that decided.
+    fn details(&self) -> serde_json::Value {
+        let mut d = match self {
+            VisionError::MultipleFaces { count } => serde_json::json!({ "faces": count }),
+            VisionError::FaceTooSmall {
+                inter_eye_px,
+                min_px,
+            } => {
+                serde_json::json!({ "inter_eye_px": inter_eye_px, "min_inter_eye_px": min_px })
+            }
+            VisionError::AngleTooLarge { yaw, pitch, roll } => {
+                serde_json::json!({ "yaw": yaw, "pitch": pitch, "roll": roll })
+            }
+            _ => serde_json::json!({}),
+        };
+        if let Some(reason) = self.reason() {
+            d["reason"] = serde_json::Value::from(reason);
+        }
+        d
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     //! Shared fixtures for the vision tests: the real models, loaded once per test binary.
@@ -134,7 +173,9 @@ pub(crate) mod testutil {
 
     fn load(path: &str) -> RgbImage {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        super::frame::decode(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+        crate::media::intake::load(&bytes, &Default::default())
+            .map(|i| i.image)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 }
 
@@ -147,9 +188,16 @@ mod tests {
         let all = [
             VisionError::NoFace,
             VisionError::MultipleFaces { count: 2 },
-            VisionError::FaceTooSmall { inter_eye_px: 3.0, min_px: 16.0 },
+            VisionError::FaceTooSmall {
+                inter_eye_px: 3.0,
+                min_px: 16.0,
+            },
             VisionError::FaceCropped,
-            VisionError::AngleTooLarge { yaw: 60.0, pitch: 0.0, roll: 0.0 },
+            VisionError::AngleTooLarge {
+                yaw: 60.0,
+                pitch: 0.0,
+                roll: 0.0,
+            },
             VisionError::InvalidImage("x".into()),
             VisionError::Model("x".into()),
         ];

@@ -80,7 +80,11 @@ impl RtenModel {
 
 impl Model for RtenModel {
     fn run(&self, input: Tensor, outputs: &[&str]) -> Result<Vec<Tensor>> {
-        let input_id = *self.model.input_ids().first().ok_or_else(|| self.err("no input"))?;
+        let input_id = *self
+            .model
+            .input_ids()
+            .first()
+            .ok_or_else(|| self.err("no input"))?;
         let output_ids = outputs
             .iter()
             .map(|name| self.model.node_id(name).map_err(|e| self.err(e)))
@@ -289,7 +293,9 @@ mod tests {
     fn embedded_models_match_the_directory_and_run() {
         for spec in ALL_MODELS {
             let on_disk = std::fs::read(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(spec.file),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("models")
+                    .join(spec.file),
             )
             .unwrap();
             assert_eq!(sha256_hex(&on_disk), spec.sha256, "{}", spec.file);
@@ -305,7 +311,10 @@ mod tests {
     #[test]
     fn unknown_output_is_a_model_error() {
         let input = Tensor::new(vec![1, 3, 112, 112], vec![0.0; 3 * 112 * 112]).unwrap();
-        let err = testutil::models().recognizer.run(input, &["nope"]).unwrap_err();
+        let err = testutil::models()
+            .recognizer
+            .run(input, &["nope"])
+            .unwrap_err();
         assert_eq!(err.code(), "model_error");
     }
 
