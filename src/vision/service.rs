@@ -2,6 +2,7 @@
 //! from `--models-dir`), warmed up before the service reports ready, and the 1:1 match.
 
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 
 use image::RgbImage;
 use serde::Serialize;
@@ -16,6 +17,43 @@ pub struct Vision {
     pub models: Models,
     /// Detection, checks, quality and embedding.
     pub analyzer: FaceAnalyzer,
+    slots: Slots,
+}
+
+/// A counting semaphore: callers arrive on the (large) blocking pool, but at most one pipeline per
+/// core runs at once, so a burst queues instead of thrashing caches and memory.
+struct Slots {
+    free: Mutex<usize>,
+    returned: Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n.max(1)),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+            while *free == 0 {
+                free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+            }
+            *free -= 1;
+        }
+        // Give the slot back even if `f` panics.
+        struct Release<'a>(&'a Slots);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                self.0.returned.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
 }
 
 /// A face match as the API reports it.
@@ -52,7 +90,12 @@ impl Vision {
             None => Models::load_embedded_with(&opts)?,
         };
         let analyzer = FaceAnalyzer::new(&models);
-        Ok(Vision { models, analyzer })
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Vision {
+            models,
+            analyzer,
+            slots: Slots::new(cores),
+        })
     }
 
     /// Runs every model once on a blank input, so the first request does not pay for lazy
@@ -85,7 +128,12 @@ impl Vision {
     }
 
     /// Compares the face of a selfie `a` (exactly one face) with the largest face of `b`.
+    /// Blocking; at most one match per core runs at a time.
     pub fn match_faces(&self, a: &RgbImage, b: &RgbImage, threshold: f32) -> Result<MatchReport> {
+        self.slots.run(|| self.match_now(a, b, threshold))
+    }
+
+    fn match_now(&self, a: &RgbImage, b: &RgbImage, threshold: f32) -> Result<MatchReport> {
         let fa = self.analyzer.analyze(a, Role::Selfie)?;
         let fb = self.analyzer.analyze(b, Role::Document)?;
         let m = facematch::compare_with(&fa, &fb, threshold);
@@ -96,5 +144,39 @@ impl Vision {
             threshold: m.threshold,
             faces: MatchFaces { a: fa, b: fb },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn slots_bound_concurrency_and_survive_panics() {
+        let slots = Arc::new(Slots::new(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (slots, running, peak) = (slots.clone(), running.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    slots.run(|| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        let s = slots.clone();
+        let _ = std::thread::spawn(move || s.run(|| panic!("inference bug"))).join();
+        assert_eq!(*slots.free.lock().unwrap(), 2, "the slot came back");
     }
 }

@@ -91,18 +91,22 @@ async fn upload_json(
     body: web::Json<UploadJson>,
 ) -> Result<HttpResponse, ApiError> {
     let UploadJson { kind, image_base64 } = body.into_inner();
+    let source = ImageSource::Base64(image_base64);
+    created(&state, principal, subject_id.into_inner(), kind, source).await
+}
+
+/// Runs the upload on the blocking pool and answers 201 with what was stored.
+async fn created(
+    state: &AppState,
+    principal: Principal,
+    subject_id: String,
+    kind: MediaKind,
+    source: ImageSource,
+) -> Result<HttpResponse, ApiError> {
     let media = state.media.clone();
-    let result = web::block(move || {
-        store_upload(
-            &media,
-            &principal,
-            &subject_id,
-            kind,
-            ImageSource::Base64(image_base64),
-        )
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let result = web::block(move || store_upload(&media, &principal, &subject_id, kind, source))
+        .await
+        .map_err(ApiError::internal)??;
     Ok(HttpResponse::Created().json(result))
 }
 
@@ -126,19 +130,8 @@ async fn upload_multipart(
     let image = fields
         .remove("image")
         .ok_or_else(|| upload::missing("image"))?;
-    let media = state.media.clone();
-    let result = web::block(move || {
-        store_upload(
-            &media,
-            &principal,
-            &subject_id,
-            kind,
-            ImageSource::Bytes(image),
-        )
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(HttpResponse::Created().json(result))
+    let source = ImageSource::Bytes(image);
+    created(&state, principal, subject_id.into_inner(), kind, source).await
 }
 
 /// Lists a subject's stored media (metadata only).
