@@ -2,6 +2,7 @@
 //! config, and calls the same domain functions the HTTP API calls.
 
 mod admin;
+mod audit;
 mod bench;
 mod face;
 mod mrz;
@@ -43,6 +44,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Face tools, offline.
     Face {
@@ -117,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             no_expiry_check,
         } => mrz::run(&lines, json, no_expiry_check),
+        Command::Audit { command } => audit::run(&Config::load(&overrides)?, command),
         Command::Face { command } => face::run(&Config::load(&overrides)?, command),
         Command::Bench { command } => bench::run(&Config::load(&overrides)?, command),
         Command::Serve { .. } => {

@@ -115,7 +115,11 @@ pub fn build_app(
         .app_data(web::PathConfig::default().error_handler(extract::path_error))
         .app_data(web::PayloadConfig::default().limit(max_body))
         .configure(routes::ops::configure)
-        .service(web::scope("/admin/v1").configure(routes::admin::configure))
+        .service(
+            web::scope("/admin/v1")
+                .configure(routes::admin::configure)
+                .configure(routes::audit::configure_admin),
+        )
         .service(
             web::scope("/v1")
                 .wrap(from_fn(signed::middleware))
@@ -123,6 +127,7 @@ pub fn build_app(
                 .configure(routes::media::configure)
                 .configure(routes::document::configure)
                 .configure(routes::face::configure)
+                .configure(routes::audit::configure_tenant)
                 .default_service(web::to(route_not_found)),
         )
         .default_service(web::to(route_not_found))

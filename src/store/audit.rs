@@ -82,26 +82,86 @@ pub fn append(tx: &Transaction<'_>, entry: &NewEntry, at: i64) -> Result<AuditRo
     Ok(row)
 }
 
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        tenant_id: r.get(4)?,
+        target: r.get(5)?,
+        details: r.get(6)?,
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
 /// Entries in chain order, optionally only one tenant's.
 pub fn list(conn: &Connection, tenant_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log \
          WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![tenant_id, limit], |r| {
-        Ok(AuditRow {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            tenant_id: r.get(4)?,
-            target: r.get(5)?,
-            details: r.get(6)?,
-            prev_hash: r.get(7)?,
-            hash: r.get(8)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![tenant_id, limit], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Walks every entry in chain order, without loading the log into memory.
+pub fn for_each(conn: &Connection, mut f: impl FnMut(AuditRow)) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        f(from_row(r)?);
+    }
+    Ok(())
+}
+
+/// A search of the log: full-text `query` (FTS5 syntax) over actor, action, target and details,
+/// a time range and an optional tenant; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Search<'a> {
+    /// FTS5 query; `None` matches everything.
+    pub query: Option<&'a str>,
+    /// Only this tenant's entries.
+    pub tenant_id: Option<&'a str>,
+    /// From this Unix time (inclusive).
+    pub from: Option<i64>,
+    /// Until this Unix time (inclusive).
+    pub to: Option<i64>,
+    /// At most this many entries.
+    pub limit: i64,
+}
+
+/// Runs a search; a malformed FTS5 query is a `Conflict` naming SQLite's complaint.
+pub fn search(conn: &Connection, s: &Search<'_>) -> Result<Vec<AuditRow>> {
+    let sql = "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
+         FROM audit_log a \
+         WHERE (?1 IS NULL OR a.seq IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ?1)) \
+           AND (?2 IS NULL OR a.tenant_id = ?2) AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at <= ?4) \
+         ORDER BY a.seq DESC LIMIT ?5";
+    let run = || -> rusqlite::Result<Vec<AuditRow>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(
+            params![s.query, s.tenant_id, s.from, s.to, s.limit],
+            from_row,
+        )?;
+        rows.collect()
+    };
+    run().map_err(|e| match e {
+        // SQLITE_ERROR while matching is FTS5 rejecting the query text (unbalanced quotes,
+        // bare operators); anything else is ours.
+        rusqlite::Error::SqliteFailure(f, msg)
+            if s.query.is_some() && f.code == rusqlite::ErrorCode::Unknown =>
+        {
+            super::StoreError::Conflict(format!(
+                "invalid search query: {}",
+                msg.unwrap_or_else(|| "syntax error".into())
+            ))
+        }
+        other => other.into(),
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod common;
 
 mod admin;
+mod audit;
 mod cli;
 mod document;
 mod errors;

@@ -1,6 +1,7 @@
 //! One file per resource, each with a `configure` that registers its routes.
 
 pub mod admin;
+pub mod audit;
 pub mod document;
 pub mod face;
 pub mod media;
