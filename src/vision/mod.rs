@@ -11,6 +11,7 @@
 //! inference pool. The pre- and post-processing of each model follows `models/MODELS.md`.
 
 pub mod align;
+pub mod antispoof;
 pub mod detect;
 pub mod embed;
 pub mod facematch;
