@@ -81,7 +81,12 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
-    actix_web::rt::spawn(crate::media::retention_worker(media, sweep_every));
+    state.metrics.models_loaded.set(1);
+    actix_web::rt::spawn(crate::media::retention_worker(
+        media,
+        state.metrics.clone(),
+        sweep_every,
+    ));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "kycd ready");
     Ok(Running {

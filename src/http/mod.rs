@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::{ApiError, Code};
 use crate::media::MediaService;
 use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
 use crate::vision::service::Vision;
 
 /// Everything a handler can reach.
@@ -39,6 +40,8 @@ pub struct AppState {
     pub media: Arc<MediaService>,
     /// Loaded, warmed-up face models.
     pub vision: Arc<Vision>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// Set once everything `/readyz` depends on has loaded.
     pub ready: AtomicBool,
 }
@@ -60,6 +63,7 @@ impl AppState {
             admin_token,
             media,
             vision,
+            metrics: Arc::new(Metrics::new()),
             ready: AtomicBool::new(false),
         }
     }

@@ -69,7 +69,7 @@ pub async fn middleware(
         "request",
         request_id = %id,
         method = %req.method(),
-        path = %req.path(),
+        route = tracing::field::Empty,
         tenant_id = tracing::field::Empty,
     );
     let started = Instant::now();
@@ -91,6 +91,27 @@ pub async fn middleware(
             // Inner layers answer their own errors; an Err here is actix's and is rendered by it.
             Err(err) => return Err(err),
         };
+        // The route pattern, never the raw path: paths carry tenants' subject ids, which must
+        // reach neither logs nor metric labels.
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        tracing::Span::current().record("route", route.as_str());
+        if let Some(state) = res
+            .request()
+            .app_data::<actix_web::web::Data<crate::http::AppState>>()
+        {
+            let method = res.request().method().as_str().to_owned();
+            let status = res.status().as_u16().to_string();
+            let m = &state.metrics;
+            m.http_requests
+                .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+                .inc();
+            m.http_duration
+                .with_label_values(&[route.as_str(), method.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        }
         if let Ok(v) = HeaderValue::from_str(&current()) {
             res.headers_mut().insert(HeaderName::from_static(HEADER), v);
         }

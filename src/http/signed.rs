@@ -71,7 +71,16 @@ pub async fn middleware(
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body),
-        Err(err) => Ok(req.error_response(err).map_into_right_body()),
+        Err(err) => {
+            if let Some(state) = req.app_data::<web::Data<AppState>>() {
+                state
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&[err.code.as_str()])
+                    .inc();
+            }
+            Ok(req.error_response(err).map_into_right_body())
+        }
     }
 }
 

@@ -408,14 +408,24 @@ fn shrink(image: &RgbImage, max_side: u32) -> RgbImage {
 }
 
 /// Background loop deleting expired media every `interval`, until the runtime stops.
-pub async fn retention_worker(media: Arc<MediaService>, interval: Duration) {
+pub async fn retention_worker(
+    media: Arc<MediaService>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    interval: Duration,
+) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
         let m = media.clone();
         match tokio::task::spawn_blocking(move || m.sweep_expired(store::now())).await {
             Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(deleted = n, "retention sweep"),
+            Ok(Ok(n)) => {
+                metrics
+                    .media_swept
+                    .with_label_values(&["retention"])
+                    .inc_by(n as u64);
+                tracing::info!(deleted = n, "retention sweep");
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
             Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
         }

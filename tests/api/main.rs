@@ -10,4 +10,5 @@ mod document;
 mod errors;
 mod face;
 mod media;
+mod observability;
 mod signing;

@@ -57,7 +57,12 @@ async fn match_faces(
         let b = intake::decode_base64(&body.image_b_base64, &st.media.limits)?;
         let a = st.media.accept(&a)?.image;
         let b = st.media.accept(&b)?.image;
+        let inference = Instant::now();
         let report = st.vision.match_faces(&a, &b, threshold)?;
+        st.metrics
+            .inference_duration
+            .with_label_values(&["face_match"])
+            .observe(inference.elapsed().as_secs_f64());
         st.store.write(|tx| {
             store::usage::record(
                 tx,

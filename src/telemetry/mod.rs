@@ -5,6 +5,8 @@
 //! `write(2)` to stderr; under extreme load, lines beyond its buffer are dropped rather than
 //! slowing requests down.
 
+pub mod metrics;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{fmt, EnvFilter};
 

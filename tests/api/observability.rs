@@ -1,0 +1,149 @@
+//! Logs and metrics of the real binary carry no personal data and no secrets.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::{sign_headers, with_json, Key};
+
+#[test]
+fn pii_and_secrets_reach_neither_logs_nor_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("kycd.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kycd = env!("CARGO_BIN_EXE_kycd");
+    let data = dir.path().join("data");
+    let mut child = Command::new(kycd)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("KYCD_LOG_LEVEL", "debug")
+        .env("KYCD_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent
+        .get(format!("{base}/readyz"))
+        .call()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(kycd)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let tenant = run(&["admin", "tenant", "create", "--name", "Obs", "--json"]);
+    let created = run(&[
+        "admin",
+        "key",
+        "create",
+        "--tenant",
+        tenant["tenant_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    let key = Key {
+        tenant_id: tenant["tenant_id"].as_str().unwrap().into(),
+        key_id: created["key_id"].as_str().unwrap().into(),
+        secret: created["secret"].as_str().unwrap().into(),
+    };
+    const MARKER: &str = "ZQXPIIMARKER";
+    let send = |method: &str, path: &str, body: &[u8], nonce: &str| {
+        let h = with_json(
+            sign_headers(&key, method, path, body, crate::common::now(), Some(nonce)),
+            body,
+        );
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"));
+        for (k, v) in h {
+            req = req.header(k, v);
+        }
+        agent
+            .run(req.body(body.to_vec()).unwrap())
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let validate = json!({
+        "mrz": ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"],
+        "fields": { "surname": MARKER, "given_names": "Anna Maria" }
+    });
+    assert_eq!(
+        send(
+            "POST",
+            "/v1/document/validate",
+            &serde_json::to_vec(&validate).unwrap(),
+            "a"
+        ),
+        200
+    );
+    let bad_image = json!({ "kind": "selfie", "image_base64": format!("{MARKER}===") });
+    assert_eq!(
+        send(
+            "POST",
+            &format!("/v1/subjects/{MARKER}/media"),
+            &serde_json::to_vec(&bad_image).unwrap(),
+            "b"
+        ),
+        422
+    );
+    assert_eq!(
+        send("DELETE", &format!("/v1/subjects/{MARKER}"), b"", "c"),
+        200
+    );
+    let metrics = agent
+        .get(format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(metrics.contains("kycd_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("route=\"/v1/subjects/{subject_id}/media\""),
+        "route patterns label requests"
+    );
+    assert!(metrics.contains("kycd_models_loaded 1"));
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains(&key.tenant_id),
+        "request lines carry the tenant id"
+    );
+    assert!(
+        logs.lines()
+            .filter(|l| l.contains("\"message\":\"request\""))
+            .count()
+            >= 3
+    );
+    for (name, text) in [("logs", &logs), ("metrics", &metrics)] {
+        assert!(!text.contains(MARKER), "personal data in {name}");
+        assert!(!text.contains(&key.secret), "key secret in {name}");
+        assert!(!text.contains(&key.secret[3..]), "key secret in {name}");
+    }
+}
