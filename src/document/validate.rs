@@ -136,8 +136,7 @@ pub fn validate(
     viz: Option<&VizFields>,
     opts: &ValidateOptions,
 ) -> Result<Validation, MrzError> {
-    let parsed = mrz::parse_with(input, opts.today, false)?;
-    Ok(validate_parsed(parsed, viz, opts))
+    mrz::parse_with(input, opts.today, false).map(|parsed| validate_parsed(parsed, viz, opts))
 }
 
 /// Validates an already parsed MRZ (parsed with the same `today`), for
@@ -258,8 +257,12 @@ fn mrz_iso(d: Date) -> String {
 
 /// Full years from `birth` to `today` (negative if `birth` is later).
 fn age_on(birth: Date, today: Date) -> i64 {
-    let mut age = i64::from(today.year()) - i64::from(birth.year());
-    if (today.month() as u8, today.day()) < (birth.month() as u8, birth.day()) {
+    // One calendar derivation per date: `month()` and `day()` each derive
+    // it from the ordinal again.
+    let (by, bm, bd) = birth.to_calendar_date();
+    let (ty, tm, td) = today.to_calendar_date();
+    let mut age = i64::from(ty) - i64::from(by);
+    if (tm as u8, td) < (bm as u8, bd) {
         age -= 1;
     }
     age
@@ -270,7 +273,12 @@ fn age_check(birth: MrzDate, opts: &ValidateOptions) -> Check {
     let Some((earliest, latest)) = date_range(birth) else {
         return Check::new(N, Skipped, "no usable date of birth");
     };
-    let (young, old) = (age_on(latest, opts.today), age_on(earliest, opts.today));
+    let young = age_on(latest, opts.today);
+    let old = if earliest == latest {
+        young
+    } else {
+        age_on(earliest, opts.today)
+    };
     let lo = i64::from(opts.min_age.unwrap_or(0));
     let hi = i64::from(opts.max_age);
     if young >= lo && old <= hi {

@@ -40,9 +40,53 @@ fn two(b: &[u8]) -> Option<u8> {
     }
 }
 
+/// Applies the century rule of `kind` to `year` (today's century plus the
+/// two MRZ digits); unknown month and day count as 1 for birth dates.
+fn resolve(mut year: i32, month: Option<u8>, day: Option<u8>, kind: Kind, today: Date) -> i32 {
+    match kind {
+        Kind::Expiry => {
+            if year > today.year() + 50 {
+                year -= 100;
+            } else if year < today.year() - 50 {
+                year += 100;
+            }
+        }
+        Kind::Birth => {
+            // Only a birth year equal to today's needs today's month
+            // and day, which `time` derives from the ordinal at a cost.
+            let future = match year.cmp(&today.year()) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Equal => {
+                    let (_, m, d) = today.to_calendar_date();
+                    (month.unwrap_or(1), day.unwrap_or(1)) > (m as u8, d)
+                }
+            };
+            if future {
+                year -= 100;
+            }
+        }
+    }
+    year
+}
+
 impl MrzDate {
     /// Decodes a 6-byte field.
     pub(crate) fn decode(field: &[u8], kind: Kind, today: Date) -> MrzDate {
+        // Fast path for the usual six digits: one range test for all of
+        // them instead of filler and digit tests per pair.
+        if let Ok(f) = <[u8; 6]>::try_from(field) {
+            let d = f.map(|c| c.wrapping_sub(b'0'));
+            if d.iter().all(|&x| x < 10) {
+                let (yy, m, day) = (d[0] * 10 + d[1], d[2] * 10 + d[3], d[4] * 10 + d[5]);
+                let century = today.year().div_euclid(100) * 100;
+                let year = resolve(century + i32::from(yy), Some(m), Some(day), kind, today);
+                return Month::try_from(m)
+                    .ok()
+                    .and_then(|m| Date::from_calendar_date(year, m, day).ok())
+                    .map_or(MrzDate::Invalid, MrzDate::Full);
+            }
+        }
         if field.len() != 6 {
             return MrzDate::Invalid;
         }
@@ -68,22 +112,7 @@ impl MrzDate {
                 None => return MrzDate::Invalid,
             },
         };
-        match kind {
-            Kind::Expiry => {
-                if year > today.year() + 50 {
-                    year -= 100;
-                } else if year < today.year() - 50 {
-                    year += 100;
-                }
-            }
-            Kind::Birth => {
-                let key = (year, month.unwrap_or(1), day.unwrap_or(1));
-                let now = (today.year(), today.month() as u8, today.day());
-                if key > now {
-                    year -= 100;
-                }
-            }
-        }
+        year = resolve(year, month, day, kind, today);
         match (month, day) {
             (Some(m), Some(d)) => Month::try_from(m)
                 .ok()
@@ -147,7 +176,9 @@ impl IsoDate {
 
     /// The full date `d`.
     pub fn from_date(d: Date) -> Self {
-        Self::new(d.year(), Some(d.month() as u8), Some(d.day()))
+        // One calendar derivation; `month()` and `day()` would each redo it.
+        let (year, month, day) = d.to_calendar_date();
+        Self::new(year, Some(month as u8), Some(day))
     }
 
     /// Reads `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (shape only: digits and

@@ -111,6 +111,9 @@ pub(crate) fn normalise(input: &MrzInput) -> Result<Lines, MrzError> {
                     max: MAX_INPUT_BYTES,
                 });
             }
+            if let Some(lines) = exact_text(s) {
+                return Ok(lines);
+            }
             col.push(s);
         }
         MrzInput::Lines(v) => {
@@ -145,6 +148,34 @@ pub(crate) fn normalise(input: &MrzInput) -> Result<Lines, MrzError> {
         }
         n => Err(MrzError::LineCount { found: n }),
     }
+}
+
+/// The common case of text that is exactly the zone: lines of one MRZ
+/// length joined by single `\n`, nothing else. Returns `None` (and the
+/// general path runs) unless every line copies cleanly; a clean copy has no
+/// whitespace, `\r` or non-ASCII to trim, so the general path would yield
+/// the same lines.
+fn exact_text(s: &str) -> Option<Lines> {
+    let (count, len) = match s.len() {
+        92 => (3, 30),
+        73 => (2, 36),
+        89 => (2, 44),
+        _ => return None,
+    };
+    let b = s.as_bytes();
+    if (1..count).any(|i| b[i * (len + 1) - 1] != b'\n') {
+        return None;
+    }
+    let mut lines = Lines {
+        rows: [[b'<'; 44]; 3],
+        count,
+        len,
+    };
+    for i in 0..count {
+        let start = i * (len + 1);
+        copy_row(&mut lines.rows[i], s.get(start..start + len)?, i).ok()?;
+    }
+    Some(lines)
 }
 
 /// A whole zone pasted without line breaks: split when the length is exactly
@@ -245,12 +276,14 @@ fn copy_row(dst: &mut [u8; 44], text: &str, index: usize) -> Result<(), MrzError
     // never valid); the char-wise loop below only runs to locate an error.
     let src = text.as_bytes();
     if src.len() <= dst.len() {
-        // Padding to the fixed width gives the loop a constant trip count,
-        // which vectorises; fillers in the tail are valid and unchanged.
-        let mut buf = [b'<'; 44];
+        // Padding to three 16-byte vectors gives the loop a constant trip
+        // count with no scalar tail, so it vectorises completely; fillers in
+        // the padding are valid and unchanged.
+        let mut buf = [b'<'; 48];
         buf[..src.len()].copy_from_slice(src);
+        let mut out = [0u8; 48];
         let mut bad = 0u8;
-        for (d, &b) in dst.iter_mut().zip(&buf) {
+        for (d, &b) in out.iter_mut().zip(&buf) {
             // 0xFF for a lower-case letter: clears its 0x20 bit.
             let lower = 0u8.wrapping_sub(u8::from(b.wrapping_sub(b'a') < 26));
             let up = b & !(lower & 0x20);
@@ -260,6 +293,7 @@ fn copy_row(dst: &mut [u8; 44], text: &str, index: usize) -> Result<(), MrzError
             bad |= ok ^ 1;
             *d = up;
         }
+        dst.copy_from_slice(&out[..44]);
         if bad == 0 {
             return Ok(());
         }

@@ -325,10 +325,31 @@ fn format_index(len: usize, visa: bool) -> usize {
 /// common clean zone never walks the field table. Unused rows and row tails
 /// are fillers, which every position accepts.
 pub(crate) fn any_impossible(lines: &Lines, l: &Layout) -> bool {
-    let [digits, letters, fillers] = &ALLOW[l.format as usize];
+    let allow = &ALLOW[l.format as usize];
     let bytes = lines.rows.as_flattened();
+    // Two-line formats leave the third row all fillers (allowed
+    // everywhere): look at six 16-byte vectors instead of the whole zone.
+    if l.format == MrzFormat::Td1 {
+        impossible_in::<132>(bytes, allow)
+    } else {
+        impossible_in::<96>(bytes, allow)
+    }
+}
+
+/// [`any_impossible`] over the first `N` bytes of the zone.
+#[inline(always)]
+fn impossible_in<const N: usize>(bytes: &[u8], allow: &[[u8; 132]; 3]) -> bool {
+    let [digits, letters, fillers] = allow;
+    let (Some(bytes), Some(digits), Some(letters), Some(fillers)) = (
+        bytes.first_chunk::<N>(),
+        digits.first_chunk::<N>(),
+        letters.first_chunk::<N>(),
+        fillers.first_chunk::<N>(),
+    ) else {
+        return true;
+    };
     let mut bad = 0u8;
-    for i in 0..132 {
+    for i in 0..N {
         let c = bytes[i];
         let digit = u8::from(c.wrapping_sub(b'0') < 10);
         let upper = u8::from(c.wrapping_sub(b'A') < 26);

@@ -70,6 +70,10 @@ pub(crate) fn repair(
     layout: &Layout,
     warnings: &mut Vec<Cow<'static, str>>,
 ) -> (Vec<Repair>, usize) {
+    // The common clean zone: one vectorised pass, no suspect table to set up.
+    if !layout::any_impossible(lines, layout) {
+        return (Vec::new(), 0);
+    }
     let mut found = [None::<Suspect>; MAX_SUSPECTS];
     let mut count = 0usize;
     layout::for_each_impossible(lines, layout, |span, i, c, class, group| {
