@@ -339,7 +339,7 @@ impl Config {
             });
         }
         if let Some(token) = &self.admin_token {
-            if token.len() < 16 {
+            if token.trim().len() < crate::auth::admin::MIN_LEN {
                 return Err(ConfigError::Invalid {
                     field: "admin_token",
                     reason: "must be at least 16 characters".into(),

@@ -30,7 +30,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// The operator token: configured, or read from (or created in) the data directory.
 pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
     match &config.admin_token {
-        Some(value) => Ok(AdminToken::from_value(value)),
+        Some(value) => Ok(AdminToken::from_value(value)?),
         None => AdminToken::load_or_create(&config.admin_token_path())
             .with_context(|| format!("cannot read {}", config.admin_token_path().display())),
     }
@@ -81,6 +81,10 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
+    state
+        .auth
+        .warm()
+        .context("cannot load the key-secret data key")?;
     state.metrics.models_loaded.set(1);
     actix_web::rt::spawn(crate::media::retention_worker(
         media,

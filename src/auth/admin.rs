@@ -14,6 +14,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Shortest accepted operator token.
+pub const MIN_LEN: usize = 16;
+
 /// The digest of the operator token.
 #[derive(Clone)]
 pub struct AdminToken {
@@ -21,11 +24,19 @@ pub struct AdminToken {
 }
 
 impl AdminToken {
-    /// A token from its plain value.
-    pub fn from_value(value: &str) -> Self {
-        AdminToken {
-            digest: Sha256::digest(value.trim().as_bytes()).into(),
+    /// A token from its plain value; refused when shorter than [`MIN_LEN`] once trimmed, so an
+    /// empty or truncated token file can never open the admin API.
+    pub fn from_value(value: &str) -> std::io::Result<Self> {
+        let value = value.trim();
+        if value.len() < MIN_LEN {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("admin token must be at least {MIN_LEN} characters"),
+            ));
         }
+        Ok(AdminToken {
+            digest: Sha256::digest(value.as_bytes()).into(),
+        })
     }
 
     /// Reads the token file, creating it with a random token when absent.
@@ -37,22 +48,29 @@ impl AdminToken {
                 "adm_{}",
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
             );
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
+            // Written whole to a temporary file, then linked into place: a crash or a second
+            // process never sees a half-written (or empty) token.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             {
-                Ok(mut f) => {
-                    f.write_all(value.as_bytes())?;
-                    f.sync_all()?;
-                    return Ok(Self::from_value(&value));
-                }
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(value.as_bytes())?;
+                f.sync_all()?;
+            }
+            // hard_link fails if another process linked its token first; then use theirs.
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => return Self::from_value(&value),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(Self::from_value(&std::fs::read_to_string(path)?))
+        Self::from_value(&std::fs::read_to_string(path)?)
     }
 
     /// Whether `presented` is the token.
@@ -76,5 +94,20 @@ mod tests {
         assert!(!a.matches("adm_wrong"));
         let b = AdminToken::load_or_create(&path).unwrap();
         assert!(b.matches(&value));
+    }
+
+    #[test]
+    fn empty_or_short_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        std::fs::write(&path, b"").unwrap();
+        assert!(
+            AdminToken::load_or_create(&path).is_err(),
+            "an empty file never opens /admin"
+        );
+        assert!(AdminToken::from_value("                ").is_err());
+        assert!(AdminToken::from_value("short").is_err());
+        let t = AdminToken::from_value("0123456789abcdef").unwrap();
+        assert!(!t.matches(""));
     }
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::config::AuthConfig;
 use crate::error::{Code, ErrorCode};
+use crate::store::keys::KeyAuthRow;
 use crate::store::{self, Store, StoreError};
 use replay::ReplayCache;
 
@@ -146,13 +147,24 @@ impl Authenticator {
     /// without the secret learns nothing about a key; the replay cache last, so only genuine
     /// requests can occupy it.
     pub fn authenticate(&self, parts: &SignedParts<'_>, now: i64) -> Result<Principal, AuthError> {
-        let ts: i64 = parts
-            .timestamp
-            .parse()
-            .map_err(|_| AuthError::InvalidHeader {
-                header: "X-API-TIMESTAMP",
-                reason: "expected Unix seconds",
-            })?;
+        let row = self.precheck(parts.key_id, parts.timestamp, parts.nonce, now)?;
+        self.verify(parts, row, now)
+    }
+
+    /// Everything that can be judged without the body: header shapes, clock skew and whether the
+    /// key exists. Run before a body is read, so an unauthenticated client cannot make the server
+    /// buffer megabytes. Blocking: reads the key table.
+    pub fn precheck(
+        &self,
+        key_id: &str,
+        timestamp: &str,
+        nonce: Option<&str>,
+        now: i64,
+    ) -> Result<KeyAuthRow, AuthError> {
+        let ts: i64 = timestamp.parse().map_err(|_| AuthError::InvalidHeader {
+            header: "X-API-TIMESTAMP",
+            reason: "expected Unix seconds",
+        })?;
         let skew = now.saturating_sub(ts);
         if skew.unsigned_abs() > self.max_skew_secs as u64 {
             return Err(AuthError::TimestampOutOfRange {
@@ -161,7 +173,7 @@ impl Authenticator {
                 server_time: now,
             });
         }
-        if let Some(nonce) = parts.nonce {
+        if let Some(nonce) = nonce {
             if nonce.is_empty() || nonce.len() > signing::MAX_NONCE_LEN {
                 return Err(AuthError::InvalidHeader {
                     header: "X-API-NONCE",
@@ -169,10 +181,20 @@ impl Authenticator {
                 });
             }
         }
-        let row = self
+        Ok(self
             .store
-            .read(|c| store::keys::auth_row(c, parts.key_id))?
-            .ok_or(AuthError::UnknownKey)?;
+            .read(|c| store::keys::auth_row(c, key_id))?
+            .ok_or(AuthError::UnknownKey)?)
+    }
+
+    /// The signature over the whole request, then key state and the replay cache. Touches no
+    /// disk once the secrets' data key is cached ([`Authenticator::warm`]).
+    pub fn verify(
+        &self,
+        parts: &SignedParts<'_>,
+        row: KeyAuthRow,
+        now: i64,
+    ) -> Result<Principal, AuthError> {
         let secret = self
             .store
             .data_key(store::keys::SECRET_FAMILY)?
@@ -201,6 +223,13 @@ impl Authenticator {
             tenant_id: row.tenant_id,
             key_id: parts.key_id.to_owned(),
         })
+    }
+
+    /// Loads the secrets' data key once, at start-up, so [`Authenticator::verify`] never waits on
+    /// the database.
+    pub fn warm(&self) -> Result<(), AuthError> {
+        self.store.data_key(store::keys::SECRET_FAMILY)?;
+        Ok(())
     }
 }
 

@@ -52,8 +52,9 @@ impl FromRequest for Operator {
                 .to_str()
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
                 .unwrap_or_default();
-            if state.admin_token.matches(token) {
+            if !token.is_empty() && state.admin_token.matches(token) {
                 Ok(Operator)
             } else {
                 Err(ApiError::new(

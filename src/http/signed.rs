@@ -13,6 +13,9 @@ use crate::auth::{signing, AuthError, SignedParts};
 use crate::error::{ApiError, Code};
 use crate::store;
 
+/// Longest wait for a whole request body once the headers have been judged.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
     let value = headers.get(name).ok_or(AuthError::MissingAuth(name))?;
     value.to_str().map_err(|_| AuthError::InvalidHeader {
@@ -48,7 +51,8 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    // Reserve at most 64 KiB up front: a declared length is only a claim until bytes arrive.
+    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(64 * 1024));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::new(Code::BadRequest, format!("cannot read body: {e}")))?;
@@ -113,13 +117,28 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<(), ApiError> {
         .path_and_query()
         .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
 
-    let mut payload = req.take_payload();
-    let body = read_body(&mut payload, state.config.http.max_body_bytes, declared).await?;
-    let digest = signing::body_digest(&body);
-
+    // Judge what needs no body first: nobody gets megabytes buffered on a bad clock or an
+    // unknown key.
     let auth = state.auth.clone();
-    let principal = web::block(move || {
-        auth.authenticate(
+    let (k, t, n) = (key_id.clone(), timestamp.clone(), nonce.clone());
+    let row = web::block(move || auth.precheck(&k, &t, n.as_deref(), store::now()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?;
+
+    let mut payload = req.take_payload();
+    let limit = state.config.http.max_body_bytes;
+    let body = tokio::time::timeout(BODY_TIMEOUT, read_body(&mut payload, limit, declared))
+        .await
+        .map_err(|_| {
+            ApiError::new(Code::BadRequest, "request body not received in time")
+                .with_details(serde_json::json!({ "timeout_seconds": BODY_TIMEOUT.as_secs() }))
+        })??;
+    let digest = signing::body_digest(&body);
+    // Pure CPU from here (HMAC over a cached key, the replay set): no blocking pool hop.
+    let principal = state
+        .auth
+        .verify(
             &SignedParts {
                 key_id: &key_id,
                 timestamp: &timestamp,
@@ -129,12 +148,10 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<(), ApiError> {
                 path_with_query: &path_with_query,
                 body_digest: &digest,
             },
+            row,
             store::now(),
         )
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::from)?;
+        .map_err(ApiError::from)?;
 
     tracing::Span::current().record("tenant_id", principal.tenant_id.as_str());
     req.extensions_mut().insert(principal);

@@ -280,10 +280,7 @@ impl MediaService {
             let sealed = key.seal(&jpeg, id.as_bytes())?;
             // Written inside the transaction: if the row fails, the orphan blob is unreadable
             // noise; if the blob fails, no row points at nothing.
-            let object = self
-                .objects
-                .put(&sealed)
-                .map_err(|e| StoreError::Conflict(e.to_string()))?;
+            let object = self.objects.put(&sealed).map_err(StoreError::Io)?;
             let row = MediaRow {
                 id: id.clone(),
                 tenant_id: tenant_id.to_owned(),
@@ -310,7 +307,11 @@ impl MediaService {
                 .existing_subject_key(c, tenant_id, &row.subject_id)?;
             Ok((row, key))
         })?;
-        let sealed = self.objects.get(&row.object)?;
+        // A sweep or erasure may remove the blob between the row read and here.
+        let sealed = self.objects.get(&row.object).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => MediaError::Store(StoreError::NotFound("media")),
+            _ => MediaError::Io(e),
+        })?;
         let plain = key
             .open(&sealed, row.id.as_bytes())
             .map_err(StoreError::from)?;
@@ -333,7 +334,10 @@ impl MediaService {
                 .store
                 .write(|tx| store::media::take_expired(tx, now, SWEEP_BATCH))?;
             for r in &rows {
-                self.objects.delete(&r.object)?;
+                // The rows are gone already: one failing file must not strand the rest.
+                if let Err(e) = self.objects.delete(&r.object) {
+                    tracing::error!(error = %e, media_id = %r.id, "could not delete expired blob");
+                }
             }
             total += rows.len();
             if (rows.len() as i64) < SWEEP_BATCH {
@@ -365,6 +369,10 @@ impl MediaService {
             )?;
             Ok((media, had_key))
         })?;
+        if let Err(e) = self.store.checkpoint_truncate() {
+            // Readers can hold the WAL open; the next checkpoint finishes the job.
+            tracing::warn!(error = %e, "checkpoint after erasure did not complete");
+        }
         for m in &media {
             if let Err(e) = self.objects.delete(&m.object) {
                 // The key is gone, so the blob is already unreadable; the sweep of orphans is

@@ -106,6 +106,14 @@ impl Store {
         out
     }
 
+    /// Moves the WAL into the database and empties it, so frames holding deleted rows are gone
+    /// from disk too (called after an erasure).
+    pub fn checkpoint_truncate(&self) -> Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Proves the database accepts writes: takes and releases the write lock.
     pub fn check_writable(&self) -> Result<()> {
         self.write(|tx| {
@@ -213,6 +221,9 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         true,
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows (an erased subject's wrapped key) are overwritten with zeros instead of
+    // lingering in free pages, so crypto-shredding holds for someone holding the disk.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     if !read_only {
         // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the
         // last transactions, which FULL would cost an fsync per commit to prevent.

@@ -72,6 +72,14 @@ fn oversized_bodies_are_413_before_auth_work() {
     let body = vec![b'a'; 5000];
     app.signed(&key, "POST", "/v1/ping", &body)
         .assert_error(413, "payload_too_large");
+    // Without a known key or a sane clock the body is never read: 401, not 413.
+    let mut stranger = key.clone();
+    stranger.key_id = "ak_unknown".into();
+    app.signed(&stranger, "POST", "/v1/ping", &body)
+        .assert_error(401, "unknown_key");
+    let h = crate::common::sign_headers(&key, "POST", "/v1/ping", &body, 0, Some("old"));
+    app.raw("POST", "/v1/ping", &h, &body)
+        .assert_error(401, "timestamp_out_of_range");
 }
 
 #[test]
