@@ -181,10 +181,9 @@ impl Authenticator {
                 });
             }
         }
-        Ok(self
-            .store
+        self.store
             .read(|c| store::keys::auth_row(c, key_id))?
-            .ok_or(AuthError::UnknownKey)?)
+            .ok_or(AuthError::UnknownKey)
     }
 
     /// The signature over the whole request, then key state and the replay cache. Touches no
