@@ -72,33 +72,8 @@ fn admin_cli_works_while_the_server_runs() {
 #[test]
 fn serve_creates_its_files_becomes_ready_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kycd"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("KYCD_ADMIN_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = agent.get(format!("http://127.0.0.1:{port}/readyz")).call() {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "never became ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let port = crate::common::free_port();
+    let (mut child, agent) = crate::common::spawn_binary(port, dir.path(), &[], Stdio::null());
     use std::os::unix::fs::PermissionsExt;
     for name in ["master.key", "admin.token"] {
         let meta = std::fs::metadata(dir.path().join(name)).unwrap();

@@ -1,7 +1,6 @@
 //! Logs and metrics of the real binary carry no personal data and no secrets.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -11,38 +10,13 @@ use crate::common::{sign_headers, with_json, Key};
 fn pii_and_secrets_reach_neither_logs_nor_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("kycd.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let kycd = env!("CARGO_BIN_EXE_kycd");
     let data = dir.path().join("data");
-    let mut child = Command::new(kycd)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(&data)
-        .env("KYCD_LOG_LEVEL", "debug")
-        .env("KYCD_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let stderr = Stdio::from(std::fs::File::create(&log_path).unwrap());
+    let env = [("KYCD_LOG_LEVEL", "debug"), ("KYCD_LOG_FORMAT", "json")];
+    let (mut child, agent) = crate::common::spawn_binary(port, &data, &env, stderr);
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent
-        .get(format!("{base}/readyz"))
-        .call()
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let run = |args: &[&str]| -> serde_json::Value {
         let out = Command::new(kycd)
             .arg("--data-dir")

@@ -271,3 +271,51 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A free loopback port (racy in principle; fine for tests that start one server each).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the built `kycd serve` on `port` with `data_dir`, stderr to `stderr`, and waits until
+/// `/readyz` answers 200. Returns the child and an HTTP agent.
+pub fn spawn_binary(
+    port: u16,
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, ureq::Agent) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kycd"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("KYCD_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("kycd starts");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while agent
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .call()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kycd never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, agent)
+}
