@@ -177,23 +177,6 @@ fn unconfirmed_repairs_are_not_applied() {
 
 #[test]
 fn country_repair_picks_the_only_known_code() {
-    let td3 = |nat: &str| {
-        fix_td3(
-            &[
-                "L898902C3",
-                "0",
-                nat,
-                "740812",
-                "0",
-                "F",
-                "120415",
-                "0",
-                "ZE184226B<<<<<",
-                "00",
-            ]
-            .concat(),
-        )
-    };
     // 0 may be O or D in a country code; only one reading is a known code.
     for (read, want) in [
         ("0MN", "OMN"),
@@ -201,21 +184,19 @@ fn country_repair_picks_the_only_known_code() {
         ("00M", "DOM"),
         ("P0L", "POL"),
     ] {
-        let p = parsed(&[TD3[0], &td3(read)]);
+        let p = parsed(&[TD3[0], &td3_with_nationality(read)]);
         assert_eq!(p.fields.nationality.code, want, "{read}");
         assert_eq!(p.repairs.len(), read.matches('0').count());
     }
 }
 
-#[test]
-fn ambiguity_is_refused() {
-    // `GB0`: GBO (British Overseas Citizen) and GBD (British Overseas
-    // Territories Citizen) are both known, so the reading stays unrepaired.
-    let l2 = fix_td3(
+/// The specimen's TD3 second line with another nationality, check digits recomputed.
+fn td3_with_nationality(nat: &str) -> String {
+    fix_td3(
         &[
             "L898902C3",
             "0",
-            "GB0",
+            nat,
             "740812",
             "0",
             "F",
@@ -225,7 +206,14 @@ fn ambiguity_is_refused() {
             "00",
         ]
         .concat(),
-    );
+    )
+}
+
+#[test]
+fn ambiguity_is_refused() {
+    // `GB0`: GBO (British Overseas Citizen) and GBD (British Overseas
+    // Territories Citizen) are both known, so the reading stays unrepaired.
+    let l2 = td3_with_nationality("GB0");
     let p = parsed(&[TD3[0], &l2]);
     assert!(p.repairs.is_empty());
     assert_eq!(p.fields.nationality.code, "GB0");
