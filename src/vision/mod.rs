@@ -16,6 +16,7 @@ pub mod detect;
 pub mod embed;
 pub mod facematch;
 pub mod frame;
+pub mod liveness;
 pub mod quality;
 pub mod runtime;
 pub mod service;
