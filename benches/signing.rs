@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
         .unwrap(),
     );
     let tenant = kycd::tenancy::create_tenant(&store, "bench", "free", "bench").unwrap();
-    let key = kycd::auth::keys::create_key(&store, &tenant.id, None, "bench").unwrap();
+    let key = kycd::auth::keys::create_key(&store, &tenant.id, None, false, "bench").unwrap();
     let auth = kycd::auth::Authenticator::new(store, &kycd::config::AuthConfig::default());
     let now = 1_700_000_000i64;
     let ts = now.to_string();

@@ -33,6 +33,31 @@ pub struct Config {
     pub antivirus: crate::media::antivirus::AntivirusConfig,
     /// Inference models and threads.
     pub models: ModelsConfig,
+    /// The Facia- and FacePhi-compatible endpoints.
+    pub compat: CompatConfig,
+}
+
+/// Settings of the drop-in compatibility endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompatConfig {
+    /// Tenant billed for FacePhi-compatible calls (`/api/v1/iad/*`), which carry no credential
+    /// of their own, as on FacePhi's appliance; unset = those endpoints answer 404.
+    pub facephi_tenant: Option<String>,
+    /// Refuse FacePhi captures whose timestamp is older (or newer) than the tolerance.
+    pub iad_replay_check: bool,
+    /// Freshness window of a FacePhi capture, in seconds.
+    pub iad_replay_tolerance_seconds: u64,
+}
+
+impl Default for CompatConfig {
+    fn default() -> Self {
+        CompatConfig {
+            facephi_tenant: None,
+            iad_replay_check: false,
+            iad_replay_tolerance_seconds: 300,
+        }
+    }
 }
 
 /// Where the models come from and how inference runs.
@@ -123,6 +148,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             antivirus: Default::default(),
             models: ModelsConfig::default(),
+            compat: CompatConfig::default(),
         }
     }
 }
@@ -283,6 +309,16 @@ impl Config {
         }
         if let Some(v) = env("KYCD_INFERENCE_THREADS") {
             self.models.threads = Some(parse("KYCD_INFERENCE_THREADS", v)?);
+        }
+        if let Some(v) = env("KYCD_FACEPHI_TENANT") {
+            self.compat.facephi_tenant = Some(v);
+        }
+        if let Some(v) = env("KYCD_IAD_REPLAY_CHECK") {
+            self.compat.iad_replay_check = parse("KYCD_IAD_REPLAY_CHECK", v)?;
+        }
+        if let Some(v) = env("KYCD_IAD_REPLAY_TOLERANCE_SECONDS") {
+            self.compat.iad_replay_tolerance_seconds =
+                parse("KYCD_IAD_REPLAY_TOLERANCE_SECONDS", v)?;
         }
         if let Some(v) = env("KYCD_CLAMD") {
             self.antivirus.clamd = Some(v);

@@ -76,6 +76,8 @@ error_codes! {
     FaceTooSmall => UNPROCESSABLE_ENTITY, "face_too_small";
     FaceCropped => UNPROCESSABLE_ENTITY, "face_cropped";
     AngleTooLarge => UNPROCESSABLE_ENTITY, "angle_too_large";
+    // FacePhi-compatible capture older than the freshness window (FacePhi answers 400).
+    ReplayAttackDetected => BAD_REQUEST, "replay_attack_detected";
     // 503/500: our side.
     NotReady => SERVICE_UNAVAILABLE, "not_ready";
     AntivirusUnavailable => SERVICE_UNAVAILABLE, "antivirus_unavailable";

@@ -15,6 +15,24 @@ pub struct CreatedKey {
     pub key: KeyRow,
     /// The HMAC secret, shown once.
     pub secret: String,
+    /// The Facia-compatible `hash_id`, shown once, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facia_hash_id: Option<String>,
+}
+
+/// SHA-256 of a Facia `hash_id`, the form in which it is stored and looked up.
+pub fn facia_hash(hash_id: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(hash_id.as_bytes()).into()
+}
+
+/// The tenant (and key) a Facia `hash_id` authenticates, if any.
+pub fn facia_principal(
+    store: &Store,
+    hash_id: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let hash = facia_hash(hash_id);
+    store.read(|c| store::keys::by_facia_hash(c, &hash))
 }
 
 fn random_token(bytes: usize) -> Vec<u8> {
@@ -28,6 +46,7 @@ pub fn create_key(
     store: &Store,
     tenant_id: &str,
     label: Option<&str>,
+    facia: bool,
     actor: &str,
 ) -> Result<CreatedKey, StoreError> {
     use base64::Engine;
@@ -39,6 +58,8 @@ pub fn create_key(
     let sealed = store
         .data_key(store::keys::SECRET_FAMILY)?
         .seal(secret.as_bytes(), &store::keys::secret_aad(&id))?;
+    // 32 hex digits, like the hash ids Facia's own portal hands out.
+    let facia_hash_id = facia.then(|| hex::encode(random_token(16)));
     let now = store::now();
     let key = KeyRow {
         id,
@@ -53,16 +74,24 @@ pub fn create_key(
             return Err(StoreError::NotFound("tenant"));
         }
         store::keys::insert(tx, &key, &sealed)?;
+        if let Some(h) = &facia_hash_id {
+            store::keys::set_facia_hash(tx, &key.id, &facia_hash(h))?;
+        }
         store::audit::append(
             tx,
             &NewEntry::new(actor, "key.create")
                 .tenant(tenant_id)
-                .target(&key.id),
+                .target(&key.id)
+                .details(json!({ "facia_hash_id": facia_hash_id.is_some() })),
             now,
         )?;
         Ok(())
     })?;
-    Ok(CreatedKey { key, secret })
+    Ok(CreatedKey {
+        key,
+        secret,
+        facia_hash_id,
+    })
 }
 
 /// Lists keys, of one tenant or all; secrets are never included.

@@ -255,7 +255,7 @@ mod tests {
         let (_dir, store) = test_store();
         let store = Arc::new(store);
         let tenant = tenancy::create_tenant(&store, "Acme", "free", "test").unwrap();
-        let created = keys::create_key(&store, &tenant.id, None, "test").unwrap();
+        let created = keys::create_key(&store, &tenant.id, None, false, "test").unwrap();
         let auth = Authenticator::new(store.clone(), &AuthConfig::default());
         let digest = signing::body_digest(b"");
         let now = 1_700_000_000;

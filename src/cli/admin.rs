@@ -91,6 +91,9 @@ pub enum KeyCommand {
         /// Free-form label.
         #[arg(long)]
         label: Option<String>,
+        /// Also issue a Facia-compatible `hash_id` for `POST /process_face` (printed once).
+        #[arg(long)]
+        facia_hash: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -193,13 +196,22 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             KeyCommand::Create {
                 tenant,
                 label,
+                facia_hash,
                 json,
             } => {
-                let k = keys::create_key(&store, &tenant, label.as_deref(), ACTOR)?;
-                let out = serde_json::json!({ "key_id": k.key.id, "tenant_id": k.key.tenant_id, "secret": k.secret });
+                let k = keys::create_key(&store, &tenant, label.as_deref(), facia_hash, ACTOR)?;
+                let mut out = serde_json::json!({ "key_id": k.key.id, "tenant_id": k.key.tenant_id, "secret": k.secret });
+                if let Some(h) = &k.facia_hash_id {
+                    out["facia_hash_id"] = h.as_str().into();
+                }
                 print(json, &out, |_| {
+                    let facia = k
+                        .facia_hash_id
+                        .as_deref()
+                        .map(|h| format!("facia hash_id: {h}\n"))
+                        .unwrap_or_default();
                     format!(
-                        "key_id: {}\nsecret: {}\n(the secret is shown only now; store it safely)",
+                        "key_id: {}\nsecret: {}\n{facia}(shown only now; store them safely)",
                         k.key.id, k.secret
                     )
                 });

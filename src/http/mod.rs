@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once everything `/readyz` depends on has loaded.
     pub ready: AtomicBool,
+    /// FacePhi IAD settings, changeable at run time through `POST /api/v1/iad/config`.
+    pub iad: std::sync::RwLock<routes::compat::facephi::IadSettings>,
 }
 
 impl AppState {
@@ -56,6 +58,10 @@ impl AppState {
         vision: Arc<Vision>,
     ) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
+        let iad = routes::compat::facephi::IadSettings {
+            replay_check: config.compat.iad_replay_check,
+            replay_tolerance_seconds: config.compat.iad_replay_tolerance_seconds,
+        };
         AppState {
             config: Arc::new(config),
             store,
@@ -65,7 +71,13 @@ impl AppState {
             vision,
             metrics: Arc::new(Metrics::new()),
             ready: AtomicBool::new(false),
+            iad: std::sync::RwLock::new(iad),
         }
+    }
+
+    /// The current FacePhi IAD settings.
+    pub fn iad_settings(&self) -> routes::compat::facephi::IadSettings {
+        *self.iad.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether start-up finished.
@@ -119,6 +131,7 @@ pub fn build_app(
         .app_data(web::PathConfig::default().error_handler(extract::path_error))
         .app_data(web::PayloadConfig::default().limit(max_body))
         .configure(routes::ops::configure)
+        .configure(routes::compat::configure)
         .service(
             web::scope("/admin/v1")
                 .configure(routes::admin::configure)
@@ -131,6 +144,7 @@ pub fn build_app(
                 .configure(routes::media::configure)
                 .configure(routes::document::configure)
                 .configure(routes::face::configure)
+                .configure(routes::liveness::configure)
                 .configure(routes::audit::configure_tenant)
                 .default_service(web::to(route_not_found)),
         )

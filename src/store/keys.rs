@@ -121,3 +121,27 @@ pub fn revoke(tx: &Transaction<'_>, id: &str, at: i64) -> Result<KeyRow> {
     }
     Ok(row)
 }
+
+/// Attaches a Facia-compatible credential (its SHA-256) to a key.
+pub fn set_facia_hash(tx: &Transaction<'_>, id: &str, hash: &[u8; 32]) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE api_keys SET facia_hash = ?2 WHERE id = ?1",
+        params![id, &hash[..]],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("key"));
+    }
+    Ok(())
+}
+
+/// The key and tenant a Facia `hash_id` (by its SHA-256) belongs to, if the key is active and
+/// the tenant not suspended.
+pub fn by_facia_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(String, String)>> {
+    conn.prepare_cached(
+        "SELECT k.id, k.tenant_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+         WHERE k.facia_hash = ?1 AND k.status = 'active' AND t.status = 'active'",
+    )?
+    .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+    .map(Some)
+    .or_else(none_if_no_rows)
+}

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_media.sql"),
     include_str!("migrations/0003_face_match.sql"),
     include_str!("migrations/0004_audit_search.sql"),
+    include_str!("migrations/0005_liveness_compat.sql"),
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

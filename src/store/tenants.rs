@@ -92,3 +92,24 @@ pub fn set_face_match_threshold(tx: &Transaction<'_>, id: &str, threshold: f32) 
     }
     Ok(())
 }
+
+/// A tenant's liveness thresholds as stored JSON; `None` when the defaults apply.
+pub fn liveness_thresholds(conn: &Connection, id: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT liveness_thresholds FROM tenants WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, Option<String>>(0))
+        .map(Some)
+        .or_else(none_if_no_rows)?
+        .ok_or(StoreError::NotFound("tenant"))
+}
+
+/// Sets a tenant's liveness thresholds (JSON).
+pub fn set_liveness_thresholds(tx: &Transaction<'_>, id: &str, json: &str) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE tenants SET liveness_thresholds = ?2 WHERE id = ?1",
+        params![id, json],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    Ok(())
+}

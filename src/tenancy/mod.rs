@@ -2,6 +2,7 @@
 //!
 //! Every change is written together with its audit entry in one transaction.
 
+use crate::vision::liveness::LivenessThresholds;
 use rand::RngCore;
 use serde_json::json;
 
@@ -203,6 +204,51 @@ pub fn set_face_match_threshold(
         Ok(())
     })?;
     Ok(threshold)
+}
+
+/// A tenant's liveness thresholds (the defaults until set).
+pub fn liveness_thresholds(store: &Store, id: &str) -> Result<LivenessThresholds, TenancyError> {
+    let stored = store.read(|c| store::tenants::liveness_thresholds(c, id))?;
+    // Only ever written after validation, so a parse failure means tampering: use the defaults
+    // rather than fail every liveness call, and say so in the log.
+    Ok(stored
+        .and_then(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| tracing::warn!(tenant = id, "stored liveness thresholds: {e}"))
+                .ok()
+        })
+        .unwrap_or_default())
+}
+
+/// Sets a tenant's liveness thresholds (audited).
+pub fn set_liveness_thresholds(
+    store: &Store,
+    id: &str,
+    t: &LivenessThresholds,
+    actor: &str,
+) -> Result<LivenessThresholds, TenancyError> {
+    t.validate().map_err(|reason| TenancyError::Invalid {
+        field: "liveness_thresholds",
+        reason,
+    })?;
+    let json = serde_json::to_value(t).map_err(|e| TenancyError::Invalid {
+        field: "liveness_thresholds",
+        reason: e.to_string(),
+    })?;
+    let now = store::now();
+    store.write(|tx| {
+        store::tenants::set_liveness_thresholds(tx, id, &json.to_string())?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "tenant.liveness_thresholds")
+                .tenant(id)
+                .target(id)
+                .details(json.clone()),
+            now,
+        )?;
+        Ok(())
+    })?;
+    Ok(*t)
 }
 
 #[cfg(test)]

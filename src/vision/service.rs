@@ -8,6 +8,12 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::facematch::{self, AnalyzedFace, FaceAnalyzer, Role};
+use super::liveness::active::{self, ActiveReport, Challenges};
+use super::liveness::mesh::FaceMesh;
+use super::liveness::{
+    capture_hints, LivenessThresholds, PassiveAnalyzer, PassiveVerdict, SpoofType,
+};
+use super::quality::{Quality, QualityWarning};
 use super::runtime::{Models, RuntimeOptions, Tensor};
 use super::Result;
 
@@ -17,6 +23,10 @@ pub struct Vision {
     pub models: Models,
     /// Detection, checks, quality and embedding.
     pub analyzer: FaceAnalyzer,
+    /// Passive liveness over the same analyzer.
+    pub passive: PassiveAnalyzer,
+    /// The face mesh, for active liveness.
+    pub mesh: FaceMesh,
     slots: Slots,
 }
 
@@ -72,6 +82,31 @@ pub struct MatchReport {
     pub faces: MatchFaces,
 }
 
+/// A liveness verdict as the API reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LivenessReport {
+    /// Live by every passive signal and, when frames were sent, by the sequence checks.
+    pub is_live: bool,
+    /// The attack the evidence points to; `none` when live.
+    pub spoof_type: SpoofType,
+    /// Confidence in `is_live`, in [0, 1].
+    pub confidence: f32,
+    /// Capture advice for the user.
+    pub hints: Vec<&'static str>,
+    /// The detector's confidence in the main image's face, in [0, 1].
+    pub face_score: f32,
+    /// Quality of the main image's face.
+    pub quality: Quality,
+    /// Quality warnings.
+    pub warnings: Vec<QualityWarning>,
+    /// The passive verdict on the main image, with every signal.
+    pub passive: PassiveVerdict,
+    /// The sequence verdict, when frames were sent.
+    pub active: Option<ActiveReport>,
+    /// The thresholds applied.
+    pub thresholds: LivenessThresholds,
+}
+
 /// The two analysed faces of a match.
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchFaces {
@@ -92,6 +127,8 @@ impl Vision {
         let analyzer = FaceAnalyzer::new(&models);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Vision {
+            passive: PassiveAnalyzer::new(&models, analyzer.clone()),
+            mesh: FaceMesh::new(&models),
             models,
             analyzer,
             slots: Slots::new(cores),
@@ -131,6 +168,69 @@ impl Vision {
     /// Blocking; at most one match per core runs at a time.
     pub fn match_faces(&self, a: &RgbImage, b: &RgbImage, threshold: f32) -> Result<MatchReport> {
         self.slots.run(|| self.match_now(a, b, threshold))
+    }
+
+    /// Judges the selfie `live` (and the frame sequence, if any) under `t`. Blocking; at most
+    /// one pipeline per core runs at a time.
+    pub fn liveness(
+        &self,
+        live: &RgbImage,
+        frames: &[RgbImage],
+        challenges: Challenges,
+        t: &LivenessThresholds,
+    ) -> Result<LivenessReport> {
+        self.slots.run(|| {
+            let main = self.passive.analyze(live, t)?;
+            let active = if frames.is_empty() {
+                None
+            } else {
+                Some(active::analyze(
+                    &self.passive,
+                    &self.mesh,
+                    frames,
+                    challenges,
+                    t,
+                )?)
+            };
+            let mut hints = capture_hints(&main.face.warnings);
+            let passive = main.verdict;
+            let mut is_live = passive.is_live;
+            let mut confidence = passive.confidence;
+            let mut spoof_type = passive.spoof_type;
+            if !passive.is_live {
+                hints.push("use the live camera: no photo, screen or print in front of it");
+            }
+            if let Some(a) = active.as_ref().filter(|a| !a.passed) {
+                if is_live {
+                    // Live on the still, failed on the sequence: the sequence decides.
+                    is_live = false;
+                    spoof_type = SpoofType::Unknown;
+                    confidence = 0.9;
+                }
+                for f in &a.failures {
+                    hints.push(match *f {
+                        "no_blink" => "blink once when asked",
+                        "no_head_turn" => "turn your head slowly to one side and back",
+                        "identity_changed" => "keep the same person in front of the camera",
+                        "static_sequence" => "record a live sequence, not a still picture",
+                        _ => "use the live camera: no photo, screen or print in front of it",
+                    });
+                }
+            }
+            hints.dedup();
+            Ok(LivenessReport {
+                is_live,
+                spoof_type,
+                confidence,
+                hints,
+                face_score: main.face.face.score,
+                quality: main.face.quality,
+                warnings: main.face.warnings,
+                passive,
+                active,
+                thresholds: *t,
+            })
+        })
     }
 
     fn match_now(&self, a: &RgbImage, b: &RgbImage, threshold: f32) -> Result<MatchReport> {

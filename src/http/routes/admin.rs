@@ -23,6 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/tenants/{id}/activate").route(web::post().to(activate_tenant)))
     .service(resource("/tenants/{id}/face-match").route(web::put().to(set_face_match)))
     .service(
+        resource("/tenants/{id}/liveness")
+            .route(web::get().to(get_liveness))
+            .route(web::put().to(set_liveness)),
+    )
+    .service(
         resource("/tenants/{id}/media-policy")
             .route(web::get().to(get_media_policy))
             .route(web::put().to(set_media_policy)),
@@ -61,6 +66,9 @@ fn default_plan() -> String {
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     label: Option<String>,
+    /// Also issue a Facia-compatible `hash_id`.
+    #[serde(default)]
+    facia_hash: bool,
 }
 
 /// Creates a tenant.
@@ -118,8 +126,17 @@ async fn create_key(
     id: web::Path<String>,
     body: Option<web::Json<CreateKey>>,
 ) -> Result<HttpResponse, ApiError> {
-    let label = body.map(|b| b.into_inner()).unwrap_or_default().label;
-    let k = blocking(move || keys::create_key(&state.store, &id, label.as_deref(), ACTOR)).await?;
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let k = blocking(move || {
+        keys::create_key(
+            &state.store,
+            &id,
+            body.label.as_deref(),
+            body.facia_hash,
+            ACTOR,
+        )
+    })
+    .await?;
     Ok(HttpResponse::Created().json(k))
 }
 
@@ -184,4 +201,27 @@ async fn set_face_match(
         blocking(move || tenancy::set_face_match_threshold(&state.store, &id, threshold, ACTOR))
             .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "tenant_id": tenant, "threshold": t })))
+}
+
+/// The tenant's liveness thresholds.
+async fn get_liveness(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = blocking(move || tenancy::liveness_thresholds(&state.store, &id)).await?;
+    Ok(HttpResponse::Ok().json(t))
+}
+
+/// Sets the tenant's liveness thresholds; omitted fields take their defaults.
+async fn set_liveness(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<crate::vision::liveness::LivenessThresholds>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let t =
+        blocking(move || tenancy::set_liveness_thresholds(&state.store, &id, &body, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(t))
 }

@@ -2,8 +2,10 @@
 
 pub mod admin;
 pub mod audit;
+pub mod compat;
 pub mod document;
 pub mod face;
+pub mod liveness;
 pub mod media;
 pub mod ops;
 pub mod ping;

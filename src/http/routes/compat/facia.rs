@@ -1,0 +1,206 @@
+//! Facia-compatible endpoints: `GET /status_check` and `POST /process_face`.
+//!
+//! The body shapes follow the contract in the issue brief (Facia's on-premises "merged
+//! solution": liveness + face match in one call). Facia's public pages do not show that API, so
+//! field names and messages here are as briefed, not checked against a live Facia appliance;
+//! scores are in [0, 1] like kycd's own.
+//!
+//! `hash_id` is a tenant credential from `kycd admin key create --facia-hash`; it is looked up
+//! by its SHA-256 and follows its key's status (revoke the key, the hash stops working).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::vendor_error;
+use crate::auth::keys;
+use crate::error::{ApiError, Code};
+use crate::http::{request_id, resource, AppState};
+use crate::media::intake;
+use crate::store::{self, usage::UsageEvent};
+use crate::tenancy;
+use crate::vision::liveness::active::Challenges;
+use crate::vision::VisionError;
+
+/// Registers `/status_check` and `/process_face`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/status_check").route(web::get().to(status_check)))
+        .service(resource("/process_face").route(web::post().to(process_face)));
+}
+
+/// `Service is live` once models are loaded; 503 before.
+async fn status_check(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_ready() {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("Service is live")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("Service is not ready")
+    }
+}
+
+/// Facia's request: every field optional here so a missing one gets Facia's own message.
+#[derive(Deserialize)]
+struct ProcessFace {
+    hash_id: Option<String>,
+    selfie_image: Option<String>,
+    document_image: Option<String>,
+}
+
+fn facia_error(status: StatusCode, message: &str, code: Code) -> HttpResponse {
+    let api = ApiError::new(code, message);
+    vendor_error(status, json!({ "message": message }), &api)
+}
+
+/// Which image failed, for Facia's per-image messages.
+#[derive(Clone, Copy)]
+enum Which {
+    Selfie,
+    Document,
+}
+
+/// Liveness on the selfie and face match of selfie against document; billed as one
+/// `liveness` and one `face_match`.
+async fn process_face(
+    state: web::Data<AppState>,
+    body: web::Json<ProcessFace>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let Some(hash_id) = body.hash_id.filter(|h| !h.is_empty()) else {
+        return Ok(facia_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid credentials",
+            Code::MissingAuth,
+        ));
+    };
+    let (Some(selfie), Some(document)) = (
+        body.selfie_image.filter(|s| !s.is_empty()),
+        body.document_image.filter(|s| !s.is_empty()),
+    ) else {
+        return Ok(facia_error(
+            StatusCode::BAD_REQUEST,
+            "Both selfie_image and document_image are required",
+            Code::InvalidInput,
+        ));
+    };
+    let request_id = request_id::current();
+    let st = state.clone();
+    let outcome = web::block(move || -> Result<Result<_, (Which, ApiError)>, ApiError> {
+        let Some((key_id, tenant_id)) = keys::facia_principal(&st.store, &hash_id)? else {
+            return Err(ApiError::new(Code::UnknownKey, "Invalid credentials"));
+        };
+        let decode = |b64: &str| {
+            intake::decode_base64(b64, &st.media.limits)
+                .map_err(ApiError::from)
+                .and_then(|bytes| Ok(st.media.accept(&bytes)?.image))
+        };
+        let selfie = match decode(&selfie) {
+            Ok(i) => i,
+            Err(e) if e.code.status().is_server_error() => return Err(e),
+            Err(e) => return Ok(Err((Which::Selfie, e))),
+        };
+        let document = match decode(&document) {
+            Ok(i) => i,
+            Err(e) if e.code.status().is_server_error() => return Err(e),
+            Err(e) => return Ok(Err((Which::Document, e))),
+        };
+        let thresholds = tenancy::liveness_thresholds(&st.store, &tenant_id)?;
+        let threshold = st
+            .store
+            .read(|c| store::tenants::face_match_threshold(c, &tenant_id))?;
+        let live = match st
+            .vision
+            .liveness(&selfie, &[], Challenges::default(), &thresholds)
+        {
+            Ok(l) => l,
+            Err(e) => return face_problem(e, Which::Selfie),
+        };
+        let matched = match st.vision.match_faces(&selfie, &document, threshold) {
+            Ok(m) => m,
+            Err(e) => return face_problem(e, Which::Document),
+        };
+        st.store.write(|tx| {
+            for module in ["liveness", "face_match"] {
+                store::usage::record(
+                    tx,
+                    &UsageEvent {
+                        request_id: &request_id,
+                        tenant_id: &tenant_id,
+                        key_id: Some(&key_id),
+                        module,
+                        unit_price_minor: 0,
+                        at: store::now(),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(Ok((live, matched)))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (live, matched) = match outcome {
+        Err(e) if e.code == Code::UnknownKey => {
+            return Ok(facia_error(
+                StatusCode::UNAUTHORIZED,
+                "Invalid credentials",
+                Code::UnknownKey,
+            ))
+        }
+        Err(e) => return Err(e),
+        Ok(Err((which, e))) => {
+            let name = match which {
+                Which::Selfie => "selfie",
+                Which::Document => "document",
+            };
+            let message = if matches!(
+                e.code,
+                Code::NoFace
+                    | Code::MultipleFaces
+                    | Code::FaceTooSmall
+                    | Code::FaceCropped
+                    | Code::AngleTooLarge
+            ) {
+                format!("Face not detected properly in {name} image: {}", e.message)
+            } else {
+                format!(
+                    "Invalid or corrupt {name} image. Please provide a valid base64 encoded image"
+                )
+            };
+            return Ok(vendor_error(
+                StatusCode::BAD_REQUEST,
+                json!({ "message": message }),
+                &ApiError::new(e.code, message.clone()).with_details(e.details.clone()),
+            ));
+        }
+        Ok(Ok(v)) => v,
+    };
+    let liveness_score = if live.is_live {
+        live.confidence
+    } else {
+        1.0 - live.confidence
+    };
+    Ok(HttpResponse::Created().json(json!({
+        "face_similarity_result": {
+            "is_match": matched.is_match,
+            "similarity_score": matched.similarity,
+        },
+        "liveness_result": {
+            "is_live": live.is_live,
+            "liveness_score": liveness_score,
+        },
+        "message": "Request processed successfully",
+    })))
+}
+
+/// A face problem is the caller's (reported per image); a model failure is ours.
+fn face_problem<T>(e: VisionError, which: Which) -> Result<Result<T, (Which, ApiError)>, ApiError> {
+    if e.is_internal() {
+        return Err(ApiError::from(e));
+    }
+    // The match analyses the selfie first; a selfie problem would have surfaced in liveness.
+    Ok(Err((which, ApiError::from(e))))
+}

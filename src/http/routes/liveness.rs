@@ -1,0 +1,120 @@
+//! `POST /v1/liveness/analyze`: passive liveness on a selfie, and active liveness on an optional
+//! frame sequence.
+
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Code};
+use crate::http::{request_id, resource, AppState};
+use crate::media::intake;
+use crate::store::{self, usage::UsageEvent};
+use crate::tenancy;
+use crate::vision::liveness::active::{Challenges, MAX_FRAMES, MIN_FRAMES};
+use crate::vision::service::LivenessReport;
+
+/// Registers the liveness routes (inside the signed `/v1` scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/liveness/analyze").route(web::post().to(analyze)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnalyzeRequest {
+    /// The selfie, base64 or `data:` URL.
+    image_live_base64: String,
+    /// A short capture sequence (3–30 frames) for active liveness.
+    frames_base64: Option<Vec<String>>,
+    /// The challenges the user was asked to perform during the sequence.
+    #[serde(default)]
+    hints: Challenges,
+}
+
+/// Judges the selfie (and the sequence, if any); billed as `liveness`.
+async fn analyze(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<AnalyzeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = body.into_inner();
+    let frames_b64 = body.frames_base64.unwrap_or_default();
+    if !frames_b64.is_empty() && !(MIN_FRAMES..=MAX_FRAMES).contains(&frames_b64.len()) {
+        return Err(ApiError::new(
+            Code::InvalidInput,
+            format!("frames_base64 must hold {MIN_FRAMES} to {MAX_FRAMES} frames"),
+        )
+        .with_details(json!({ "field": "frames_base64", "count": frames_b64.len() })));
+    }
+    if (body.hints.blink || body.hints.pose) && frames_b64.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidInput,
+            "hints.blink and hints.pose need frames_base64",
+        )
+        .with_details(json!({ "field": "hints" })));
+    }
+    let request_id = request_id::current();
+    let st = state.clone();
+    let report = web::block(move || -> Result<LivenessReport, ApiError> {
+        let thresholds = tenancy::liveness_thresholds(&st.store, &principal.tenant_id)?;
+        let live = intake::decode_base64(&body.image_live_base64, &st.media.limits)?;
+        let live = st.media.accept(&live)?.image;
+        let mut frames = Vec::with_capacity(frames_b64.len());
+        for (i, f) in frames_b64.iter().enumerate() {
+            let bytes = intake::decode_base64(f, &st.media.limits)
+                .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
+            frames.push(st.media.accept(&bytes)?.image);
+        }
+        let inference = Instant::now();
+        let report = st
+            .vision
+            .liveness(&live, &frames, body.hints, &thresholds)?;
+        st.metrics
+            .inference_duration
+            .with_label_values(&["liveness"])
+            .observe(inference.elapsed().as_secs_f64());
+        st.store.write(|tx| {
+            store::usage::record(
+                tx,
+                &UsageEvent {
+                    request_id: &request_id,
+                    tenant_id: &principal.tenant_id,
+                    key_id: Some(&principal.key_id),
+                    module: "liveness",
+                    unit_price_minor: 0,
+                    at: store::now(),
+                },
+            )
+        })?;
+        Ok(report)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let s = &report.passive.signals;
+    let out = json!({
+        "is_live": report.is_live,
+        "spoof_type": report.spoof_type,
+        "confidence": report.confidence,
+        "hints": report.hints,
+        "quality": {
+            "sharpness": report.quality.sharpness,
+            "mean_luma": report.quality.mean_luma,
+            "inter_eye_px": report.quality.inter_eye_px,
+            "pose": report.quality.pose,
+            "warnings": report.warnings,
+        },
+        "details": {
+            "model": { "p_real": s.model.p_real, "minifasnet_v2": s.model.v2, "minifasnet_v1se": s.model.v1se },
+            "texture": { "score": s.texture_score, "periodicity": s.periodicity },
+            "frame": { "score": s.frame_score, "edges": s.frame },
+            "active": report.active,
+            "thresholds": report.thresholds,
+        },
+        "processing_ms": started.elapsed().as_millis() as u64,
+        "usage": { "module": "liveness", "units": 1 },
+    });
+    Ok(HttpResponse::Ok().json(out))
+}
