@@ -27,6 +27,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         iterations: usize,
     },
+    /// Passive liveness on a 1280×720 selfie (whole pipeline and each signal), active liveness on
+    /// 5 frames, and optionally APCER/BPCER on the generated attack set.
+    Liveness {
+        /// A photo with one face (placed on a 1280×720 frame).
+        #[arg(long, default_value = "tests/fixtures/faces/obama.jpg")]
+        image: PathBuf,
+        /// Timed runs per measurement.
+        #[arg(long, default_value_t = 30)]
+        iterations: usize,
+        /// Also generate attacks and genuine captures from these photos and report APCER/BPCER.
+        #[arg(long, num_args = 1..)]
+        evaluate: Vec<PathBuf>,
+        /// Attacks of each kind per source photo for --evaluate.
+        #[arg(long, default_value_t = 17)]
+        attacks: usize,
+        /// Genuine captures per source photo for --evaluate.
+        #[arg(long, default_value_t = 13)]
+        bona_fide: usize,
+        /// Seed of the generated set.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
 }
 
 /// Median and 95th percentile of `runs` timings of `f`, in milliseconds, after 3 warm-ups.
@@ -48,10 +70,146 @@ fn measure(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
 
 /// Runs a bench subcommand.
 pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Face { image, iterations } = command;
+    match command {
+        BenchCommand::Face { image, iterations } => face(config, &image, iterations),
+        BenchCommand::Liveness {
+            image,
+            iterations,
+            evaluate,
+            attacks,
+            bona_fide,
+            seed,
+        } => {
+            liveness(config, &image, iterations)?;
+            if !evaluate.is_empty() {
+                evaluation(config, &evaluate, bona_fide, attacks, seed)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn describe(config: &Config) -> String {
+    format!(
+        "{} cores, inference threads {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        config
+            .models
+            .threads
+            .map_or("default".into(), |t| t.to_string()),
+    )
+}
+
+/// `image` scaled to 720 px high and centred on a 1280×720 frame over a blurred copy of itself,
+/// as a landscape webcam frame would show a person.
+fn webcam_frame(source: &RgbImage) -> RgbImage {
+    let (w, h) = source.dimensions();
+    let fw = (w as f32 * 720.0 / h as f32).round().clamp(1.0, 1280.0) as u32;
+    let person = image::imageops::resize(source, fw, 720, FilterType::Triangle);
+    let mut frame = image::imageops::blur(
+        &image::imageops::resize(source, 1280, 720, FilterType::Triangle),
+        12.0,
+    );
+    image::imageops::overlay(&mut frame, &person, i64::from((1280 - fw) / 2), 0);
+    frame
+}
+
+fn liveness(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::Result<()> {
+    use crate::vision::liveness::{active::Challenges, frame_edges, spectrum, LivenessThresholds};
     let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
     vision.warm_up()?;
-    let source = super::face::load_image(config, &image)?;
+    let img = webcam_frame(&super::face::load_image(config, image)?);
+    let t = LivenessThresholds::default();
+    let analyzed = vision.analyzer.analyze(&img, Role::Selfie)?;
+    let antispoof = crate::vision::antispoof::AntiSpoof::new(&vision.models);
+    println!(
+        "kycd bench liveness: {}, {iterations} runs each (ms, median / p95)",
+        describe(config)
+    );
+    let (a50, a95) = measure(iterations, || {
+        vision.analyzer.analyze(&img, Role::Selfie).expect("face");
+    });
+    let (m50, m95) = measure(iterations, || {
+        antispoof.score(&img, &analyzed.face).expect("scores");
+    });
+    let (s50, s95) = measure(iterations, || {
+        spectrum::measure(&img, analyzed.face.bbox);
+    });
+    let (f50, f95) = measure(iterations, || {
+        frame_edges::measure(&img, analyzed.face.bbox);
+    });
+    let (p50, p95) = measure(iterations, || {
+        vision
+            .liveness(&img, &[], Challenges::default(), &t)
+            .expect("liveness");
+    });
+    println!(
+        "1280×720: face (detect+refine+embed) {a50:.1} / {a95:.1}   MiniFASNet×2 {m50:.1} / {m95:.1}   texture {s50:.1} / {s95:.1}   frame {f50:.1} / {f95:.1}"
+    );
+    println!("1280×720: whole passive liveness {p50:.1} / {p95:.1}");
+    let frames: Vec<RgbImage> = (0..5)
+        .map(|i| {
+            // Slightly different crops, so the sequence is not static.
+            let dx = i * 8;
+            image::imageops::crop_imm(&img, dx, 0, 1280 - 40, 720).to_image()
+        })
+        .collect();
+    let (q50, q95) = measure(iterations.div_ceil(3), || {
+        vision
+            .liveness(
+                &img,
+                &frames,
+                Challenges {
+                    blink: true,
+                    pose: true,
+                },
+                &t,
+            )
+            .expect("liveness");
+    });
+    println!("1280×720 + 5 frames: active liveness {q50:.1} / {q95:.1}");
+    Ok(())
+}
+
+fn evaluation(
+    config: &Config,
+    sources: &[PathBuf],
+    bona_fide: usize,
+    attacks: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use crate::vision::liveness::{evaluate, LivenessThresholds};
+    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    let images = sources
+        .iter()
+        .map(|p| super::face::load_image(config, p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let e = evaluate::run(
+        &vision.passive,
+        &images,
+        bona_fide,
+        attacks,
+        seed,
+        &LivenessThresholds::default(),
+    );
+    println!(
+        "generated set (synthetic; seed {seed}): {}",
+        serde_json::to_string_pretty(&e)?
+    );
+    println!(
+        "APCER {:.1} % ({} attacks judged)   BPCER {:.1} % ({} genuine judged)",
+        e.apcer * 100.0,
+        e.screen.judged() + e.print.judged() + e.framed.judged(),
+        e.bpcer * 100.0,
+        e.bona_fide.judged()
+    );
+    Ok(())
+}
+
+fn face(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::Result<()> {
+    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    vision.warm_up()?;
+    let source = super::face::load_image(config, image)?;
     let detector = FaceDetector::new(vision.models.detector.clone(), DetectorConfig::default());
     let embedder = FaceEmbedder::new(vision.models.recognizer.clone());
     println!(

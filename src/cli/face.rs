@@ -28,7 +28,10 @@ pub enum FaceCommand {
 }
 
 /// Loads an image file through the service's intake path.
-pub(crate) fn load_image(config: &Config, path: &PathBuf) -> anyhow::Result<image::RgbImage> {
+pub(crate) fn load_image(
+    config: &Config,
+    path: &std::path::Path,
+) -> anyhow::Result<image::RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let limits = IntakeLimits {
         max_bytes: config.media.max_image_bytes,

@@ -35,6 +35,9 @@ pub struct ClassCounts {
     pub judged_live: usize,
     /// Attacks whose reported `spoof_type` names their medium (screen or paper).
     pub type_right: usize,
+    /// Judged images on which each signal alone crossed its threshold: MiniFASNet, texture,
+    /// frame (an ablation: what each contributes).
+    pub flagged_by: [usize; 3],
 }
 
 impl ClassCounts {
@@ -87,6 +90,17 @@ pub fn run(
         let started = Instant::now();
         let report = analyzer.analyze(img, t);
         times.push(started.elapsed().as_secs_f64() * 1e3);
+        if let Ok(r) = &report {
+            let s = &r.verdict.signals;
+            let flags = [
+                s.model.p_real < t.min_model_real,
+                s.texture_score > t.max_texture,
+                s.frame_score > t.max_frame,
+            ];
+            for (n, f) in counts.flagged_by.iter_mut().zip(flags) {
+                *n += usize::from(f);
+            }
+        }
         match report {
             Err(_) => counts.not_acquired += 1,
             Ok(r) if r.verdict.is_live => counts.judged_live += 1,
