@@ -4,6 +4,7 @@
 
 pub mod countries;
 pub mod mrz;
+pub mod ocr;
 pub mod validate;
 
 use crate::error::{Code, ErrorCode};

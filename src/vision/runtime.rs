@@ -146,7 +146,54 @@ pub const FACE_MESH: ModelFile = ModelFile {
     sha256: "210b5cbb57fcd232a4748f516e7779de685df0c77d4e44480282259d6264d00b",
 };
 
-/// Every model file, in the order [`Models`] loads them.
+/// PP-OCRv5 mobile text detection (DBNet).
+pub const OCR_DET: ModelFile = ModelFile {
+    file: "ppocrv5_det.onnx",
+    sha256: "62f0e79763dfd9bdadae166dd61078e703d9149df891e11a58c48d18595fad6f",
+};
+/// PP-OCRv5 mobile text recognition (CTC).
+pub const OCR_REC: ModelFile = ModelFile {
+    file: "ppocrv5_rec.onnx",
+    sha256: "22edcdb81193286bd1f2c34069d4dc4296d3ac268fc736b4a83bba3eaae26dbb",
+};
+/// The recogniser's dictionary (not a model, but checked the same way).
+pub const OCR_KEYS: ModelFile = ModelFile {
+    file: "ppocr_keys_v5.txt",
+    sha256: "4941d35625bf15f7ef89fcbff443893e2fef40e25a7ecde885203994d4a9be25",
+};
+
+/// Loads one model: from `dir` when given, else from `embedded`; checksum-verified either way.
+pub fn load_single(
+    spec: ModelFile,
+    dir: Option<&Path>,
+    embedded: &'static [u8],
+    opts: &RuntimeOptions,
+) -> Result<Arc<dyn Model>> {
+    let pool = opts
+        .threads
+        .map(|n| Arc::new(rten::ThreadPool::with_num_threads(n.max(1))));
+    let source = match dir {
+        Some(d) => Source::Owned(
+            std::fs::read(d.join(spec.file))
+                .map_err(|e| VisionError::Model(format!("{}: {e}", spec.file)))?,
+        ),
+        None => Source::Static(embedded),
+    };
+    load_model(spec, source, &pool)
+}
+
+/// Reads a checksum-verified text file (a dictionary): from `dir` when given, else `embedded`.
+pub fn load_text(spec: ModelFile, dir: Option<&Path>, embedded: &'static str) -> Result<String> {
+    let text = match dir {
+        Some(d) => std::fs::read_to_string(d.join(spec.file))
+            .map_err(|e| VisionError::Model(format!("{}: {e}", spec.file)))?,
+        None => embedded.to_owned(),
+    };
+    verify(spec, text.as_bytes())?;
+    Ok(text)
+}
+
+/// Every face model file, in the order [`Models`] loads them.
 pub const ALL_MODELS: [ModelFile; 5] = [YUNET, SFACE, MINIFASNET_V2, MINIFASNET_V1SE, FACE_MESH];
 
 /// Lower-case hex sha256 of `bytes`.

@@ -1,0 +1,189 @@
+//! Document OCR with PP-OCRv5 on rten: text detection ([`detect`]), line recognition
+//! ([`recognize`]) and reading the MRZ band. The `ocrs` crate's own models cannot be had offline,
+//! so the PP-OCR files are run directly; both are embedded in the binary like the face models.
+
+pub mod detect;
+pub mod geometry;
+pub mod recognize;
+
+use std::path::Path;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::vision::runtime::{self, RuntimeOptions, OCR_DET, OCR_KEYS, OCR_REC};
+use crate::vision::Result;
+use detect::{TextBox, TextDetector};
+use geometry::RotatedRect;
+use recognize::{Alphabet, TextRecognizer};
+
+static DET_BYTES: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/ppocrv5_det.onnx"
+));
+static REC_BYTES: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/ppocrv5_rec.onnx"
+));
+static KEYS_TEXT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/ppocr_keys_v5.txt"
+));
+
+/// MRZ line lengths: TD1 (30 × 3), TD2 / MRV-B (36 × 2), TD3 / MRV-A (44 × 2).
+pub const MRZ_LENGTHS: [usize; 3] = [30, 36, 44];
+
+/// One recognised text line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    /// The text.
+    pub text: String,
+    /// Recognition confidence in [0, 1].
+    pub confidence: f32,
+    /// Corners in image pixels: top-left, top-right, bottom-right, bottom-left.
+    pub corners: [[f32; 2]; 4],
+    /// Detection score.
+    pub score: f32,
+    #[serde(skip)]
+    rect: RotatedRect,
+}
+
+/// The MRZ as read from the image.
+#[derive(Debug, Clone, Serialize)]
+pub struct MrzReading {
+    /// The lines, top to bottom, decoded with the MRZ alphabet and fitted to the nearest MRZ
+    /// length.
+    pub lines: Vec<String>,
+    /// Each line's recognition confidence.
+    pub confidences: Vec<f32>,
+}
+
+/// The OCR models, loaded once.
+#[derive(Clone)]
+pub struct Ocr {
+    detector: TextDetector,
+    recognizer: TextRecognizer,
+}
+
+impl Ocr {
+    /// Loads the detector, recogniser and dictionary: from `dir` when given, else the copies in
+    /// the binary; every file is checked against its sha256.
+    pub fn load(dir: Option<&Path>, opts: &RuntimeOptions) -> Result<Ocr> {
+        let det = runtime::load_single(OCR_DET, dir, DET_BYTES, opts)?;
+        let rec = runtime::load_single(OCR_REC, dir, REC_BYTES, opts)?;
+        let keys = runtime::load_text(OCR_KEYS, dir, KEYS_TEXT)?;
+        Ok(Ocr {
+            detector: TextDetector::new(det),
+            recognizer: TextRecognizer::new(rec, &keys)?,
+        })
+    }
+
+    /// Every text line in `img`, in reading order (top to bottom, then left to right).
+    pub fn read_lines(&self, img: &RgbImage) -> Result<Vec<Line>> {
+        let mut boxes: Vec<TextBox> = self.detector.detect(img)?;
+        boxes.sort_by(|a, b| a.rect.cy.total_cmp(&b.rect.cy));
+        let mut lines = Vec::with_capacity(boxes.len());
+        for b in boxes {
+            let crop = upright(img, &b.rect);
+            let r = self.recognizer.recognize(&crop, Alphabet::Full)?;
+            if r.text.trim().is_empty() {
+                continue;
+            }
+            lines.push(Line {
+                text: r.text,
+                confidence: r.confidence,
+                corners: b.rect.corners(),
+                score: b.score,
+                rect: b.rect,
+            });
+        }
+        sort_reading_order(&mut lines);
+        Ok(lines)
+    }
+
+    /// The MRZ band among `lines` (already read from `img`): the lines with at least three `<`,
+    /// re-read with the MRZ alphabet; `None` when there are fewer than two.
+    pub fn read_mrz(&self, img: &RgbImage, lines: &[Line]) -> Result<Option<MrzReading>> {
+        let mut band: Vec<&Line> = lines
+            .iter()
+            .filter(|l| l.text.matches(['<', '«', '‹']).count() >= 3)
+            .collect();
+        band.sort_by(|a, b| a.rect.cy.total_cmp(&b.rect.cy));
+        // The band is the bottom two or three lines; a stray `<<<` elsewhere is dropped.
+        if band.len() > 3 {
+            band.drain(..band.len() - 3);
+        }
+        if band.len() < 2 {
+            return Ok(None);
+        }
+        let mut texts = Vec::new();
+        let mut confidences = Vec::new();
+        for l in &band {
+            let r = self
+                .recognizer
+                .recognize(&upright(img, &l.rect), Alphabet::Mrz)?;
+            texts.push(r.text);
+            confidences.push(r.confidence);
+        }
+        let target = nearest_length(&texts);
+        let lines = texts.iter().map(|t| fit_length(t, target)).collect();
+        Ok(Some(MrzReading { lines, confidences }))
+    }
+}
+
+/// The upright crop of a text box (rotated a quarter turn when it stands taller than wide, as
+/// PaddleOCR does).
+fn upright(img: &RgbImage, rect: &RotatedRect) -> RgbImage {
+    let crop = geometry::crop(img, rect);
+    if crop.height() as f32 >= 1.5 * crop.width() as f32 {
+        image::imageops::rotate270(&crop)
+    } else {
+        crop
+    }
+}
+
+/// Sorts top to bottom, treating boxes whose centres are within half a line height as one row,
+/// left to right inside a row.
+fn sort_reading_order(lines: &mut [Line]) {
+    lines.sort_by(|a, b| {
+        let tol = 0.5 * a.rect.h.min(b.rect.h);
+        if (a.rect.cy - b.rect.cy).abs() <= tol {
+            a.rect.cx.total_cmp(&b.rect.cx)
+        } else {
+            a.rect.cy.total_cmp(&b.rect.cy)
+        }
+    });
+}
+
+/// The MRZ length closest to the lines' median length.
+pub fn nearest_length(lines: &[String]) -> usize {
+    let mut lens: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+    lens.sort_unstable();
+    let median = lens.get(lens.len() / 2).copied().unwrap_or(44);
+    *MRZ_LENGTHS
+        .iter()
+        .min_by_key(|&&n| n.abs_diff(median))
+        .unwrap_or(&44)
+}
+
+/// Pads with `<` or trims trailing fillers to `len` characters. OCR usually loses or gains
+/// fillers at the end of a line, where runs of `<` are hard to count; a line too long with
+/// non-filler characters at the end is cut (and the check digits will say whether that was
+/// right).
+pub fn fit_length(line: &str, len: usize) -> String {
+    let mut s: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+    while s.chars().count() > len && s.ends_with('<') {
+        s.pop();
+    }
+    let n = s.chars().count();
+    if n > len {
+        s = s.chars().take(len).collect();
+    }
+    while s.chars().count() < len {
+        s.push('<');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;
