@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod document;
 mod face;
 mod mrz;
 
@@ -49,6 +50,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Document tools, offline.
+    Document {
+        #[command(subcommand)]
+        command: document::DocumentCommand,
     },
     /// Face tools, offline.
     Face {
@@ -125,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => mrz::run(&lines, json, no_expiry_check),
         Command::Audit { command } => audit::run(&Config::load(&overrides)?, command),
         Command::Face { command } => face::run(&Config::load(&overrides)?, command),
+        Command::Document { command } => document::run(&Config::load(&overrides)?, command),
         Command::Bench { command } => bench::run(&Config::load(&overrides)?, command),
         Command::Serve { .. } => {
             let config = Config::load(&overrides)?;

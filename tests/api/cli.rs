@@ -103,3 +103,22 @@ fn serve_creates_its_files_becomes_ready_and_stops_on_sigterm() {
     };
     assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
 }
+
+#[test]
+fn document_ocr_reads_the_specimen_mrz_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!(
+        "{}/tests/fixtures/documents/passport-td3.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, out, err) = kycd(dir.path(), &["document", "ocr", &image, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["mrz"]["lines"][1], "L898902C36UT07408122F1204159ZE184226B<<<<<10",
+        "{out}"
+    );
+    assert_eq!(v["validation"]["fields"]["nationality"]["code"], "UTO");
+    assert_eq!(v["validation"]["repairs"].as_array().unwrap().len(), 1);
+    assert!(v["lines"].as_array().unwrap().len() > 20);
+}
