@@ -206,6 +206,34 @@ pub fn set_face_match_threshold(
     Ok(threshold)
 }
 
+/// Records one billed execution per module for a request, in one transaction (prices arrive
+/// with plans; until then every unit is recorded at 0).
+pub fn record_usage(
+    store: &Store,
+    request_id: &str,
+    tenant_id: &str,
+    key_id: Option<&str>,
+    modules: &[&str],
+) -> Result<(), StoreError> {
+    let at = store::now();
+    store.write(|tx| {
+        for module in modules {
+            store::usage::record(
+                tx,
+                &store::usage::UsageEvent {
+                    request_id,
+                    tenant_id,
+                    key_id,
+                    module,
+                    unit_price_minor: 0,
+                    at,
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
 /// A tenant's liveness thresholds (the defaults until set).
 pub fn liveness_thresholds(store: &Store, id: &str) -> Result<LivenessThresholds, TenancyError> {
     let stored = store.read(|c| store::tenants::liveness_thresholds(c, id))?;

@@ -10,7 +10,8 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
-use crate::store::{self, usage::UsageEvent};
+use crate::store;
+use crate::tenancy;
 
 /// Registers the face routes (inside the signed `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -63,19 +64,13 @@ async fn match_faces(
             .inference_duration
             .with_label_values(&["face_match"])
             .observe(inference.elapsed().as_secs_f64());
-        st.store.write(|tx| {
-            store::usage::record(
-                tx,
-                &UsageEvent {
-                    request_id: &request_id,
-                    tenant_id: &principal.tenant_id,
-                    key_id: Some(&principal.key_id),
-                    module: "face_match",
-                    unit_price_minor: 0,
-                    at: store::now(),
-                },
-            )
-        })?;
+        tenancy::record_usage(
+            &st.store,
+            &request_id,
+            &principal.tenant_id,
+            Some(&principal.key_id),
+            &["face_match"],
+        )?;
         Ok(report)
     })
     .await

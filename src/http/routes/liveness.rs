@@ -11,7 +11,6 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
-use crate::store::{self, usage::UsageEvent};
 use crate::tenancy;
 use crate::vision::liveness::active::{Challenges, MAX_FRAMES, MIN_FRAMES};
 use crate::vision::service::LivenessReport;
@@ -76,19 +75,13 @@ async fn analyze(
             .inference_duration
             .with_label_values(&["liveness"])
             .observe(inference.elapsed().as_secs_f64());
-        st.store.write(|tx| {
-            store::usage::record(
-                tx,
-                &UsageEvent {
-                    request_id: &request_id,
-                    tenant_id: &principal.tenant_id,
-                    key_id: Some(&principal.key_id),
-                    module: "liveness",
-                    unit_price_minor: 0,
-                    at: store::now(),
-                },
-            )
-        })?;
+        tenancy::record_usage(
+            &st.store,
+            &request_id,
+            &principal.tenant_id,
+            Some(&principal.key_id),
+            &["liveness"],
+        )?;
         Ok(report)
     })
     .await

@@ -28,7 +28,7 @@ use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
 use crate::http::{request_id, resource, upload, AppState};
 use crate::media::intake;
-use crate::store::{self, usage::UsageEvent};
+use crate::store;
 use crate::tenancy;
 use crate::vision::liveness::active::Challenges;
 
@@ -226,19 +226,7 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
             }),
             Err(e) => return Err(e.into()),
         };
-        st.store.write(|tx| {
-            store::usage::record(
-                tx,
-                &UsageEvent {
-                    request_id: &request_id,
-                    tenant_id: &tenant_id,
-                    key_id: None,
-                    module: "liveness",
-                    unit_price_minor: 0,
-                    at: store::now(),
-                },
-            )
-        })?;
+        tenancy::record_usage(&st.store, &request_id, &tenant_id, None, &["liveness"])?;
         Ok(body)
     })
     .await

@@ -18,7 +18,7 @@ use crate::auth::keys;
 use crate::error::{ApiError, Code};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
-use crate::store::{self, usage::UsageEvent};
+use crate::store;
 use crate::tenancy;
 use crate::vision::liveness::active::Challenges;
 use crate::vision::VisionError;
@@ -122,22 +122,13 @@ async fn process_face(
             Ok(m) => m,
             Err(e) => return face_problem(e, Which::Document),
         };
-        st.store.write(|tx| {
-            for module in ["liveness", "face_match"] {
-                store::usage::record(
-                    tx,
-                    &UsageEvent {
-                        request_id: &request_id,
-                        tenant_id: &tenant_id,
-                        key_id: Some(&key_id),
-                        module,
-                        unit_price_minor: 0,
-                        at: store::now(),
-                    },
-                )?;
-            }
-            Ok(())
-        })?;
+        tenancy::record_usage(
+            &st.store,
+            &request_id,
+            &tenant_id,
+            Some(&key_id),
+            &["liveness", "face_match"],
+        )?;
         Ok(Ok((live, matched)))
     })
     .await
