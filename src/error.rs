@@ -71,6 +71,7 @@ error_codes! {
     ImageTooLarge => UNPROCESSABLE_ENTITY, "image_too_large";
     MalwareDetected => UNPROCESSABLE_ENTITY, "malware_detected";
     MrzUnparseable => UNPROCESSABLE_ENTITY, "mrz_unparseable";
+    NoDocumentFound => UNPROCESSABLE_ENTITY, "no_document_found";
     NoFace => UNPROCESSABLE_ENTITY, "no_face";
     MultipleFaces => UNPROCESSABLE_ENTITY, "multiple_faces";
     FaceTooSmall => UNPROCESSABLE_ENTITY, "face_too_small";

@@ -5,6 +5,8 @@
 pub mod countries;
 pub mod mrz;
 pub mod ocr;
+pub mod printed;
+pub mod read;
 pub mod validate;
 
 use crate::error::{Code, ErrorCode};
@@ -23,5 +25,21 @@ impl ErrorCode for mrz::MrzError {
             map.remove("message");
         }
         v
+    }
+}
+
+impl ErrorCode for read::ReadError {
+    fn code(&self) -> Code {
+        match self {
+            read::ReadError::NoDocument => Code::NoDocumentFound,
+            read::ReadError::Vision(e) => ErrorCode::code(e),
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            read::ReadError::NoDocument => serde_json::json!({}),
+            read::ReadError::Vision(e) => ErrorCode::details(e),
+        }
     }
 }

@@ -27,6 +27,8 @@ pub struct Vision {
     pub passive: PassiveAnalyzer,
     /// The face mesh, for active liveness.
     pub mesh: FaceMesh,
+    /// Document OCR (PP-OCRv5).
+    pub ocr: crate::document::ocr::Ocr,
     slots: Slots,
 }
 
@@ -127,6 +129,7 @@ impl Vision {
         let analyzer = FaceAnalyzer::new(&models);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Vision {
+            ocr: crate::document::ocr::Ocr::load(dir, &opts)?,
             passive: PassiveAnalyzer::new(&models, analyzer.clone()),
             mesh: FaceMesh::new(&models),
             models,
@@ -161,7 +164,14 @@ impl Vision {
         self.models
             .face_mesh
             .run(zeros(vec![1, 192, 192, 3])?, &["conv2d_20", "conv2d_30"])?;
+        self.ocr.warm_up()?;
         Ok(())
+    }
+
+    /// Runs `f` holding one of the per-core inference slots (for pipelines defined elsewhere,
+    /// such as document reading).
+    pub fn exclusive<T>(&self, f: impl FnOnce(&Vision) -> T) -> T {
+        self.slots.run(|| f(self))
     }
 
     /// Compares the face of a selfie `a` (exactly one face) with the largest face of `b`.

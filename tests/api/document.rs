@@ -135,3 +135,76 @@ fn cli_prints_the_same_result() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+fn fixture_b64(path: &str) -> String {
+    use base64::Engine;
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn ocr(app: &TestApp, key: &crate::common::Key, body: Value) -> crate::common::Resp {
+    app.signed(
+        key,
+        "POST",
+        "/v1/document/ocr",
+        &serde_json::to_vec(&body).unwrap(),
+    )
+}
+
+#[test]
+fn ocr_reads_the_td3_specimen() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    let r = ocr(
+        &app,
+        &key,
+        json!({ "image_front_base64": fixture_b64("documents/passport-td3.jpg") }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = &r.body;
+    assert_eq!(b["detected"]["type"], "passport", "{}", r.text);
+    assert_eq!(b["detected"]["country"], "UTO");
+    assert_eq!(b["detected"]["source"], "mrz");
+    assert_eq!(b["mrz"]["lines"], json!(TD3));
+    assert_eq!(b["mrz"]["format"], "TD3");
+    let f = &b["fields"];
+    assert_eq!(f["surname"], "ERIKSSON");
+    assert_eq!(f["given_names"], "ANNA MARIA");
+    assert_eq!(f["document_number"], "L898902C3");
+    assert_eq!(f["nationality"], "UTO");
+    assert_eq!(f["date_of_birth"], "1974-08-12");
+    assert_eq!(f["date_of_expiry"], "2012-04-15");
+    assert_eq!(f["sex"], "F");
+    // Printed-only fields, from their labels.
+    assert_eq!(f["place_of_birth"], "ZENITH", "{f}");
+    assert_eq!(f["date_of_issue"], "2007-04-16", "{f}");
+    assert!(b["images"]["face_crop_base64"].as_str().unwrap().len() > 1000);
+    assert!(b["quality"]["sharpness"].as_f64().unwrap() > 0.0);
+    assert_eq!(b["usage"]["module"], "ocr");
+}
+
+#[test]
+fn ocr_refuses_pages_that_are_not_documents() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    // A face, no document.
+    let r = ocr(
+        &app,
+        &key,
+        json!({ "image_front_base64": fixture_b64("faces/obama.jpg") }),
+    );
+    r.assert_error(422, "no_document_found");
+    use base64::Engine;
+    let blank = kycd::media::intake::encode_jpeg(&image::RgbImage::new(640, 400), 90);
+    let r = ocr(
+        &app,
+        &key,
+        json!({ "image_front_base64": base64::engine::general_purpose::STANDARD.encode(blank) }),
+    );
+    r.assert_error(422, "no_document_found");
+    ocr(&app, &key, json!({ "image_front_base64": "@@@" })).assert_error(422, "invalid_image");
+}

@@ -78,6 +78,14 @@ impl Ocr {
         })
     }
 
+    /// Runs both models once on blank input (first-call allocation happens before readiness).
+    pub fn warm_up(&self) -> Result<()> {
+        self.detector.detect(&RgbImage::new(64, 64))?;
+        self.recognizer
+            .recognize(&RgbImage::new(96, 32), Alphabet::Full)?;
+        Ok(())
+    }
+
     /// Every text line in `img`, in reading order (top to bottom, then left to right).
     pub fn read_lines(&self, img: &RgbImage) -> Result<Vec<Line>> {
         let mut boxes: Vec<TextBox> = self.detector.detect(img)?;

@@ -2,16 +2,21 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::auth::Principal;
 use crate::document::mrz::MrzInput;
+use crate::document::read::{self, Hints};
 use crate::document::validate::{self, ValidateOptions, VizFields};
 use crate::error::{ApiError, Code};
-use crate::http::resource;
+use crate::http::{request_id, resource, AppState};
+use crate::media::intake;
+use crate::tenancy;
 
 /// Registers the document routes (inside the signed `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/document/validate").route(web::post().to(validate_document)));
+    cfg.service(resource("/document/validate").route(web::post().to(validate_document)))
+        .service(resource("/document/ocr").route(web::post().to(ocr_document)));
 }
 
 #[derive(Deserialize)]
@@ -53,4 +58,127 @@ async fn validate_document(
     // Pure CPU work measured in microseconds: no need for the blocking pool.
     let result = validate::validate(&mrz, body.fields.as_ref(), &opts)?;
     Ok(HttpResponse::Ok().json(result))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OcrRequest {
+    /// The page with the portrait (and the MRZ of a passport), base64 or `data:` URL.
+    image_front_base64: String,
+    /// The back of a card (TD1 cards carry the MRZ there).
+    image_back_base64: Option<String>,
+    /// Expected type; steers only when the page has no MRZ.
+    document_hint: Option<String>,
+    /// Expected issuing country; steers only when the page has no MRZ.
+    country_hint: Option<String>,
+}
+
+/// Reads a document photo (front, optional back); billed as `ocr`.
+async fn ocr_document(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<OcrRequest>,
+) -> Result<HttpResponse, ApiError> {
+    use base64::Engine;
+    let started = std::time::Instant::now();
+    let body = body.into_inner();
+    let request_id = request_id::current();
+    let st = state.clone();
+    let (front, back) = web::block(move || -> Result<_, ApiError> {
+        let decode = |b64: &str| -> Result<image::RgbImage, ApiError> {
+            let bytes = intake::decode_base64(b64, &st.media.limits)?;
+            Ok(st.media.accept(&bytes)?.image)
+        };
+        let front_img = decode(&body.image_front_base64)?;
+        let back_img = body.image_back_base64.as_deref().map(decode).transpose()?;
+        let hints = Hints {
+            document_type: body.document_hint,
+            country: body.country_hint,
+        };
+        let inference = std::time::Instant::now();
+        let (front, back) = st.vision.exclusive(|v| {
+            let front = read::read(&v.ocr, &v.analyzer, &front_img, &hints);
+            let back = back_img
+                .as_ref()
+                .map(|b| read::read(&v.ocr, &v.analyzer, b, &hints));
+            (front, back)
+        });
+        st.metrics
+            .inference_duration
+            .with_label_values(&["ocr"])
+            .observe(inference.elapsed().as_secs_f64());
+        // A back without a readable document is not an error when the front was read.
+        let front = front?;
+        let back = match back {
+            Some(Ok(b)) => Some(b),
+            Some(Err(read::ReadError::NoDocument)) | None => None,
+            Some(Err(e)) => return Err(e.into()),
+        };
+        tenancy::record_usage(
+            &st.store,
+            &request_id,
+            &principal.tenant_id,
+            Some(&principal.key_id),
+            &["ocr"],
+        )?;
+        Ok((front, back))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    // TD1 cards carry the MRZ on the back: prefer whichever side has a validated one.
+    let mrz = front
+        .mrz
+        .as_ref()
+        .filter(|m| m.validation.is_some())
+        .or_else(|| back.as_ref().and_then(|b| b.mrz.as_ref()))
+        .or(front.mrz.as_ref());
+    let mut fields = serde_json::Map::new();
+    if let Some(v) = mrz.and_then(|m| m.validation.as_ref()) {
+        let f = &v.fields;
+        fields.insert("surname".into(), json!(f.surname));
+        fields.insert("given_names".into(), json!(f.given_names));
+        fields.insert("document_number".into(), json!(f.document_number));
+        fields.insert("nationality".into(), json!(f.nationality.alpha3));
+        fields.insert("issuing_country".into(), json!(f.issuing_state.alpha3));
+        fields.insert("date_of_birth".into(), json!(f.birth_date));
+        fields.insert("sex".into(), json!(f.sex));
+        fields.insert("date_of_expiry".into(), json!(f.expiry_date));
+    }
+    // Printed fields fill what the MRZ does not carry (place of birth, issue date, authority).
+    for p in front
+        .printed
+        .iter()
+        .chain(back.iter().flat_map(|b| b.printed.iter()))
+    {
+        fields.entry(p.name).or_insert_with(|| json!(p.value));
+    }
+    let detected = match (&front.detected, back.as_ref().map(|b| &b.detected)) {
+        (f, Some(b)) if f.source != "mrz" && b.source == "mrz" => b,
+        (f, _) => f,
+    };
+    let face = front
+        .face_crop_jpeg
+        .as_ref()
+        .map(|j| base64::engine::general_purpose::STANDARD.encode(j));
+    let out = json!({
+        "detected": detected,
+        "fields": fields,
+        "mrz": mrz.map(|m| json!({
+            "lines": m.corrected_lines(),
+            "lines_read": m.reading.lines,
+            "line_confidence": m.reading.confidences,
+            "valid": m.validation.as_ref().map(|v| v.document_valid),
+            "format": m.validation.as_ref().map(|v| v.format.name()),
+            "checks": m.validation.as_ref().map(|v| &v.checks),
+            "repairs": m.validation.as_ref().map(|v| &v.repairs),
+        })),
+        "printed": front.printed,
+        "images": { "face_crop_base64": face },
+        "quality": front.quality,
+        "warnings": front.warnings,
+        "text": front.lines.iter().map(|l| &l.text).collect::<Vec<_>>(),
+        "processing_ms": started.elapsed().as_millis() as u64,
+        "usage": { "module": "ocr", "units": 1 },
+    });
+    Ok(HttpResponse::Ok().json(out))
 }

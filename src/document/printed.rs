@@ -1,0 +1,285 @@
+//! Printed (VIZ) fields from OCR lines: labels found by their words in several languages, each
+//! value taken from the nearest line below its label that starts under it; dates in the formats
+//! documents print (`12 AUGUST/AOUT 74`, `16 APR/AVR 07`, `12.08.1974`, `1974-08-12`) to ISO 8601.
+
+use serde::Serialize;
+
+use super::ocr::Line;
+
+/// A printed field: which, and the labels that announce it (lower case, accents kept).
+const LABELS: &[(&str, &[&str])] = &[
+    ("surname", &["surname", "nom", "apellidos", "nachname"]),
+    (
+        "given_names",
+        &["given name", "prénom", "prenom", "nombre", "vorname"],
+    ),
+    (
+        "date_of_birth",
+        &[
+            "date of birth",
+            "date de naissance",
+            "fecha de nacimiento",
+            "geburtsdatum",
+        ],
+    ),
+    (
+        "place_of_birth",
+        &[
+            "place of birth",
+            "lieu de naissance",
+            "lugar de nacimiento",
+            "geburtsort",
+        ],
+    ),
+    (
+        "date_of_issue",
+        &[
+            "date of issue",
+            "date de délivrance",
+            "fecha de expedición",
+            "ausstellungsdatum",
+        ],
+    ),
+    (
+        "date_of_expiry",
+        &[
+            "date of expiry",
+            "date d'expiration",
+            "fecha de caducidad",
+            "gültig bis",
+        ],
+    ),
+    (
+        "authority",
+        &["authority", "autorité", "autoridad", "behörde"],
+    ),
+    (
+        "nationality",
+        &[
+            "nationality",
+            "nationalité",
+            "nacionalidad",
+            "staatsangehörigkeit",
+        ],
+    ),
+    ("sex", &["sex", "sexe", "sexo", "geschlecht"]),
+    (
+        "document_number",
+        &[
+            "passport no",
+            "passport number",
+            "document no",
+            "n° de passeport",
+            "card no",
+        ],
+    ),
+    (
+        "personal_number",
+        &["personal no", "n° personnel", "personal number"],
+    ),
+];
+
+/// A printed field read from the page.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PrintedField {
+    /// Field name (`surname`, `date_of_birth`, …).
+    pub name: &'static str,
+    /// The text as printed.
+    pub raw: String,
+    /// The normalised value: ISO date for dates, upper-case text otherwise.
+    pub value: String,
+    /// Recognition confidence of the value line.
+    pub confidence: f32,
+}
+
+/// Which field a line labels, if it reads as a label.
+fn label_of(text: &str) -> Option<&'static str> {
+    let t = text.to_lowercase();
+    // The longest matching label wins ("date of birth" over "nom" inside "nombre").
+    LABELS
+        .iter()
+        .flat_map(|(name, words)| words.iter().map(move |w| (*name, *w)))
+        .filter(|(_, w)| contains_word(&t, w))
+        .max_by_key(|(_, w)| w.len())
+        .map(|(name, _)| name)
+}
+
+fn contains_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        // A plural ("given names", "prénoms") still names the field.
+        let rest = &text[i + word.len()..];
+        let after = rest.strip_prefix('s').unwrap_or(rest).chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Pairs labels with the values below them.
+pub fn fields(lines: &[Line]) -> Vec<PrintedField> {
+    let mut out: Vec<PrintedField> = Vec::new();
+    for label in lines {
+        let Some(name) = label_of(&label.text) else {
+            continue;
+        };
+        if out.iter().any(|f| f.name == name) {
+            continue;
+        }
+        let [ltl, ltr, _, lbl] = label.corners;
+        let lh = (lbl[1] - ltl[1]).max(1.0);
+        let value = lines
+            .iter()
+            .filter(|v| label_of(&v.text).is_none() && !v.text.contains("<<"))
+            .filter(|v| {
+                let [vtl, ..] = v.corners;
+                let below = vtl[1] > ltl[1] + 0.5 * lh && vtl[1] < lbl[1] + 2.5 * lh;
+                let under =
+                    vtl[0] > ltl[0] - lh && vtl[0] < ltl[0] + 0.5 * (ltr[0] - ltl[0]).max(lh);
+                below && under
+            })
+            .min_by(|a, b| a.corners[0][1].total_cmp(&b.corners[0][1]));
+        if let Some(v) = value {
+            let value = match name {
+                "date_of_birth" => parse_date(&v.text, true),
+                "date_of_issue" | "date_of_expiry" => parse_date(&v.text, false),
+                _ => Some(v.text.trim().to_uppercase()),
+            };
+            if let Some(value) = value {
+                out.push(PrintedField {
+                    name,
+                    raw: v.text.clone(),
+                    value,
+                    confidence: v.confidence,
+                });
+            }
+        }
+    }
+    out
+}
+
+const MONTHS: &[(&str, u32)] = &[
+    ("jan", 1),
+    ("janv", 1),
+    ("ene", 1),
+    ("feb", 2),
+    ("fev", 2),
+    ("fév", 2),
+    ("mar", 3),
+    ("mars", 3),
+    ("mär", 3),
+    ("apr", 4),
+    ("avr", 4),
+    ("abr", 4),
+    ("may", 5),
+    ("mai", 5),
+    ("jun", 6),
+    ("juin", 6),
+    ("jul", 7),
+    ("juil", 7),
+    ("aug", 8),
+    ("aout", 8),
+    ("août", 8),
+    ("ago", 8),
+    ("sep", 9),
+    ("sept", 9),
+    ("oct", 10),
+    ("okt", 10),
+    ("nov", 11),
+    ("dec", 12),
+    ("déc", 12),
+    ("dic", 12),
+    ("dez", 12),
+];
+
+fn month(word: &str) -> Option<u32> {
+    let w = word.to_lowercase();
+    // Full names ("august", "aout") start with an abbreviation; the longest prefix wins.
+    MONTHS
+        .iter()
+        .filter(|(m, _)| w.starts_with(m))
+        .max_by_key(|(m, _)| m.len())
+        .map(|&(_, n)| n)
+}
+
+/// A printed date as ISO 8601; two-digit years resolved into the past for a birth date and into
+/// 1970–2069 otherwise.
+pub fn parse_date(text: &str, birth: bool) -> Option<String> {
+    let tokens: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '.' | '-' | '/' | ','))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let num = |t: &str| t.parse::<u32>().ok();
+    let (day, month_n, year) = match tokens.as_slice() {
+        [y, m, d] if y.len() == 4 => (num(d)?, num(m)?, num(y)?),
+        [d, m, y] if num(m).is_some() => (num(d)?, num(m)?, num(y)?),
+        // 12 AUGUST/AOUT 74: the month may be written twice (bilingual).
+        [d, rest @ ..] if rest.len() >= 2 => {
+            let y = rest.last()?;
+            let m = rest[..rest.len() - 1].iter().find_map(|w| month(w))?;
+            (num(d)?, m, num(y)?)
+        }
+        _ => return None,
+    };
+    let year = if year < 100 {
+        let this_year = (time::OffsetDateTime::now_utc().year() % 100) as u32;
+        if birth {
+            if year > this_year {
+                1900 + year
+            } else {
+                2000 + year
+            }
+        } else if year >= 70 {
+            1900 + year
+        } else {
+            2000 + year
+        }
+    } else {
+        year
+    };
+    let date = time::Date::from_calendar_date(
+        year as i32,
+        time::Month::try_from(month_n as u8).ok()?,
+        day as u8,
+    )
+    .ok()?;
+    Some(format!("{:04}-{:02}-{:02}", date.year(), month_n, day))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_dates_become_iso() {
+        assert_eq!(
+            parse_date("12 AUGUST/AOUT 74", true).as_deref(),
+            Some("1974-08-12")
+        );
+        assert_eq!(
+            parse_date("16 APR/AVR 07", false).as_deref(),
+            Some("2007-04-16")
+        );
+        assert_eq!(
+            parse_date("12.08.1974", true).as_deref(),
+            Some("1974-08-12")
+        );
+        assert_eq!(
+            parse_date("1974-08-12", true).as_deref(),
+            Some("1974-08-12")
+        );
+        assert_eq!(parse_date("31 FEB 99", true), None);
+        assert_eq!(parse_date("ZENITH", true), None);
+    }
+
+    #[test]
+    fn labels_are_recognised_in_several_languages() {
+        assert_eq!(label_of("Surname/ Nom"), Some("surname"));
+        assert_eq!(label_of("Given names/ Prénoms"), Some("given_names"));
+        assert_eq!(
+            label_of("Date of Birth/ Date de naissance"),
+            Some("date_of_birth")
+        );
+        assert_eq!(label_of("Apellidos"), Some("surname"));
+        assert_eq!(label_of("ERIKSSON"), None);
+        assert_eq!(label_of("NOMBRE"), Some("given_names"));
+    }
+}
