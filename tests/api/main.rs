@@ -13,4 +13,5 @@ mod face;
 mod liveness;
 mod media;
 mod observability;
+mod ocr_accuracy;
 mod signing;

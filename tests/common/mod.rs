@@ -2,6 +2,8 @@
 //! HTTP client that signs requests exactly as DESIGN.md §4 says a tenant's back end would.
 #![allow(dead_code)]
 
+pub mod docgen;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;

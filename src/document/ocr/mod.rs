@@ -112,11 +112,33 @@ impl Ocr {
     /// The MRZ band among `lines` (already read from `img`): the lines with at least three `<`,
     /// re-read with the MRZ alphabet; `None` when there are fewer than two.
     pub fn read_mrz(&self, img: &RgbImage, lines: &[Line]) -> Result<Option<MrzReading>> {
-        let mut band: Vec<&Line> = lines
+        let candidates: Vec<&Line> = lines
             .iter()
             .filter(|l| l.text.matches(['<', '«', '‹']).count() >= 3)
             .collect();
-        band.sort_by(|a, b| a.rect.cy.total_cmp(&b.rect.cy));
+        // The detector sometimes splits one MRZ line at a long filler run: join boxes that share
+        // a row into one rectangle around all their corners.
+        let mut rows: Vec<Vec<&Line>> = Vec::new();
+        for l in candidates {
+            match rows
+                .iter_mut()
+                .find(|row| on_same_line(&row[0].rect, &l.rect))
+            {
+                Some(row) => row.push(l),
+                None => rows.push(vec![l]),
+            }
+        }
+        let mut band: Vec<RotatedRect> = rows
+            .iter()
+            .filter_map(|row| {
+                if row.len() == 1 {
+                    return Some(row[0].rect);
+                }
+                let corners: Vec<[f32; 2]> = row.iter().flat_map(|l| l.corners).collect();
+                geometry::min_area_rect(&corners)
+            })
+            .collect();
+        band.sort_by(|a, b| a.cy.total_cmp(&b.cy));
         // The band is the bottom two or three lines; a stray `<<<` elsewhere is dropped.
         if band.len() > 3 {
             band.drain(..band.len() - 3);
@@ -126,10 +148,10 @@ impl Ocr {
         }
         let mut texts = Vec::new();
         let mut confidences = Vec::new();
-        for l in &band {
+        for rect in &band {
             let r = self
                 .recognizer
-                .recognize(&upright(img, &l.rect), Alphabet::Mrz)?;
+                .recognize(&upright(img, rect), Alphabet::Mrz)?;
             texts.push(r.text);
             confidences.push(r.confidence);
         }
@@ -148,6 +170,14 @@ fn upright(img: &RgbImage, rect: &RotatedRect) -> RgbImage {
     } else {
         crop
     }
+}
+
+/// Whether `b`'s centre lies on `a`'s text line extended along its direction (a tilted page
+/// moves a line's far end by more than a line height, so comparing centres' y would not do).
+fn on_same_line(a: &RotatedRect, b: &RotatedRect) -> bool {
+    let (s, c) = a.angle.sin_cos();
+    let (dx, dy) = (b.cx - a.cx, b.cy - a.cy);
+    (-dx * s + dy * c).abs() <= 0.5 * a.h.min(b.h)
 }
 
 /// Sorts top to bottom, treating boxes whose centres are within half a line height as one row,

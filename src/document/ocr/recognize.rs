@@ -2,6 +2,8 @@
 //! keeping its aspect, BGR scaled to [−1, 1], padded on the right to at least 320; greedy CTC
 //! decoding (argmax per step, repeats merged, blanks dropped), optionally restricted to the MRZ
 //! alphabet `0–9 A–Z <` — unrestricted decoding puts spaces into MRZ lines and misreads `<<`.
+//! Restricting by dropping other classes lets a near miss win (an `I` the model spread over `l`,
+//! `|` and `Ｉ` came out as `H`), so look-alike classes are folded into the MRZ character first.
 
 use std::sync::Arc;
 
@@ -41,7 +43,41 @@ pub struct Recognized {
 pub struct TextRecognizer {
     model: Arc<dyn Model>,
     keys: Arc<Vec<String>>,
-    mrz_classes: Arc<Vec<usize>>,
+    /// For MRZ decoding: (dictionary class, MRZ slot) pairs; slot 0 is the blank, slot k ≥ 1 is
+    /// `MRZ_CHARS[k − 1]`. Look-alike classes (lower case, full-width, accented letters, `|`,
+    /// `«`) pour their probability into the slot of the character they resemble.
+    mrz_map: Arc<Vec<(usize, usize)>>,
+}
+
+/// The MRZ alphabet in slot order.
+const MRZ_CHARS: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ<";
+
+/// The MRZ character a dictionary entry can stand for, if any.
+fn mrz_fold(entry: &str) -> Option<char> {
+    let mut chars = entry.chars();
+    let (Some(c), None) = (chars.next(), chars.next()) else {
+        return None;
+    };
+    let folded = match c {
+        '0'..='9' | 'A'..='Z' | '<' => c,
+        // A lower-case l is drawn like an I, not like an L.
+        'l' | '|' | 'ı' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'ì' | 'í' | 'î' | 'ï' | 'Ⅰ' | '丨' => {
+            'I'
+        }
+        'a'..='z' => c.to_ascii_uppercase(),
+        // Full-width forms.
+        '\u{FF10}'..='\u{FF19}' => char::from(b'0' + (c as u32 - 0xFF10) as u8),
+        '\u{FF21}'..='\u{FF3A}' => char::from(b'A' + (c as u32 - 0xFF21) as u8),
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'A',
+        'È' | 'É' | 'Ê' | 'Ë' | 'è' | 'é' | 'ê' | 'ë' => 'E',
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' => 'O',
+        'Ù' | 'Ú' | 'Û' | 'Ü' | 'ù' | 'ú' | 'û' | 'ü' => 'U',
+        'Ñ' | 'ñ' => 'N',
+        'Ç' | 'ç' => 'C',
+        '«' | '‹' | '＜' => '<',
+        _ => return None,
+    };
+    Some(folded)
 }
 
 impl TextRecognizer {
@@ -57,28 +93,22 @@ impl TextRecognizer {
                 "recognizer keys: line 0 must be `blank`".into(),
             ));
         }
-        let mrz_classes = std::iter::once(0)
-            .chain(keys.iter().enumerate().filter_map(|(i, k)| {
-                let mut chars = k.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) if c.is_ascii_digit() || c.is_ascii_uppercase() || c == '<' => {
-                        Some(i)
-                    }
-                    _ => None,
-                }
+        let mrz_map = std::iter::once((0, 0))
+            .chain(keys.iter().enumerate().skip(1).filter_map(|(i, k)| {
+                let c = mrz_fold(k)?;
+                MRZ_CHARS.find(c).map(|slot| (i, slot + 1))
             }))
             .collect();
         Ok(TextRecognizer {
             model,
             keys: Arc::new(keys),
-            mrz_classes: Arc::new(mrz_classes),
+            mrz_map: Arc::new(mrz_map),
         })
     }
 
-    /// Number of classes the MRZ alphabet maps to (37 characters + blank when the dictionary is
-    /// complete).
+    /// Number of dictionary classes that feed the MRZ alphabet (blank included).
     pub fn mrz_class_count(&self) -> usize {
-        self.mrz_classes.len()
+        self.mrz_map.len()
     }
 
     /// Reads one upright text line.
@@ -117,13 +147,23 @@ impl TextRecognizer {
         let mut text = String::new();
         let (mut sum, mut kept) = (0.0f32, 0usize);
         let mut previous = usize::MAX;
+        let mut slots = [0.0f32; MRZ_CHARS.len() + 1];
         for step in probs.chunks_exact(classes) {
             let (best, p) = match alphabet {
                 Alphabet::Full => argmax(step.iter().copied().enumerate()),
-                Alphabet::Mrz => argmax(self.mrz_classes.iter().map(|&k| (k, step[k]))),
+                Alphabet::Mrz => {
+                    slots.fill(0.0);
+                    for &(class, slot) in self.mrz_map.iter() {
+                        slots[slot] += step[class];
+                    }
+                    argmax(slots.iter().copied().enumerate())
+                }
             };
             if best != 0 && best != previous {
-                text.push_str(&self.keys[best]);
+                match alphabet {
+                    Alphabet::Full => text.push_str(&self.keys[best]),
+                    Alphabet::Mrz => text.extend(MRZ_CHARS.chars().nth(best - 1)),
+                }
                 sum += p;
                 kept += 1;
             }

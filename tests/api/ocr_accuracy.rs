@@ -1,0 +1,117 @@
+//! OCR accuracy on generated documents (TD1, TD2, TD3 in OCR-B with tilt, blur, glare and JPEG):
+//! the MRZ exact-line rate and per-field accuracy, read through the library (no server needed).
+
+use std::sync::OnceLock;
+
+use kycd::document::mrz::MrzInput;
+use kycd::document::ocr::Ocr;
+use kycd::document::read::MrzSection;
+use kycd::document::validate::{self, ValidateOptions};
+use kycd::vision::liveness::synthetic::Rng;
+use kycd::vision::runtime::RuntimeOptions;
+
+use crate::common::docgen;
+
+fn ocr() -> &'static Ocr {
+    static OCR: OnceLock<Ocr> = OnceLock::new();
+    OCR.get_or_init(|| Ocr::load(None, &RuntimeOptions::default()).unwrap())
+}
+
+fn portrait(name: &str) -> image::RgbImage {
+    let path = format!("{}/tests/fixtures/faces/{name}", env!("CARGO_MANIFEST_DIR"));
+    image::open(path).unwrap().to_rgb8()
+}
+
+#[test]
+fn mrz_accuracy_on_generated_documents() {
+    let faces = [
+        portrait("obama.jpg"),
+        portrait("biden.jpg"),
+        portrait("obama2.jpg"),
+    ];
+    let mut rng = Rng::new(9303);
+    let n = std::env::var("KYCD_OCR_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(102usize);
+    let (mut lines_total, mut lines_exact, mut docs_exact) = (0, 0, 0);
+    let mut fields_right = [0usize; 5];
+    let names = [
+        "document_number",
+        "birth_date",
+        "expiry_date",
+        "surname",
+        "nationality",
+    ];
+    let mut failures = Vec::new();
+    for i in 0..n {
+        let format = ["TD3", "TD2", "TD1"][i % 3];
+        let truth = docgen::identity(&mut rng, format);
+        let img = docgen::render(&truth, &faces[i % faces.len()], &mut rng);
+        let lines = ocr().read_lines(&img).unwrap();
+        let reading = ocr().read_mrz(&img, &lines).unwrap();
+        let read: Vec<String> = match reading {
+            Some(reading) => {
+                let validation = validate::validate(
+                    &MrzInput::Lines(reading.lines.clone()),
+                    None,
+                    &ValidateOptions::today_utc(),
+                )
+                .ok();
+                let section = MrzSection {
+                    reading,
+                    validation,
+                };
+                if let Some(v) = &section.validation {
+                    let f = &v.fields;
+                    let got = [
+                        f.document_number == truth.document_number,
+                        f.birth_date.as_ref().map(|d| d.to_string())
+                            == Some(truth.birth_date.clone()),
+                        f.expiry_date.as_ref().map(|d| d.to_string())
+                            == Some(truth.expiry_date.clone()),
+                        f.surname == truth.surname,
+                        f.nationality.alpha3.as_deref() == Some(truth.nationality.as_str()),
+                    ];
+                    for (n, ok) in fields_right.iter_mut().zip(got) {
+                        *n += usize::from(ok);
+                    }
+                }
+                section.corrected_lines()
+            }
+            None => Vec::new(),
+        };
+        lines_total += truth.mrz.len();
+        let exact = truth.mrz.iter().zip(&read).filter(|(a, b)| a == b).count();
+        lines_exact += exact;
+        if exact == truth.mrz.len() {
+            docs_exact += 1;
+        } else {
+            failures.push(format!("{format}: {:?} vs {:?}", truth.mrz, read));
+        }
+    }
+    let rate = lines_exact as f64 / lines_total as f64;
+    eprintln!(
+        "{n} documents: MRZ lines exact {lines_exact}/{lines_total} ({:.1} %), documents exact {docs_exact}/{n}",
+        rate * 100.0
+    );
+    for (name, right) in names.iter().zip(fields_right) {
+        eprintln!("  {name}: {right}/{n}");
+    }
+    for f in failures.iter().take(8) {
+        eprintln!("  miss {f}");
+    }
+    // Measured 222/238 = 93.3 % exact lines on the 102 default documents (seed 9303): the misses
+    // are TD1 document numbers read `O` for `0` and names read `H` for `I`. The goal is
+    // 95 %; this floor guards what exists.
+    assert!(rate >= 0.90, "exact MRZ line rate {rate:.3}");
+}
+
+#[test]
+#[ignore]
+fn dump_one_generated_document() {
+    let mut rng = Rng::new(1);
+    let truth = docgen::identity(&mut rng, "TD1");
+    let img = docgen::render(&truth, &portrait("obama.jpg"), &mut rng);
+    img.save("/tmp/doc-td1.png").unwrap();
+}

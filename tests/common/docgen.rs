@@ -1,0 +1,335 @@
+//! Synthetic identity documents for OCR accuracy: TD1, TD2 and TD3 pages with a correct MRZ in
+//! OCR-B (check digits computed per ICAO 9303 part 3), printed fields, a portrait from the face
+//! fixtures, then a camera's distortions (tilt, blur, glare, JPEG) on a background. The truth
+//! (MRZ lines and fields) comes with each image.
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
+use image::{Rgb, RgbImage};
+
+use kycd::vision::liveness::synthetic::Rng;
+
+/// What the document says.
+#[derive(Debug, Clone)]
+pub struct Truth {
+    pub format: &'static str,
+    pub mrz: Vec<String>,
+    pub surname: String,
+    pub given_names: String,
+    pub document_number: String,
+    pub birth_date: String,
+    pub expiry_date: String,
+    pub nationality: String,
+    pub sex: char,
+}
+
+const SURNAMES: &[&str] = &[
+    "ERIKSSON",
+    "MUSTERMANN",
+    "DUPONT",
+    "GARCIA",
+    "ROSSI",
+    "JANSEN",
+    "SMITH",
+    "NOWAK",
+    "SILVA",
+    "OKAFOR",
+    "TANAKA",
+    "MARTIN",
+    "LEFEBVRE",
+    "SCHMIDT",
+    "KOWALSKI",
+];
+const GIVEN: &[&str] = &[
+    "ANNA MARIA",
+    "ERIKA",
+    "JEAN PIERRE",
+    "LUCIA",
+    "MARCO",
+    "PIETER",
+    "JOHN",
+    "AGNIESZKA",
+    "JOAO",
+    "CHIDI",
+    "HANA",
+    "CLAIRE",
+    "LUKAS",
+    "ZOFIA",
+];
+const STATES: &[&str] = &[
+    "UTO", "D", "FRA", "ESP", "ITA", "NLD", "GBR", "POL", "PRT", "CAN",
+];
+
+fn value(c: char) -> u32 {
+    match c {
+        '0'..='9' => c as u32 - '0' as u32,
+        'A'..='Z' => c as u32 - 'A' as u32 + 10,
+        _ => 0,
+    }
+}
+
+/// ICAO 9303 check digit (weights 7, 3, 1).
+pub fn check_digit(s: &str) -> char {
+    let sum: u32 = s
+        .chars()
+        .zip([7, 3, 1].iter().cycle())
+        .map(|(c, w)| value(c) * w)
+        .sum();
+    char::from_digit(sum % 10, 10).unwrap()
+}
+
+fn pad(s: &str, n: usize) -> String {
+    let mut s: String = s.chars().take(n).collect();
+    while s.chars().count() < n {
+        s.push('<');
+    }
+    s
+}
+
+fn name_field(surname: &str, given: &str, n: usize) -> String {
+    pad(
+        &format!("{}<<{}", surname.replace(' ', "<"), given.replace(' ', "<")),
+        n,
+    )
+}
+
+fn pick<'a>(rng: &mut Rng, items: &'a [&'a str]) -> &'a str {
+    items[(rng.next_u64() % items.len() as u64) as usize]
+}
+
+fn alnum(rng: &mut Rng, n: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPRSTUVWXYZ0123456789";
+    (0..n)
+        .map(|_| CHARS[(rng.next_u64() % CHARS.len() as u64) as usize] as char)
+        .collect()
+}
+
+fn yymmdd(rng: &mut Rng, y0: u32, y1: u32) -> (String, String) {
+    let y = y0 + (rng.next_u64() % u64::from(y1 - y0)) as u32;
+    let m = 1 + (rng.next_u64() % 12) as u32;
+    let d = 1 + (rng.next_u64() % 28) as u32;
+    (
+        format!("{:02}{m:02}{d:02}", y % 100),
+        format!("{y}-{m:02}-{d:02}"),
+    )
+}
+
+/// A random identity in `format` (`TD1`, `TD2` or `TD3`) with its MRZ.
+pub fn identity(rng: &mut Rng, format: &'static str) -> Truth {
+    let surname = pick(rng, SURNAMES).to_owned();
+    let given = pick(rng, GIVEN).to_owned();
+    let state = pick(rng, STATES);
+    let st = pad(state, 3);
+    let number = alnum(rng, 9);
+    let (birth, birth_iso) = yymmdd(rng, 1950, 2005);
+    let (expiry, expiry_iso) = yymmdd(rng, 2027, 2036);
+    let sex = if rng.chance(0.5) { 'F' } else { 'M' };
+    let nc = check_digit(&number);
+    let bc = check_digit(&birth);
+    let ec = check_digit(&expiry);
+    let mrz = match format {
+        "TD3" => {
+            let personal = pad("", 14);
+            let pc = '<';
+            let l2a = format!("{number}{nc}{st}{birth}{bc}{sex}{expiry}{ec}{personal}{pc}");
+            let comp = format!("{number}{nc}{birth}{bc}{expiry}{ec}{personal}{pc}");
+            vec![
+                format!("P<{st}{}", name_field(&surname, &given, 39)),
+                format!("{l2a}{}", check_digit(&comp)),
+            ]
+        }
+        "TD2" => {
+            let opt = pad("", 7);
+            let comp = format!("{number}{nc}{birth}{bc}{expiry}{ec}{opt}");
+            vec![
+                format!("I<{st}{}", name_field(&surname, &given, 31)),
+                format!(
+                    "{number}{nc}{st}{birth}{bc}{sex}{expiry}{ec}{opt}{}",
+                    check_digit(&comp)
+                ),
+            ]
+        }
+        _ => {
+            let opt1 = pad("", 15);
+            let opt2 = pad("", 11);
+            let l1 = format!("I<{st}{number}{nc}{opt1}");
+            let l2a = format!("{birth}{bc}{sex}{expiry}{ec}{st}{opt2}");
+            let comp = format!(
+                "{}{}{}{}",
+                &l1[5..30],
+                &l2a[0..7],
+                &l2a[8..15],
+                &l2a[18..29]
+            );
+            vec![
+                l1,
+                format!("{l2a}{}", check_digit(&comp)),
+                name_field(&surname, &given, 30),
+            ]
+        }
+    };
+    let nationality = kycd::document::countries::lookup(state)
+        .map(|c| c.alpha3.to_owned())
+        .unwrap_or_else(|| state.to_owned());
+    Truth {
+        format,
+        mrz,
+        surname,
+        given_names: given,
+        document_number: number,
+        birth_date: birth_iso,
+        expiry_date: expiry_iso,
+        nationality,
+        sex,
+    }
+}
+
+fn font() -> FontRef<'static> {
+    static BYTES: &[u8] = include_bytes!("../fixtures/fonts/OCRB.otf");
+    FontRef::try_from_slice(BYTES).expect("OCR-B parses")
+}
+
+/// Draws `text` with its top-left at (x, y), `px` high; monospace advance `pitch` when given.
+fn draw(img: &mut RgbImage, text: &str, x: f32, y: f32, px: f32, pitch: Option<f32>, ink: [u8; 3]) {
+    let font = font();
+    let scaled = font.as_scaled(PxScale::from(px));
+    let mut caret = x;
+    for c in text.chars() {
+        let glyph = scaled.scaled_glyph(c);
+        let advance = pitch.unwrap_or_else(|| scaled.h_advance(glyph.id));
+        let glyph = glyph.id.with_scale_and_position(
+            PxScale::from(px),
+            ab_glyph::point(caret, y + scaled.ascent()),
+        );
+        if let Some(outline) = font.outline_glyph(glyph) {
+            let b = outline.px_bounds();
+            outline.draw(|gx, gy, cov| {
+                let (px_, py_) = (b.min.x as i32 + gx as i32, b.min.y as i32 + gy as i32);
+                if px_ >= 0 && py_ >= 0 && (px_ as u32) < img.width() && (py_ as u32) < img.height()
+                {
+                    let p = img.get_pixel_mut(px_ as u32, py_ as u32);
+                    for (v, i) in p.0.iter_mut().zip(ink) {
+                        *v = (f32::from(*v) * (1.0 - cov) + f32::from(i) * cov) as u8;
+                    }
+                }
+            });
+        }
+        caret += advance;
+    }
+}
+
+/// Renders the document page for `t`, with `portrait` on it, then photographs it.
+pub fn render(t: &Truth, portrait: &RgbImage, rng: &mut Rng) -> RgbImage {
+    let (w, h, mrz_px) = match t.format {
+        "TD3" => (1250u32, 880u32, 38.0f32),
+        "TD2" => (1060, 745, 40.0),
+        _ => (1030, 650, 44.0),
+    };
+    let tint = [
+        rng.range(225.0, 245.0),
+        rng.range(228.0, 246.0),
+        rng.range(215.0, 240.0),
+    ];
+    let mut page = RgbImage::from_fn(w, h, |x, y| {
+        // A faint guilloche-like wave, as security backgrounds have.
+        let wave = 6.0 * ((x as f32 * 0.05).sin() * (y as f32 * 0.07).cos());
+        Rgb(tint.map(|v| (v + wave).clamp(0.0, 255.0) as u8))
+    });
+    // Portrait on the left third.
+    let ph = (h as f32 * 0.5) as u32;
+    let pw = (ph as f32 * 0.78) as u32;
+    let face = image::imageops::resize(portrait, pw, ph, image::imageops::FilterType::Triangle);
+    image::imageops::overlay(&mut page, &face, i64::from(w / 24), i64::from(h / 6));
+    let ink = [30, 30, 45];
+    let x0 = (w / 24 + pw + w / 24) as f32;
+    let title = if t.format == "TD3" {
+        "PASSPORT / PASSEPORT"
+    } else {
+        "IDENTITY CARD / CARTE D'IDENTITE"
+    };
+    draw(&mut page, title, x0, h as f32 * 0.05, 30.0, None, ink);
+    let fields = [
+        ("Surname / Nom", t.surname.clone()),
+        ("Given names / Prenoms", t.given_names.clone()),
+        ("Nationality / Nationalite", t.nationality.clone()),
+        ("Document No.", t.document_number.clone()),
+    ];
+    let mut y = h as f32 * 0.16;
+    for (label, value) in fields {
+        draw(&mut page, label, x0, y, 18.0, None, [90, 90, 110]);
+        draw(&mut page, &value, x0, y + 22.0, 28.0, None, ink);
+        y += 66.0;
+    }
+    // MRZ at the bottom: ICAO pitch is about 0.83 of the glyph height in OCR-B.
+    let pitch = mrz_px * 0.72;
+    let lines = t.mrz.len() as f32;
+    let line_gap = mrz_px * 1.45;
+    let mut my = h as f32 - lines * line_gap - mrz_px * 0.4;
+    let mx = (w as f32 - pitch * t.mrz[0].len() as f32) / 2.0;
+    for line in &t.mrz {
+        draw(&mut page, line, mx, my, mrz_px, Some(pitch), [10, 10, 10]);
+        my += line_gap;
+    }
+    photograph(&page, rng)
+}
+
+/// Tilt, glare, blur, a background margin and JPEG.
+fn photograph(page: &RgbImage, rng: &mut Rng) -> RgbImage {
+    let (w, h) = page.dimensions();
+    // Glare: a soft bright ellipse somewhere on the page.
+    let (gx, gy) = (
+        rng.range(0.2, 0.8) * w as f32,
+        rng.range(0.1, 0.5) * h as f32,
+    );
+    let strength = rng.range(0.0, 0.35);
+    let glared = RgbImage::from_fn(w, h, |x, y| {
+        let d = ((x as f32 - gx) / (w as f32 * 0.2)).powi(2)
+            + ((y as f32 - gy) / (h as f32 * 0.15)).powi(2);
+        let g = strength * (-d).exp();
+        let p = page.get_pixel(x, y);
+        Rgb(p
+            .0
+            .map(|v| (f32::from(v) + (255.0 - f32::from(v)) * g) as u8))
+    });
+    let margin = (w / 12) as i64;
+    let bg = [
+        rng.range(40.0, 120.0) as u8,
+        rng.range(40.0, 120.0) as u8,
+        rng.range(40.0, 120.0) as u8,
+    ];
+    let mut canvas = RgbImage::from_pixel(w + 2 * margin as u32, h + 2 * margin as u32, Rgb(bg));
+    image::imageops::overlay(&mut canvas, &glared, margin, margin);
+    let angle = rng.range(-4.0, 4.0);
+    let rotated = rotate(&canvas, angle, Rgb(bg));
+    let sigma = rng.range(0.0, 1.2);
+    let blurred = if sigma > 0.3 {
+        image::imageops::blur(&rotated, sigma)
+    } else {
+        rotated
+    };
+    let q = rng.range(75.0, 95.0) as u8;
+    let jpeg = kycd::media::intake::encode_jpeg(&blurred, q);
+    image::load_from_memory(&jpeg).unwrap().to_rgb8()
+}
+
+fn rotate(img: &RgbImage, deg: f32, fill: Rgb<u8>) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (s, c) = deg.to_radians().sin_cos();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    RgbImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = (x as f32 - cx, y as f32 - cy);
+        let (sx, sy) = (c * dx + s * dy + cx, -s * dx + c * dy + cy);
+        if sx < 0.0 || sy < 0.0 || sx >= (w - 1) as f32 || sy >= (h - 1) as f32 {
+            return fill;
+        }
+        let (x0, y0) = (sx.floor() as u32, sy.floor() as u32);
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        let p = |xx: u32, yy: u32| img.get_pixel(xx, yy).0.map(f32::from);
+        let (a, b, cc, d) = (p(x0, y0), p(x0 + 1, y0), p(x0, y0 + 1), p(x0 + 1, y0 + 1));
+        Rgb(std::array::from_fn(|k| {
+            (a[k] * (1.0 - fx) * (1.0 - fy)
+                + b[k] * fx * (1.0 - fy)
+                + cc[k] * (1.0 - fx) * fy
+                + d[k] * fx * fy) as u8
+        }))
+    })
+}
