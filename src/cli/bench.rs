@@ -49,6 +49,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Document OCR of a passport page resized to 1280×900: detection, all lines, the MRZ, and
+    /// the whole `POST /v1/document/ocr` reading.
+    Ocr {
+        /// A document photo.
+        #[arg(long, default_value = "tests/fixtures/documents/passport-td3.jpg")]
+        image: PathBuf,
+        /// Timed runs per measurement.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+    },
 }
 
 /// Median and 95th percentile of `runs` timings of `f`, in milliseconds, after 3 warm-ups.
@@ -86,7 +96,39 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Ocr { image, iterations } => ocr(config, &image, iterations),
     }
+}
+
+fn ocr(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::Result<()> {
+    use crate::document::read::{self, Hints};
+    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    vision.warm_up()?;
+    let page = image::imageops::resize(
+        &super::face::load_image(config, image)?,
+        1280,
+        900,
+        FilterType::Triangle,
+    );
+    println!(
+        "kycd bench ocr: {}, {iterations} runs each (ms, median / p95)",
+        describe(config)
+    );
+    let lines = vision.ocr.read_lines(&page)?;
+    let (l50, l95) = measure(iterations, || {
+        vision.ocr.read_lines(&page).expect("reads");
+    });
+    let (m50, m95) = measure(iterations, || {
+        vision.ocr.read_mrz(&page, &lines).expect("reads the MRZ");
+    });
+    let (r50, r95) = measure(iterations, || {
+        read::read(&vision.ocr, &vision.analyzer, &page, &Hints::default()).expect("reads");
+    });
+    println!(
+        "1280×900, {} lines: detect + recognise all {l50:.0} / {l95:.0}   MRZ re-read {m50:.0} / {m95:.0}   whole reading (+ MRZ validation, portrait, quality) {r50:.0} / {r95:.0}",
+        lines.len()
+    );
+    Ok(())
 }
 
 fn describe(config: &Config) -> String {
