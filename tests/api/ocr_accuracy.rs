@@ -101,10 +101,10 @@ fn mrz_accuracy_on_generated_documents() {
     for f in failures.iter().take(8) {
         eprintln!("  miss {f}");
     }
-    // Measured 222/238 = 93.3 % exact lines on the 102 default documents (seed 9303): the misses
-    // are TD1 document numbers read `O` for `0` and names read `H` for `I`. The goal is
-    // 95 %; this floor guards what exists.
-    assert!(rate >= 0.90, "exact MRZ line rate {rate:.3}");
+    // Measured 228/238 = 95.8 % exact lines on the 102 default documents (seed 9303); the misses
+    // are names read `H` for `I` (no check digit covers names) and one TD3 line split by the
+    // detector. The floor is the 95 %.
+    assert!(rate >= 0.95, "exact MRZ line rate {rate:.3}");
 }
 
 #[test]

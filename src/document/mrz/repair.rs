@@ -65,7 +65,84 @@ struct Suspect {
 /// Repairs `lines` in place and returns the substitutions made, sorted by
 /// position, and how many impossible characters remain; explains in
 /// `warnings` what could not be repaired.
+///
+/// After the impossible characters, one more case: a document number is
+/// alphanumeric, so an `O` read for `0` there is possible and never a
+/// suspect above; when the check digits still fail, `O`/`Q` → `0` inside the
+/// number is tried, and kept only if exactly one combination makes every
+/// check digit hold.
 pub(crate) fn repair(
+    lines: &mut Lines,
+    layout: &Layout,
+    warnings: &mut Vec<Cow<'static, str>>,
+) -> (Vec<Repair>, usize) {
+    let (mut repairs, remaining) = repair_impossible(lines, layout, warnings);
+    if remaining == 0 && !check::digits(lines, layout).all_hold() {
+        let before = repairs.len();
+        repair_number_lookalikes(lines, layout, &mut repairs);
+        if repairs.len() > before {
+            repairs.sort_by_key(|r| (r.line, r.position));
+        }
+    }
+    (repairs, remaining)
+}
+
+/// The digit a letter in a document number may really be. Only the round
+/// letters: swapping in the other direction (or `B`/`8`, `S`/`5`, …) lets a
+/// misread check digit "confirm" a changed number about one time in ten.
+fn lookalike(c: u8) -> Option<u8> {
+    match c {
+        b'O' | b'Q' => Some(b'0'),
+        _ => None,
+    }
+}
+
+/// Turns `O`/`Q` into `0` in the document number when exactly one combination
+/// makes every check digit hold.
+fn repair_number_lookalikes(lines: &mut Lines, layout: &Layout, repairs: &mut Vec<Repair>) {
+    let span = layout.number;
+    let row = lines.rows[span.line as usize];
+    let mut options: Vec<[u8; 2]> = Vec::new();
+    let mut positions: Vec<u8> = Vec::new();
+    for i in span.start..span.start + span.len {
+        if let Some(other) = lookalike(row[i as usize]) {
+            positions.push(i);
+            options.push([row[i as usize], other]);
+        }
+    }
+    // 2^8 = MAX_COMBINATIONS; a number with more look-alikes is left alone.
+    if positions.is_empty() || positions.len() > 8 {
+        return;
+    }
+    let mut winner = None;
+    for mask in 1u32..(1 << positions.len()) {
+        let mut trial = *lines;
+        for (k, &pos) in positions.iter().enumerate() {
+            trial.rows[span.line as usize][pos as usize] = options[k][((mask >> k) & 1) as usize];
+        }
+        if check::digits(&trial, layout).all_hold() {
+            if winner.is_some() {
+                return;
+            }
+            winner = Some(mask);
+        }
+    }
+    let Some(mask) = winner else { return };
+    for (k, &pos) in positions.iter().enumerate() {
+        if (mask >> k) & 1 == 1 {
+            lines.rows[span.line as usize][pos as usize] = options[k][1];
+            repairs.push(Repair {
+                line: span.line as usize + 1,
+                position: pos as usize + 1,
+                from: char::from(options[k][0]),
+                to: char::from(options[k][1]),
+            });
+        }
+    }
+}
+
+/// Repairs the characters impossible for their fields (see the module docs).
+fn repair_impossible(
     lines: &mut Lines,
     layout: &Layout,
     warnings: &mut Vec<Cow<'static, str>>,

@@ -223,3 +223,17 @@ fn ambiguity_is_refused() {
         p.warnings
     );
 }
+
+#[test]
+fn an_o_read_for_zero_in_a_document_number_is_repaired_by_its_check_digit() {
+    let clean = [
+        "I<CANPXAUXAX0R1<<<<<<<<<<<<<<<",
+        "5501085M3111253CAN<<<<<<<<<<<8",
+        "SCHMIDT<<MARCO<<<<<<<<<<<<<<<<",
+    ];
+    let damaged = ["I<CANPXAUXAXOR1<<<<<<<<<<<<<<<", clean[1], clean[2]];
+    assert_repairs_to(&damaged, &clean, &[r(1, 13, 'O', '0')]);
+    // An O the check digits accept as it is stays an O.
+    let p = parsed(&["I<CANPXAUXAXOR7<<<<<<<<<<<<<<<", clean[1], clean[2]]);
+    assert!(p.repairs.iter().all(|x| x.from != 'O'), "{:?}", p.repairs);
+}
