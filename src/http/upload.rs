@@ -30,13 +30,27 @@ pub fn is_multipart(head: &RequestHead) -> bool {
         })
 }
 
-/// Reads every field of a multipart form into memory; each field at most `max_field` bytes.
+/// Most fields a form may have.
+pub const MAX_FIELDS: usize = 16;
+/// Bytes all fields together may have beyond the largest field (room for small text fields).
+pub const FORM_SLACK_BYTES: usize = 64 * 1024;
+
+/// Reads every field of a multipart form into memory: each field at most `max_field` bytes, at
+/// most [`MAX_FIELDS`] fields, and `max_field` + [`FORM_SLACK_BYTES`] in all, so many large fields
+/// cannot add up to an unbounded buffer.
 pub async fn read_form(
     mut form: Multipart,
     max_field: usize,
 ) -> Result<HashMap<String, Vec<u8>>, ApiError> {
     let mut fields = HashMap::new();
+    let mut total = 0usize;
     while let Some(field) = form.next().await {
+        if fields.len() >= MAX_FIELDS {
+            return Err(ApiError::new(
+                Code::BadRequest,
+                format!("a form may have at most {MAX_FIELDS} fields"),
+            ));
+        }
         let mut field = field.map_err(|e| {
             ApiError::new(Code::BadRequest, format!("malformed multipart body: {e}"))
         })?;
@@ -52,6 +66,17 @@ pub async fn read_form(
                     format!("field {name} exceeds {max_field} bytes"),
                 )
                 .with_details(serde_json::json!({ "field": name, "limit_bytes": max_field })));
+            }
+            total += chunk.len();
+            if total > max_field + FORM_SLACK_BYTES {
+                return Err(ApiError::new(
+                    Code::PayloadTooLarge,
+                    format!(
+                        "the form exceeds {} bytes in all",
+                        max_field + FORM_SLACK_BYTES
+                    ),
+                )
+                .with_details(serde_json::json!({ "limit_bytes": max_field + FORM_SLACK_BYTES })));
             }
             data.extend_from_slice(&chunk);
         }

@@ -277,3 +277,23 @@ fn facephi_replay_window() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(evaluate(&app, "capture", &bare).status, 200);
 }
+
+#[test]
+fn facephi_forms_cannot_pile_up_fields() {
+    let app = facephi_app(false);
+    let boundary = "manyFields01";
+    let mut body = Vec::new();
+    for i in 0..17 {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let h = [(
+        "Content-Type",
+        format!("multipart/form-data; boundary={boundary}"),
+    )];
+    let r = app.raw("POST", "/api/v1/iad/liveness/evaluate", &h, &body);
+    r.assert_error(400, "bad_request");
+}
