@@ -46,6 +46,9 @@ pub struct Line {
     pub score: f32,
     #[serde(skip)]
     rect: RotatedRect,
+    /// The same line decoded with the MRZ alphabet (from the same model run).
+    #[serde(skip)]
+    mrz: recognize::Recognized,
 }
 
 /// The MRZ as read from the image.
@@ -93,7 +96,7 @@ impl Ocr {
         let mut lines = Vec::with_capacity(boxes.len());
         for b in boxes {
             let crop = upright(img, &b.rect);
-            let r = self.recognizer.recognize(&crop, Alphabet::Full)?;
+            let (r, mrz) = self.recognizer.recognize_both(&crop)?;
             if r.text.trim().is_empty() {
                 continue;
             }
@@ -103,6 +106,7 @@ impl Ocr {
                 corners: b.rect.corners(),
                 score: b.score,
                 rect: b.rect,
+                mrz,
             });
         }
         sort_reading_order(&mut lines);
@@ -128,17 +132,18 @@ impl Ocr {
                 None => rows.push(vec![l]),
             }
         }
-        let mut band: Vec<RotatedRect> = rows
+        // A single-box row was already decoded with the MRZ alphabet; a joined row is read again.
+        let mut band: Vec<(RotatedRect, Option<&recognize::Recognized>)> = rows
             .iter()
             .filter_map(|row| {
                 if row.len() == 1 {
-                    return Some(row[0].rect);
+                    return Some((row[0].rect, Some(&row[0].mrz)));
                 }
                 let corners: Vec<[f32; 2]> = row.iter().flat_map(|l| l.corners).collect();
-                geometry::min_area_rect(&corners)
+                geometry::min_area_rect(&corners).map(|r| (r, None))
             })
             .collect();
-        band.sort_by(|a, b| a.cy.total_cmp(&b.cy));
+        band.sort_by(|a, b| a.0.cy.total_cmp(&b.0.cy));
         // The band is the bottom two or three lines; a stray `<<<` elsewhere is dropped.
         if band.len() > 3 {
             band.drain(..band.len() - 3);
@@ -148,10 +153,13 @@ impl Ocr {
         }
         let mut texts = Vec::new();
         let mut confidences = Vec::new();
-        for rect in &band {
-            let r = self
-                .recognizer
-                .recognize(&upright(img, rect), Alphabet::Mrz)?;
+        for (rect, done) in &band {
+            let r = match done {
+                Some(r) => (*r).clone(),
+                None => self
+                    .recognizer
+                    .recognize(&upright(img, rect), Alphabet::Mrz)?,
+            };
             texts.push(r.text);
             confidences.push(r.confidence);
         }

@@ -113,6 +113,21 @@ impl TextRecognizer {
 
     /// Reads one upright text line.
     pub fn recognize(&self, line: &RgbImage, alphabet: Alphabet) -> Result<Recognized> {
+        let (probs, classes) = self.probabilities(line)?;
+        Ok(self.decode(&probs, classes, alphabet))
+    }
+
+    /// Reads one line once and decodes it both ways: full dictionary, then MRZ alphabet.
+    pub fn recognize_both(&self, line: &RgbImage) -> Result<(Recognized, Recognized)> {
+        let (probs, classes) = self.probabilities(line)?;
+        Ok((
+            self.decode(&probs, classes, Alphabet::Full),
+            self.decode(&probs, classes, Alphabet::Mrz),
+        ))
+    }
+
+    /// The model's per-step class probabilities for one line, and the class count.
+    fn probabilities(&self, line: &RgbImage) -> Result<(Vec<f32>, usize)> {
         let (w, h) = line.dimensions();
         if w == 0 || h == 0 {
             return Err(VisionError::InvalidImage("empty text crop".into()));
@@ -140,7 +155,7 @@ impl TextRecognizer {
                 self.keys.len()
             )));
         }
-        Ok(self.decode(&t.data, classes, alphabet))
+        Ok((t.data.clone(), classes))
     }
 
     fn decode(&self, probs: &[f32], classes: usize, alphabet: Alphabet) -> Recognized {
