@@ -189,62 +189,86 @@ impl Vision {
         challenges: Challenges,
         t: &LivenessThresholds,
     ) -> Result<LivenessReport> {
-        self.slots.run(|| {
-            let main = self.passive.analyze(live, t)?;
-            let active = if frames.is_empty() {
-                None
-            } else {
-                Some(active::analyze(
-                    &self.passive,
-                    &self.mesh,
-                    frames,
-                    challenges,
-                    t,
-                )?)
-            };
-            let mut hints = capture_hints(&main.face.warnings);
-            let passive = main.verdict;
-            let mut is_live = passive.is_live;
-            let mut confidence = passive.confidence;
-            let mut spoof_type = passive.spoof_type;
-            if !passive.is_live {
-                hints.push("use the live camera: no photo, screen or print in front of it");
+        self.slots
+            .run(|| self.liveness_with_face(live, frames, challenges, t))
+            .map(|(report, _)| report)
+    }
+
+    /// [`Vision::liveness`] without taking a slot (call it inside [`Vision::exclusive`]), also
+    /// returning the selfie's analysed face so a match can reuse it instead of analysing again.
+    pub fn liveness_with_face(
+        &self,
+        live: &RgbImage,
+        frames: &[RgbImage],
+        challenges: Challenges,
+        t: &LivenessThresholds,
+    ) -> Result<(LivenessReport, AnalyzedFace)> {
+        let main = self.passive.analyze(live, t)?;
+        let active = if frames.is_empty() {
+            None
+        } else {
+            Some(active::analyze(
+                &self.passive,
+                &self.mesh,
+                frames,
+                challenges,
+                t,
+            )?)
+        };
+        let mut hints = capture_hints(&main.face.warnings);
+        let passive = main.verdict;
+        let mut is_live = passive.is_live;
+        let mut confidence = passive.confidence;
+        let mut spoof_type = passive.spoof_type;
+        if !passive.is_live {
+            hints.push("use the live camera: no photo, screen or print in front of it");
+        }
+        if let Some(a) = active.as_ref().filter(|a| !a.passed) {
+            if is_live {
+                // Live on the still, failed on the sequence: the sequence decides.
+                is_live = false;
+                spoof_type = SpoofType::Unknown;
+                confidence = 0.9;
             }
-            if let Some(a) = active.as_ref().filter(|a| !a.passed) {
-                if is_live {
-                    // Live on the still, failed on the sequence: the sequence decides.
-                    is_live = false;
-                    spoof_type = SpoofType::Unknown;
-                    confidence = 0.9;
-                }
-                for f in &a.failures {
-                    hints.push(match *f {
-                        "no_blink" => "blink once when asked",
-                        "no_head_turn" => "turn your head slowly to one side and back",
-                        "identity_changed" => "keep the same person in front of the camera",
-                        "static_sequence" => "record a live sequence, not a still picture",
-                        _ => "use the live camera: no photo, screen or print in front of it",
-                    });
-                }
+            for f in &a.failures {
+                hints.push(match *f {
+                    "no_blink" => "blink once when asked",
+                    "no_head_turn" => "turn your head slowly to one side and back",
+                    "identity_changed" => "keep the same person in front of the camera",
+                    "static_sequence" => "record a live sequence, not a still picture",
+                    _ => "use the live camera: no photo, screen or print in front of it",
+                });
             }
-            hints.dedup();
-            Ok(LivenessReport {
-                is_live,
-                spoof_type,
-                confidence,
-                hints,
-                face_score: main.face.face.score,
-                quality: main.face.quality,
-                warnings: main.face.warnings,
-                passive,
-                active,
-                thresholds: *t,
-            })
-        })
+        }
+        hints.dedup();
+        let report = LivenessReport {
+            is_live,
+            spoof_type,
+            confidence,
+            hints,
+            face_score: main.face.face.score,
+            quality: main.face.quality.clone(),
+            warnings: main.face.warnings.clone(),
+            passive,
+            active,
+            thresholds: *t,
+        };
+        Ok((report, main.face))
     }
 
     fn match_now(&self, a: &RgbImage, b: &RgbImage, threshold: f32) -> Result<MatchReport> {
         let fa = self.analyzer.analyze(a, Role::Selfie)?;
+        self.match_analyzed(fa, b, threshold)
+    }
+
+    /// Matches an already analysed selfie face against the largest face of `b`, without taking a
+    /// slot (call it inside [`Vision::exclusive`]).
+    pub fn match_analyzed(
+        &self,
+        fa: AnalyzedFace,
+        b: &RgbImage,
+        threshold: f32,
+    ) -> Result<MatchReport> {
         let fb = self.analyzer.analyze(b, Role::Document)?;
         let m = facematch::compare_with(&fa, &fb, threshold);
         Ok(MatchReport {

@@ -144,6 +144,20 @@ async fn read_capture(
     Ok(Ok(Capture { bytes, timestamp }))
 }
 
+/// The capture of a request, or the vendor-shaped refusal (missing, unreadable or stale).
+async fn fresh_capture(
+    state: &AppState,
+    form: Multipart,
+) -> Result<Result<Capture, HttpResponse>, ApiError> {
+    Ok(match read_capture(state, form).await? {
+        Ok(c) => match stale(&state.iad_settings(), &c) {
+            Some(resp) => Err(resp),
+            None => Ok(c),
+        },
+        Err(resp) => Err(resp),
+    })
+}
+
 /// The replay check: a capture must carry a timestamp inside the window.
 fn stale(settings: &IadSettings, capture: &Capture) -> Option<HttpResponse> {
     if !settings.replay_check {
@@ -180,13 +194,10 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
     let Some(tenant_id) = state.config.compat.facephi_tenant.clone() else {
         return Ok(not_enabled());
     };
-    let capture = match read_capture(&state, form).await? {
+    let capture = match fresh_capture(&state, form).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
-    if let Some(resp) = stale(&state.iad_settings(), &capture) {
-        return Ok(resp);
-    }
     let request_id = request_id::current();
     let st = state.clone();
     let body = web::block(move || -> Result<serde_json::Value, ApiError> {
@@ -239,13 +250,10 @@ async fn extract(state: web::Data<AppState>, form: Multipart) -> Result<HttpResp
     if state.config.compat.facephi_tenant.is_none() {
         return Ok(not_enabled());
     }
-    let capture = match read_capture(&state, form).await? {
+    let capture = match fresh_capture(&state, form).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
-    if let Some(resp) = stale(&state.iad_settings(), &capture) {
-        return Ok(resp);
-    }
     let format = intake::sniff(&capture.bytes)?;
     use base64::Engine;
     Ok(HttpResponse::Ok().json(json!({

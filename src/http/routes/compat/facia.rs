@@ -111,16 +111,19 @@ async fn process_face(
         let threshold = st
             .store
             .read(|c| store::tenants::face_match_threshold(c, &tenant_id))?;
-        let live = match st
-            .vision
-            .liveness(&selfie, &[], Challenges::default(), &thresholds)
-        {
-            Ok(l) => l,
-            Err(e) => return face_problem(e, Which::Selfie),
-        };
-        let matched = match st.vision.match_faces(&selfie, &document, threshold) {
-            Ok(m) => m,
-            Err(e) => return face_problem(e, Which::Document),
+        // One slot, one analysis of the selfie for both liveness and the match.
+        let outcome = st.vision.exclusive(|v| {
+            let (live, face) = v
+                .liveness_with_face(&selfie, &[], Challenges::default(), &thresholds)
+                .map_err(|e| (Which::Selfie, e))?;
+            let matched = v
+                .match_analyzed(face, &document, threshold)
+                .map_err(|e| (Which::Document, e))?;
+            Ok((live, matched))
+        });
+        let (live, matched) = match outcome {
+            Ok(v) => v,
+            Err((which, e)) => return face_problem(e, which),
         };
         tenancy::record_usage(
             &st.store,
@@ -192,6 +195,5 @@ fn face_problem<T>(e: VisionError, which: Which) -> Result<Result<T, (Which, Api
     if e.is_internal() {
         return Err(ApiError::from(e));
     }
-    // The match analyses the selfie first; a selfie problem would have surfaced in liveness.
     Ok(Err((which, ApiError::from(e))))
 }
