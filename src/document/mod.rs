@@ -2,11 +2,13 @@
 //! ([`countries`]), and document validation ([`validate`]). Pure functions of text; no HTTP and
 //! no storage here.
 
+pub mod arbitrate;
 pub mod countries;
 pub mod mrz;
 pub mod ocr;
 pub mod printed;
 pub mod read;
+pub mod report;
 pub mod validate;
 
 use crate::error::{Code, ErrorCode};

@@ -8,10 +8,28 @@ use super::ocr::Line;
 
 /// A printed field: which, and the labels that announce it (lower case, accents kept).
 const LABELS: &[(&str, &[&str])] = &[
-    ("surname", &["surname", "nom", "apellidos", "nachname"]),
+    (
+        "surname",
+        &[
+            "surname",
+            "nom",
+            "apellidos",
+            "nachname",
+            "primary identifier",
+            "identifiant primaire",
+        ],
+    ),
     (
         "given_names",
-        &["given name", "prénom", "prenom", "nombre", "vorname"],
+        &[
+            "given name",
+            "prénom",
+            "prenom",
+            "nombre",
+            "vorname",
+            "secondary identifier",
+            "identifiant secondaire",
+        ],
     ),
     (
         "date_of_birth",
@@ -47,6 +65,8 @@ const LABELS: &[(&str, &[&str])] = &[
             "date d'expiration",
             "fecha de caducidad",
             "gültig bis",
+            "valid until",
+            "valide jusqu'au",
         ],
     ),
     (
@@ -71,6 +91,8 @@ const LABELS: &[(&str, &[&str])] = &[
             "document no",
             "n° de passeport",
             "card no",
+            "document number",
+            "numéro de document",
         ],
     ),
     (
@@ -93,24 +115,62 @@ pub struct PrintedField {
 }
 
 /// Which field a line labels, if it reads as a label.
+#[cfg(test)]
 fn label_of(text: &str) -> Option<&'static str> {
-    let t = text.to_lowercase();
-    // The longest matching label wins ("date of birth" over "nom" inside "nombre").
-    LABELS
-        .iter()
-        .flat_map(|(name, words)| words.iter().map(move |w| (*name, *w)))
-        .filter(|(_, w)| contains_word(&t, w))
-        .max_by_key(|(_, w)| w.len())
-        .map(|(name, _)| name)
+    labels_in(text)
+        .into_iter()
+        .max_by_key(|l| l.end - l.start)
+        .map(|l| l.name)
 }
 
-fn contains_word(text: &str, word: &str) -> bool {
-    text.match_indices(word).any(|(i, _)| {
+/// A label found inside a line, as a character span of the folded text.
+#[derive(Debug, Clone, Copy)]
+struct LabelSpan {
+    name: &'static str,
+    start: usize,
+    end: usize,
+}
+
+/// Every label in a line, left to right, without overlaps (a longer label beats a shorter one
+/// inside it: "date of birth" over "nom" inside "nombre"). One line can hold several columns'
+/// labels ("Type/ Type  Country code/ …  Passport No./ N° de passeport").
+fn labels_in(text: &str) -> Vec<LabelSpan> {
+    // OCR often reads an i as l ("ldentlfiant"): compare with both folded to i.
+    let fold = |s: &str| s.to_lowercase().replace('l', "i");
+    let t = fold(text);
+    let mut found: Vec<LabelSpan> = LABELS
+        .iter()
+        .flat_map(|(name, words)| words.iter().map(move |w| (*name, fold(w))))
+        .flat_map(|(name, w)| {
+            word_matches(&t, &w)
+                .map(|i| LabelSpan {
+                    name,
+                    start: t[..i].chars().count(),
+                    end: t[..i].chars().count() + w.chars().count(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    found.sort_by_key(|l| std::cmp::Reverse(l.end - l.start));
+    let mut kept: Vec<LabelSpan> = Vec::new();
+    for l in found {
+        if !kept.iter().any(|k| l.start < k.end && k.start < l.end) {
+            kept.push(l);
+        }
+    }
+    kept.sort_by_key(|l| l.start);
+    kept
+}
+
+/// Byte offsets where `word` occurs in `text` as a whole word (a plural `s` allowed).
+fn word_matches<'a>(text: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+    text.match_indices(word).filter_map(move |(i, _)| {
         let before = text[..i].chars().next_back();
         // A plural ("given names", "prénoms") still names the field.
         let rest = &text[i + word.len()..];
         let after = rest.strip_prefix('s').unwrap_or(rest).chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        (!before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric))
+            .then_some(i)
     })
 }
 
@@ -118,42 +178,65 @@ fn contains_word(text: &str, word: &str) -> bool {
 pub fn fields(lines: &[Line]) -> Vec<PrintedField> {
     let mut out: Vec<PrintedField> = Vec::new();
     for label in lines {
-        let Some(name) = label_of(&label.text) else {
-            continue;
-        };
-        if out.iter().any(|f| f.name == name) {
-            continue;
-        }
+        let spans = labels_in(&label.text);
+        let chars = label.text.chars().count().max(1) as f32;
         let [ltl, ltr, _, lbl] = label.corners;
         let lh = (lbl[1] - ltl[1]).max(1.0);
-        let value = lines
-            .iter()
-            .filter(|v| label_of(&v.text).is_none() && !v.text.contains("<<"))
-            .filter(|v| {
-                let [vtl, ..] = v.corners;
-                let below = vtl[1] > ltl[1] + 0.5 * lh && vtl[1] < lbl[1] + 2.5 * lh;
-                let under =
-                    vtl[0] > ltl[0] - lh && vtl[0] < ltl[0] + 0.5 * (ltr[0] - ltl[0]).max(lh);
-                below && under
-            })
-            .min_by(|a, b| a.corners[0][1].total_cmp(&b.corners[0][1]));
-        if let Some(v) = value {
-            let value = match name {
-                "date_of_birth" => parse_date(&v.text, true),
-                "date_of_issue" | "date_of_expiry" => parse_date(&v.text, false),
-                _ => Some(v.text.trim().to_uppercase()),
-            };
-            if let Some(value) = value {
-                out.push(PrintedField {
-                    name,
-                    raw: v.text.clone(),
-                    value,
-                    confidence: v.confidence,
-                });
+        for (k, span) in spans.iter().enumerate() {
+            let name = span.name;
+            if out.iter().any(|f| f.name == name) {
+                continue;
             }
+            // The label's column: from where it starts in the line to where the next label
+            // starts, placed by character position (the box is not split into words).
+            let lw = ltr[0] - ltl[0];
+            let x0 = ltl[0] + lw * span.start as f32 / chars;
+            let next = spans.get(k + 1).map_or(chars, |n| n.start as f32);
+            let col = (lw * (next - span.start as f32) / chars).max(lh);
+            let value = lines
+                .iter()
+                .filter(|v| labels_in(&v.text).is_empty() && !v.text.contains("<<"))
+                .filter(|v| {
+                    let [vtl, ..] = v.corners;
+                    let below = vtl[1] > ltl[1] + 0.5 * lh && vtl[1] < lbl[1] + 2.5 * lh;
+                    let under = vtl[0] > x0 - lh && vtl[0] < x0 + 0.5 * col;
+                    below && under
+                })
+                .min_by(|a, b| a.corners[0][1].total_cmp(&b.corners[0][1]));
+            push_value(&mut out, name, value);
         }
     }
     out
+}
+
+/// Parses `value` as field `name` and adds it when it parses.
+fn push_value(out: &mut Vec<PrintedField>, name: &'static str, value: Option<&Line>) {
+    if let Some(v) = value {
+        let value = match name {
+            "date_of_birth" => parse_date(&v.text, true),
+            "date_of_issue" | "date_of_expiry" => parse_date(&v.text, false),
+            "sex" => parse_sex(&v.text),
+            _ => Some(v.text.trim().to_uppercase()),
+        };
+        if let Some(value) = value {
+            out.push(PrintedField {
+                name,
+                raw: v.text.clone(),
+                value,
+                confidence: v.confidence,
+            });
+        }
+    }
+}
+
+/// `F`, `M` or `X` from a printed sex such as `F/F`, `M`, `X/X`; `None` when unclear.
+fn parse_sex(text: &str) -> Option<String> {
+    let mut letters = text
+        .split(['/', ' ', '|'])
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim().to_uppercase());
+    let first = letters.next()?;
+    (["F", "M", "X"].contains(&first.as_str()) && letters.all(|w| w == first)).then_some(first)
 }
 
 const MONTHS: &[(&str, u32)] = &[
@@ -281,5 +364,11 @@ mod tests {
         assert_eq!(label_of("Apellidos"), Some("surname"));
         assert_eq!(label_of("ERIKSSON"), None);
         assert_eq!(label_of("NOMBRE"), Some("given_names"));
+        assert_eq!(label_of("Numéro de document"), Some("document_number"));
+        assert_eq!(label_of("ldentlfiant secondaire"), Some("given_names"));
+        assert_eq!(label_of("Identifiant secondaire"), Some("given_names"));
+        assert_eq!(parse_sex("F/F").as_deref(), Some("F"));
+        assert_eq!(parse_sex("M").as_deref(), Some("M"));
+        assert_eq!(parse_sex("F/M"), None);
     }
 }

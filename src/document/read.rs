@@ -5,9 +5,10 @@
 use image::RgbImage;
 use serde::Serialize;
 
+use super::arbitrate;
 use super::countries;
-use super::mrz::{DocumentType, MrzInput};
-use super::ocr::{Line, MrzReading, Ocr};
+use super::mrz::{DocumentType, MrzInput, Repair};
+use super::ocr::{Line, MrzReading, Ocr, Page};
 use super::printed::{self, PrintedField};
 use super::validate::{self, ValidateOptions, Validation};
 use crate::vision::facematch::{FaceAnalyzer, Role};
@@ -53,10 +54,13 @@ pub struct Detected {
 pub struct PageQuality {
     /// Variance of the Laplacian on a 640 px grey copy; under ~50 is blurry.
     pub sharpness: f32,
-    /// Share of near-white (≥ 250 on every channel) pixels: glare on a laminate.
+    /// Share of clipped (≥ 250 on every channel) pixels on a card whose median luma is at
+    /// least 40 darker: glare on a laminate. A white page reports 0.
     pub glare: f32,
-    /// Width and height in pixels.
+    /// Width and height of the photo in pixels.
     pub resolution: [u32; 2],
+    /// Whether the photo cuts the document (see `missing_areas`).
+    pub cropped: bool,
 }
 
 /// Everything read from one page.
@@ -75,6 +79,11 @@ pub struct DocumentReading {
     pub face_crop_jpeg: Option<Vec<u8>>,
     /// Quality of the page.
     pub quality: PageQuality,
+    /// Sides of the photo that cut through the document's text (`top`, `right`, `bottom`,
+    /// `left`): what was there was not read, and is not guessed.
+    pub missing_areas: Vec<&'static str>,
+    /// Clockwise degrees the photo was turned to read it (0, 90, 180, 270).
+    pub rotation: u16,
     /// Human-readable problems (no portrait, blurry, glare…).
     pub warnings: Vec<String>,
 }
@@ -85,6 +94,9 @@ pub struct MrzSection {
     /// Lines and per-line confidence as read.
     #[serde(flatten)]
     pub reading: MrzReading,
+    /// Name characters respelled from the printed names (look-alikes only, see
+    /// [`arbitrate`]); applied before validation.
+    pub print_repairs: Vec<Repair>,
     /// Validation of those lines (after check-digit repair).
     pub validation: Option<Validation>,
 }
@@ -98,7 +110,8 @@ impl MrzSection {
             .iter()
             .map(|l| l.chars().collect())
             .collect();
-        for r in self.validation.iter().flat_map(|v| &v.repairs) {
+        let repairs = self.validation.iter().flat_map(|v| &v.repairs);
+        for r in self.print_repairs.iter().chain(repairs) {
             if let Some(c) = lines
                 .get_mut(r.line.wrapping_sub(1))
                 .and_then(|l| l.get_mut(r.position.wrapping_sub(1)))
@@ -127,6 +140,35 @@ const KEYWORDS: &[(&str, &str)] = &[
     ("titre de séjour", "residence_permit"),
 ];
 
+/// The text of a page: the page turned upright with its lines, the MRZ (names checked against
+/// the print, then validated and repaired by check digits) and the printed fields.
+#[derive(Debug, Clone)]
+pub struct TextReading {
+    /// The page turned so its text reads left to right, with its lines.
+    pub page: Page,
+    /// The MRZ, when there is one.
+    pub mrz: Option<MrzSection>,
+    /// Printed fields found by label.
+    pub printed: Vec<PrintedField>,
+}
+
+/// Reads the text of `img`: what [`read`] does before it looks for the portrait.
+pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
+    let page = ocr.read_page(img)?;
+    let printed = printed::fields(&page.lines);
+    let mrz = ocr.read_mrz(&page.image, &page.lines)?.map(|reading| {
+        let (lines, print_repairs) = arbitrate::names_from_print(&reading.lines, &printed);
+        let validation =
+            validate::validate(&MrzInput::Lines(lines), None, &ValidateOptions::today_utc()).ok();
+        MrzSection {
+            reading,
+            print_repairs,
+            validation,
+        }
+    });
+    Ok(TextReading { page, mrz, printed })
+}
+
 /// Reads `img` with `ocr`, finds the portrait with `faces`.
 pub fn read(
     ocr: &Ocr,
@@ -134,19 +176,8 @@ pub fn read(
     img: &RgbImage,
     hints: &Hints,
 ) -> Result<DocumentReading, ReadError> {
-    let lines = ocr.read_lines(img)?;
-    let mrz = ocr.read_mrz(img, &lines)?.map(|reading| {
-        let validation = validate::validate(
-            &MrzInput::Lines(reading.lines.clone()),
-            None,
-            &ValidateOptions::today_utc(),
-        )
-        .ok();
-        MrzSection {
-            reading,
-            validation,
-        }
-    });
+    let TextReading { page, mrz, printed } = read_text(ocr, img)?;
+    let (img, lines) = (&page.image, page.lines);
     let text = lines
         .iter()
         .map(|l| l.text.to_lowercase())
@@ -190,15 +221,33 @@ pub fn read(
         },
     };
     let mut warnings = Vec::new();
-    let face_crop_jpeg = match faces.analyze(img, Role::Document) {
-        Ok(face) => Some(portrait(img, &face.face.bbox)),
+    if page.rotation != 0 {
+        warnings.push(format!(
+            "the photo was turned {}° to read it",
+            page.rotation
+        ));
+    }
+    let face = match faces.analyze(img, Role::Document) {
+        Ok(face) => Some(face.face.bbox),
         Err(VisionError::Model(m)) => return Err(VisionError::Model(m).into()),
         Err(e) => {
             warnings.push(format!("no portrait: {e}"));
             None
         }
     };
-    let quality = page_quality(img);
+    let face_crop_jpeg = face.map(|bbox| portrait(img, &bbox));
+    let card = card_region(img, &lines, face);
+    let missing_areas = cut_sides(img, &lines);
+    if !missing_areas.is_empty() {
+        warnings.push(format!(
+            "the document runs off the photo ({}): fields there may be missing",
+            missing_areas.join(", ")
+        ));
+    }
+    let crop = image::imageops::crop_imm(img, card[0], card[1], card[2], card[3]).to_image();
+    let mut quality = page_quality(&crop);
+    quality.resolution = [img.width(), img.height()];
+    quality.cropped = !missing_areas.is_empty();
     if quality.sharpness < 50.0 {
         warnings.push(format!("blurry page (sharpness {:.0})", quality.sharpness));
     }
@@ -210,11 +259,13 @@ pub fn read(
     }
     Ok(DocumentReading {
         detected,
-        printed: printed::fields(&lines),
+        printed,
         mrz,
         lines,
         face_crop_jpeg,
         quality,
+        missing_areas,
+        rotation: page.rotation,
         warnings,
     })
 }
@@ -260,7 +311,60 @@ fn portrait(img: &RgbImage, bbox: &[f32; 4]) -> Vec<u8> {
     crate::media::intake::encode_jpeg(&crop, 90)
 }
 
-/// Sharpness and glare over the whole page (the card is not yet rectified).
+/// The document's extent, `[x, y, w, h]`: the box around its text and portrait with a 4 %
+/// margin (the whole photo when nothing was found). Quality is measured there, so a dark
+/// desk around the card doesn't dilute the glare share.
+fn card_region(img: &RgbImage, lines: &[Line], face: Option<[f32; 4]>) -> [u32; 4] {
+    let points = lines.iter().flat_map(|l| l.corners).chain(
+        face.into_iter()
+            .flat_map(|[x, y, w, h]| [[x, y], [x + w, y + h]]),
+    );
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for [x, y] in points {
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    if x0 >= x1 || y0 >= y1 {
+        return [0, 0, img.width(), img.height()];
+    }
+    let (mx, my) = (0.04 * (x1 - x0), 0.04 * (y1 - y0));
+    let (x0, y0) = ((x0 - mx).clamp(0.0, w - 1.0), (y0 - my).clamp(0.0, h - 1.0));
+    let (x1, y1) = ((x1 + mx).clamp(x0 + 1.0, w), (y1 + my).clamp(y0 + 1.0, h));
+    [x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32]
+}
+
+/// The sides of the photo that a text line touches: the line (and the document) goes on beyond
+/// the frame.
+fn cut_sides(img: &RgbImage, lines: &[Line]) -> Vec<&'static str> {
+    const EDGE: f32 = 2.0;
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let touches = |test: &dyn Fn([f32; 2]) -> bool| {
+        lines
+            .iter()
+            .any(|l| l.text.chars().count() >= 2 && l.corners.iter().any(|&c| test(c)))
+    };
+    let mut sides = Vec::new();
+    if touches(&|[_, y]| y <= EDGE) {
+        sides.push("top");
+    }
+    if touches(&|[x, _]| x >= w - 1.0 - EDGE) {
+        sides.push("right");
+    }
+    if touches(&|[_, y]| y >= h - 1.0 - EDGE) {
+        sides.push("bottom");
+    }
+    if touches(&|[x, _]| x <= EDGE) {
+        sides.push("left");
+    }
+    sides
+}
+
+/// Every channel at least this bright counts as clipped.
+const GLARE_MIN_LUMA: f32 = 250.0;
+/// Clipped pixels are glare only on a card whose median luma is this much darker.
+const GLARE_ABOVE_MEDIAN: f32 = 40.0;
+
+/// Sharpness and glare of an image (the card region, by the caller's choice).
 pub fn page_quality(img: &RgbImage) -> PageQuality {
     let (w, h) = img.dimensions();
     let scale = (640.0 / w.max(h) as f32).min(1.0);
@@ -273,14 +377,23 @@ pub fn page_quality(img: &RgbImage) -> PageQuality {
         .pixels()
         .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
         .collect();
-    let glare = img
-        .pixels()
-        .filter(|p| p.0.iter().all(|&c| c >= 250))
-        .count() as f32
-        / (w as f32 * h as f32).max(1.0);
+    // Glare is clipped white standing well above the card's usual brightness: on a white page
+    // (a scan, a paper specimen) clipped white is just the paper.
+    let mut sorted = luma.clone();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let glare = if median >= GLARE_MIN_LUMA - GLARE_ABOVE_MEDIAN {
+        0.0
+    } else {
+        img.pixels()
+            .filter(|p| p.0.iter().all(|&c| f32::from(c) >= GLARE_MIN_LUMA))
+            .count() as f32
+            / (w as f32 * h as f32).max(1.0)
+    };
     PageQuality {
         sharpness: laplacian_variance(&luma, sw as usize, sh as usize),
         glare,
         resolution: [w, h],
+        cropped: false,
     }
 }

@@ -115,10 +115,14 @@ fn document_ocr_reads_the_specimen_mrz_offline() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        v["mrz"]["lines"][1], "L898902C36UT07408122F1204159ZE184226B<<<<<10",
+        v["mrz"]["lines"][1], "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
         "{out}"
     );
-    assert_eq!(v["validation"]["fields"]["nationality"]["code"], "UTO");
-    assert_eq!(v["validation"]["repairs"].as_array().unwrap().len(), 1);
-    assert!(v["lines"].as_array().unwrap().len() > 20);
+    assert_eq!(v["mrz"]["valid"], true, "{out}");
+    assert_eq!(v["mrz"]["repairs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["detected"]["type"], "passport");
+    assert_eq!(v["fields"]["surname"], "ERIKSSON");
+    assert_eq!(v["fields"]["nationality"], "UTO");
+    assert!(v["images"]["face_crop_base64"].is_string());
+    assert!(v["text"].as_array().unwrap().len() > 20);
 }

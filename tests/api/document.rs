@@ -208,3 +208,64 @@ fn ocr_refuses_pages_that_are_not_documents() {
     r.assert_error(422, "no_document_found");
     ocr(&app, &key, json!({ "image_front_base64": "@@@" })).assert_error(422, "invalid_image");
 }
+
+/// A fixture page transformed by `f`, as base64 JPEG.
+fn transformed_b64(path: &str, f: impl Fn(&image::RgbImage) -> image::RgbImage) -> String {
+    use base64::Engine;
+    let img = image::open(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .to_rgb8();
+    let jpeg = kycd::media::intake::encode_jpeg(&f(&img), 92);
+    base64::engine::general_purpose::STANDARD.encode(jpeg)
+}
+
+#[test]
+fn ocr_turns_upside_down_and_sideways_pages_upright() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    type Turn = fn(&image::RgbImage) -> image::RgbImage;
+    let cases: [(&str, Turn, u64); 3] = [
+        ("passport-td3.jpg", image::imageops::rotate180, 180),
+        ("passport-td3.jpg", image::imageops::rotate90, 270),
+        ("passport-td2.jpg", image::imageops::rotate270, 90),
+    ];
+    for (file, turn, undone) in cases {
+        let body =
+            json!({ "image_front_base64": transformed_b64(&format!("documents/{file}"), turn) });
+        let r = ocr(&app, &key, body);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["rotation"], undone, "{file}: {}", r.text);
+        assert_eq!(r.body["fields"]["surname"], "ERIKSSON", "{file}");
+        assert_eq!(r.body["fields"]["date_of_birth"], "1974-08-12", "{file}");
+        if file == "passport-td3.jpg" {
+            assert_eq!(r.body["mrz"]["lines"], json!(TD3), "{file}");
+        }
+        assert!(r.body["images"]["face_crop_base64"].is_string(), "{file}");
+    }
+}
+
+#[test]
+fn ocr_reports_the_sides_a_photo_cuts_off() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    // The right eighth of the page is outside the photo: the MRZ lines run off it.
+    let cut = transformed_b64("documents/passport-td3.jpg", |img| {
+        let w = img.width() * 7 / 8;
+        image::imageops::crop_imm(img, 0, 0, w, img.height()).to_image()
+    });
+    let r = ocr(&app, &key, json!({ "image_front_base64": cut }));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["missing_areas"], json!(["right"]), "{}", r.text);
+    assert_eq!(r.body["quality"]["cropped"], true);
+    // The whole page: nothing missing.
+    let whole = ocr(
+        &app,
+        &key,
+        json!({ "image_front_base64": fixture_b64("documents/passport-td3.jpg") }),
+    );
+    assert_eq!(whole.body["missing_areas"], json!([]), "{}", whole.text);
+    assert_eq!(whole.body["quality"]["cropped"], false);
+}

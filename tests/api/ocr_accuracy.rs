@@ -1,12 +1,11 @@
-//! OCR accuracy on generated documents (TD1, TD2, TD3 in OCR-B with tilt, blur, glare and JPEG):
+//! OCR accuracy on generated documents (TD1, TD2, TD3 in OCR-B with tilt, perspective, quarter
+//! turns, blur, glare and JPEG):
 //! the MRZ exact-line rate and per-field accuracy, read through the library (no server needed).
 
 use std::sync::OnceLock;
 
-use kycd::document::mrz::MrzInput;
 use kycd::document::ocr::Ocr;
-use kycd::document::read::MrzSection;
-use kycd::document::validate::{self, ValidateOptions};
+use kycd::document::read::{self, TextReading};
 use kycd::vision::liveness::synthetic::Rng;
 use kycd::vision::runtime::RuntimeOptions;
 
@@ -43,25 +42,28 @@ fn mrz_accuracy_on_generated_documents() {
         "surname",
         "nationality",
     ];
+    let mut printed_right = [0usize; 3];
     let mut failures = Vec::new();
     for i in 0..n {
         let format = ["TD3", "TD2", "TD1"][i % 3];
         let truth = docgen::identity(&mut rng, format);
         let img = docgen::render(&truth, &faces[i % faces.len()], &mut rng);
-        let lines = ocr().read_lines(&img).unwrap();
-        let reading = ocr().read_mrz(&img, &lines).unwrap();
-        let read: Vec<String> = match reading {
-            Some(reading) => {
-                let validation = validate::validate(
-                    &MrzInput::Lines(reading.lines.clone()),
-                    None,
-                    &ValidateOptions::today_utc(),
-                )
-                .ok();
-                let section = MrzSection {
-                    reading,
-                    validation,
-                };
+        let TextReading { mrz, printed, .. } = read::read_text(ocr(), &img).unwrap();
+        let printed_is = |name: &str, want: &str| {
+            printed
+                .iter()
+                .any(|p| p.name == name && p.value == want.to_uppercase())
+        };
+        let got = [
+            printed_is("surname", &truth.surname),
+            printed_is("given_names", &truth.given_names),
+            printed_is("document_number", &truth.document_number),
+        ];
+        for (n, ok) in printed_right.iter_mut().zip(got) {
+            *n += usize::from(ok);
+        }
+        let read: Vec<String> = match mrz {
+            Some(section) => {
                 if let Some(v) = &section.validation {
                     let f = &v.fields;
                     let got = [
@@ -88,6 +90,9 @@ fn mrz_accuracy_on_generated_documents() {
             docs_exact += 1;
         } else {
             failures.push(format!("{format}: {:?} vs {:?}", truth.mrz, read));
+            if std::env::var("KYCD_OCR_DUMP").is_ok() {
+                img.save(format!("/tmp/miss-{i}.png")).unwrap();
+            }
         }
     }
     let rate = lines_exact as f64 / lines_total as f64;
@@ -98,12 +103,20 @@ fn mrz_accuracy_on_generated_documents() {
     for (name, right) in names.iter().zip(fields_right) {
         eprintln!("  {name}: {right}/{n}");
     }
+    for (name, right) in ["surname", "given_names", "document_number"]
+        .iter()
+        .zip(printed_right)
+    {
+        eprintln!("  printed {name}: {right}/{n}");
+    }
     for f in failures.iter().take(8) {
         eprintln!("  miss {f}");
     }
-    // Measured 228/238 = 95.8 % exact lines on the 102 default documents (seed 9303); the misses
-    // are names read `H` for `I` (no check digit covers names) and one TD3 line split by the
-    // detector. The floor is the 95 %.
+    // Measured 230/238 = 96.6 % exact lines on the 102 default documents (seed 9303; tilt,
+    // perspective, quarter and half turns, blur, glare, JPEG). The misses: a first TD3 line the
+    // detector did not find, O/0 or 3/W in TD1 document numbers the check digits could not settle,
+    // `H` for the document code `I`, a name letter misread where the print did not arbitrate.
+    // The floor is the 95 %.
     assert!(rate >= 0.95, "exact MRZ line rate {rate:.3}");
 }
 
@@ -111,7 +124,9 @@ fn mrz_accuracy_on_generated_documents() {
 #[ignore]
 fn dump_one_generated_document() {
     let mut rng = Rng::new(1);
-    let truth = docgen::identity(&mut rng, "TD1");
-    let img = docgen::render(&truth, &portrait("obama.jpg"), &mut rng);
-    img.save("/tmp/doc-td1.png").unwrap();
+    for (i, format) in ["TD1", "TD2", "TD3"].iter().enumerate() {
+        let truth = docgen::identity(&mut rng, format);
+        let img = docgen::render(&truth, &portrait("obama.jpg"), &mut rng);
+        img.save(format!("/tmp/doc-{i}-{format}.png")).unwrap();
+    }
 }

@@ -1,6 +1,6 @@
 //! Synthetic identity documents for OCR accuracy: TD1, TD2 and TD3 pages with a correct MRZ in
 //! OCR-B (check digits computed per ICAO 9303 part 3), printed fields, a portrait from the face
-//! fixtures, then a camera's distortions (tilt, blur, glare, JPEG) on a background. The truth
+//! fixtures, then a camera's distortions (tilt, perspective, blur, glare, quarter turns, JPEG) on a background. The truth
 //! (MRZ lines and fields) comes with each image.
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
@@ -272,7 +272,8 @@ pub fn render(t: &Truth, portrait: &RgbImage, rng: &mut Rng) -> RgbImage {
     photograph(&page, rng)
 }
 
-/// Tilt, glare, blur, a background margin and JPEG.
+/// Glare, a background margin, tilt and perspective (the camera not square to the page), blur,
+/// sometimes a quarter or half turn (30 %: 90°, 180° or 270°), and JPEG.
 fn photograph(page: &RgbImage, rng: &mut Rng) -> RgbImage {
     let (w, h) = page.dimensions();
     // Glare: a soft bright ellipse somewhere on the page.
@@ -300,15 +301,79 @@ fn photograph(page: &RgbImage, rng: &mut Rng) -> RgbImage {
     image::imageops::overlay(&mut canvas, &glared, margin, margin);
     let angle = rng.range(-4.0, 4.0);
     let rotated = rotate(&canvas, angle, Rgb(bg));
+    let slanted = perspective(&rotated, rng, 0.04, Rgb(bg));
     let sigma = rng.range(0.0, 1.2);
     let blurred = if sigma > 0.3 {
-        image::imageops::blur(&rotated, sigma)
+        image::imageops::blur(&slanted, sigma)
     } else {
-        rotated
+        slanted
+    };
+    let turn = rng.range(0.0, 1.0);
+    let blurred = if turn < 0.1 {
+        image::imageops::rotate90(&blurred)
+    } else if turn < 0.2 {
+        image::imageops::rotate180(&blurred)
+    } else if turn < 0.3 {
+        image::imageops::rotate270(&blurred)
+    } else {
+        blurred
     };
     let q = rng.range(75.0, 95.0) as u8;
     let jpeg = kycd::media::intake::encode_jpeg(&blurred, q);
     image::load_from_memory(&jpeg).unwrap().to_rgb8()
+}
+
+/// A homography that moves each corner of the image by up to `amount` of its size: what a
+/// camera held off-square does to a flat page.
+fn perspective(img: &RgbImage, rng: &mut Rng, amount: f32, fill: Rgb<u8>) -> RgbImage {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let dst = [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]];
+    let src = dst.map(|[x, y]| {
+        [
+            x + rng.range(-amount, amount) * w,
+            y + rng.range(-amount, amount) * h,
+        ]
+    });
+    let m = homography(&dst, &src);
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let (x, y) = (x as f32, y as f32);
+        let d = m[6] * x + m[7] * y + 1.0;
+        let (sx, sy) = (
+            (m[0] * x + m[1] * y + m[2]) / d,
+            (m[3] * x + m[4] * y + m[5]) / d,
+        );
+        if sx < 0.0 || sy < 0.0 || sx >= w - 1.0 || sy >= h - 1.0 {
+            return fill;
+        }
+        *img.get_pixel(sx.round() as u32, sy.round() as u32)
+    })
+}
+
+/// The 8 coefficients of the homography taking each `from` point to its `to` point (h33 = 1),
+/// by Gaussian elimination on the usual 8×8 system.
+fn homography(from: &[[f32; 2]; 4], to: &[[f32; 2]; 4]) -> [f32; 8] {
+    let mut a = [[0.0f64; 9]; 8];
+    for (k, ([x, y], [u, v])) in from.iter().zip(to).enumerate() {
+        let (x, y, u, v) = (f64::from(*x), f64::from(*y), f64::from(*u), f64::from(*v));
+        a[2 * k] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        a[2 * k + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    for col in 0..8 {
+        let pivot = (col..8)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap();
+        a.swap(col, pivot);
+        for row in 0..8 {
+            if row != col {
+                let f = a[row][col] / a[col][col];
+                let pivot_row = a[col];
+                for (x, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                    *x -= f * p;
+                }
+            }
+        }
+    }
+    std::array::from_fn(|i| (a[i][8] / a[i][i]) as f32)
 }
 
 fn rotate(img: &RgbImage, deg: f32, fill: Rgb<u8>) -> RgbImage {

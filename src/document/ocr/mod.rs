@@ -51,6 +51,17 @@ pub struct Line {
     mrz: recognize::Recognized,
 }
 
+/// A page turned so that its text reads left to right.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The turned image.
+    pub image: RgbImage,
+    /// Clockwise quarter turns applied to the photo, in degrees (0, 90, 180 or 270).
+    pub rotation: u16,
+    /// Its text lines in reading order.
+    pub lines: Vec<Line>,
+}
+
 /// The MRZ as read from the image.
 #[derive(Debug, Clone, Serialize)]
 pub struct MrzReading {
@@ -85,30 +96,74 @@ impl Ocr {
     pub fn warm_up(&self) -> Result<()> {
         self.detector.detect(&RgbImage::new(64, 64))?;
         self.recognizer
-            .recognize(&RgbImage::new(96, 32), Alphabet::Full)?;
+            .recognize_all(&[RgbImage::new(96, 32), RgbImage::new(400, 32)])?;
         Ok(())
+    }
+
+    /// The text boxes in `img` (detection only).
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<TextBox>> {
+        self.detector.detect(img)
     }
 
     /// Every text line in `img`, in reading order (top to bottom, then left to right).
     pub fn read_lines(&self, img: &RgbImage) -> Result<Vec<Line>> {
-        let mut boxes: Vec<TextBox> = self.detector.detect(img)?;
+        let boxes = self.detector.detect(img)?;
+        self.recognize_boxes(img, boxes)
+    }
+
+    /// Reads `img` turned so that its text runs left to right: a page photographed a quarter
+    /// turn off has mostly tall text boxes, and one upside down reads as low-confidence noise
+    /// (character-weighted confidence about 0.55–0.6 on the specimens turned over, 0.97
+    /// upright) with its MRZ fillers as `>>>`, so it is read again turned over and the better
+    /// reading kept.
+    pub fn read_page(&self, img: &RgbImage) -> Result<Page> {
+        let boxes = self.detector.detect(img)?;
+        let tall = boxes.iter().filter(|b| is_tall(&b.rect)).count();
+        let (image, rotation, boxes) = if tall * 2 > boxes.len() {
+            let turned = image::imageops::rotate270(img);
+            let boxes = self.detector.detect(&turned)?;
+            (turned, 270, boxes)
+        } else {
+            (img.clone(), 0, boxes)
+        };
+        let lines = self.recognize_boxes(&image, boxes)?;
+        let page = Page {
+            image,
+            rotation,
+            lines,
+        };
+        if page.lines.len() < 2 || uprightness(&page.lines) >= UPRIGHT_CONFIDENCE {
+            return Ok(page);
+        }
+        let flipped = image::imageops::rotate180(&page.image);
+        let lines = self.read_lines(&flipped)?;
+        if uprightness(&lines) > uprightness(&page.lines) + 0.1 {
+            return Ok(Page {
+                image: flipped,
+                rotation: (page.rotation + 180) % 360,
+                lines,
+            });
+        }
+        Ok(page)
+    }
+
+    fn recognize_boxes(&self, img: &RgbImage, mut boxes: Vec<TextBox>) -> Result<Vec<Line>> {
         boxes.sort_by(|a, b| a.rect.cy.total_cmp(&b.rect.cy));
-        let mut lines = Vec::with_capacity(boxes.len());
-        for b in boxes {
-            let crop = upright(img, &b.rect);
-            let (r, mrz) = self.recognizer.recognize_both(&crop)?;
-            if r.text.trim().is_empty() {
-                continue;
-            }
-            lines.push(Line {
+        let crops: Vec<RgbImage> = boxes.iter().map(|b| upright(img, &b.rect)).collect();
+        let read = self.recognizer.recognize_all(&crops)?;
+        let mut lines: Vec<Line> = boxes
+            .into_iter()
+            .zip(read)
+            .filter(|(_, (r, _))| !r.text.trim().is_empty())
+            .map(|(b, (r, mrz))| Line {
                 text: r.text,
                 confidence: r.confidence,
                 corners: b.rect.corners(),
                 score: b.score,
                 rect: b.rect,
                 mrz,
-            });
-        }
+            })
+            .collect();
         sort_reading_order(&mut lines);
         Ok(lines)
     }
@@ -167,6 +222,36 @@ impl Ocr {
         let lines = texts.iter().map(|t| fit_length(t, target)).collect();
         Ok(Some(MrzReading { lines, confidences }))
     }
+}
+
+/// Below this character-weighted confidence a page may be upside down.
+const UPRIGHT_CONFIDENCE: f32 = 0.8;
+
+/// Mean line confidence weighted by each line's length.
+pub fn weighted_confidence(lines: &[Line]) -> f32 {
+    let chars: usize = lines.iter().map(|l| l.text.chars().count()).sum();
+    if chars == 0 {
+        return 0.0;
+    }
+    let sum: f32 = lines
+        .iter()
+        .map(|l| l.confidence * l.text.chars().count() as f32)
+        .sum();
+    sum / chars as f32
+}
+
+/// How upright a reading looks: its [`weighted_confidence`], less 0.3 when a line holds a run
+/// of `>` — an MRZ filler run upside down (the chevrons read confidently either way up).
+fn uprightness(lines: &[Line]) -> f32 {
+    let reversed_fillers = lines.iter().any(|l| l.text.contains(">>>"));
+    weighted_confidence(lines) - if reversed_fillers { 0.3 } else { 0.0 }
+}
+
+/// Whether a text box stands taller than wide on the page (its text runs up or down).
+fn is_tall(rect: &RotatedRect) -> bool {
+    let c = rect.corners();
+    let side = |a: [f32; 2], b: [f32; 2]| (a[0] - b[0]).hypot(a[1] - b[1]);
+    side(c[0], c[3]) >= 1.5 * side(c[0], c[1])
 }
 
 /// The upright crop of a text box (rotated a quarter turn when it stands taller than wide, as

@@ -5,6 +5,7 @@
 //! Restricting by dropping other classes lets a near miss win (an `I` the model spread over `l`,
 //! `|` and `Ｉ` came out as `H`), so look-alike classes are folded into the MRZ character first.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use image::RgbImage;
@@ -19,6 +20,12 @@ pub const INPUT_HEIGHT: u32 = 48;
 pub const MIN_WIDTH: u32 = 320;
 /// Widest input accepted (a 44-character MRZ line is about 1 650 px at height 48).
 pub const MAX_WIDTH: u32 = 3200;
+
+/// The crop's width once scaled to the input height (aspect kept).
+fn input_width(line: &RgbImage) -> u32 {
+    let (w, h) = line.dimensions();
+    ((INPUT_HEIGHT as f32 * w as f32 / h.max(1) as f32).ceil() as u32).clamp(1, MAX_WIDTH)
+}
 
 /// Which characters decoding may produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,26 +120,55 @@ impl TextRecognizer {
 
     /// Reads one upright text line.
     pub fn recognize(&self, line: &RgbImage, alphabet: Alphabet) -> Result<Recognized> {
-        let (probs, classes) = self.probabilities(line)?;
-        Ok(self.decode(&probs, classes, alphabet))
+        Ok(self.decode(&self.probabilities(line)?, alphabet))
     }
 
-    /// Reads one line once and decodes it both ways: full dictionary, then MRZ alphabet.
-    pub fn recognize_both(&self, line: &RgbImage) -> Result<(Recognized, Recognized)> {
-        let (probs, classes) = self.probabilities(line)?;
-        Ok((
-            self.decode(&probs, classes, Alphabet::Full),
-            self.decode(&probs, classes, Alphabet::Mrz),
-        ))
+    /// Reads each line once and decodes it both ways: full dictionary, then MRZ alphabet.
+    /// One line at a time keeps a core idle for much of each run, so two workers take lines
+    /// widest first from a shared queue (25 % faster on 2 cores; batching lines into one run was
+    /// not faster with rten).
+    pub fn recognize_all(&self, lines: &[RgbImage]) -> Result<Vec<(Recognized, Recognized)>> {
+        let mut order: Vec<usize> = (0..lines.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(input_width(&lines[i])));
+        let next = AtomicUsize::new(0);
+        let worker = || -> Result<Vec<(usize, (Recognized, Recognized))>> {
+            let mut done = Vec::new();
+            while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let probs = self.probabilities(&lines[i])?;
+                let both = (
+                    self.decode(&probs, Alphabet::Full),
+                    self.decode(&probs, Alphabet::Mrz),
+                );
+                done.push((i, both));
+            }
+            Ok(done)
+        };
+        let results = std::thread::scope(|scope| {
+            let helper = scope.spawn(worker);
+            let mine = worker();
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|_| Err(VisionError::Model("recognizer worker panicked".into())));
+            [mine, theirs]
+        });
+        let mut out = vec![None; lines.len()];
+        for (i, pair) in results
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+        {
+            out[i] = Some(pair);
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
-    /// The model's per-step class probabilities for one line, and the class count.
-    fn probabilities(&self, line: &RgbImage) -> Result<(Vec<f32>, usize)> {
-        let (w, h) = line.dimensions();
-        if w == 0 || h == 0 {
+    /// The model's per-step class probabilities for one line.
+    fn probabilities(&self, line: &RgbImage) -> Result<Vec<f32>> {
+        if line.width() == 0 || line.height() == 0 {
             return Err(VisionError::InvalidImage("empty text crop".into()));
         }
-        let rw = ((INPUT_HEIGHT as f32 * w as f32 / h as f32).ceil() as u32).clamp(1, MAX_WIDTH);
+        let rw = input_width(line);
         let resized = frame::resize(line, rw, INPUT_HEIGHT);
         let width = rw.max(MIN_WIDTH) as usize;
         let plane = width * INPUT_HEIGHT as usize;
@@ -146,7 +182,8 @@ impl TextRecognizer {
         let input = Tensor::new(vec![1, 3, INPUT_HEIGHT as usize, width], data)?;
         let out = self.model.run(input, &["fetch_name_0"])?;
         let t = out
-            .first()
+            .into_iter()
+            .next()
             .ok_or_else(|| VisionError::Model("recognizer: no output".into()))?;
         let classes = *t.shape.last().unwrap_or(&0);
         if classes != self.keys.len() || t.data.len() % classes != 0 {
@@ -155,10 +192,11 @@ impl TextRecognizer {
                 self.keys.len()
             )));
         }
-        Ok((t.data.clone(), classes))
+        Ok(t.data)
     }
 
-    fn decode(&self, probs: &[f32], classes: usize, alphabet: Alphabet) -> Recognized {
+    fn decode(&self, probs: &[f32], alphabet: Alphabet) -> Recognized {
+        let classes = self.keys.len();
         let mut text = String::new();
         let (mut sum, mut kept) = (0.0f32, 0usize);
         let mut previous = usize::MAX;

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::auth::Principal;
 use crate::document::mrz::MrzInput;
 use crate::document::read::{self, Hints};
+use crate::document::report;
 use crate::document::validate::{self, ValidateOptions, VizFields};
 use crate::error::{ApiError, Code};
 use crate::http::{request_id, resource, AppState};
@@ -79,7 +80,6 @@ async fn ocr_document(
     state: web::Data<AppState>,
     body: web::Json<OcrRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    use base64::Engine;
     let started = std::time::Instant::now();
     let body = body.into_inner();
     let request_id = request_id::current();
@@ -125,60 +125,8 @@ async fn ocr_document(
     })
     .await
     .map_err(ApiError::internal)??;
-    // TD1 cards carry the MRZ on the back: prefer whichever side has a validated one.
-    let mrz = front
-        .mrz
-        .as_ref()
-        .filter(|m| m.validation.is_some())
-        .or_else(|| back.as_ref().and_then(|b| b.mrz.as_ref()))
-        .or(front.mrz.as_ref());
-    let mut fields = serde_json::Map::new();
-    if let Some(v) = mrz.and_then(|m| m.validation.as_ref()) {
-        let f = &v.fields;
-        fields.insert("surname".into(), json!(f.surname));
-        fields.insert("given_names".into(), json!(f.given_names));
-        fields.insert("document_number".into(), json!(f.document_number));
-        fields.insert("nationality".into(), json!(f.nationality.alpha3));
-        fields.insert("issuing_country".into(), json!(f.issuing_state.alpha3));
-        fields.insert("date_of_birth".into(), json!(f.birth_date));
-        fields.insert("sex".into(), json!(f.sex));
-        fields.insert("date_of_expiry".into(), json!(f.expiry_date));
-    }
-    // Printed fields fill what the MRZ does not carry (place of birth, issue date, authority).
-    for p in front
-        .printed
-        .iter()
-        .chain(back.iter().flat_map(|b| b.printed.iter()))
-    {
-        fields.entry(p.name).or_insert_with(|| json!(p.value));
-    }
-    let detected = match (&front.detected, back.as_ref().map(|b| &b.detected)) {
-        (f, Some(b)) if f.source != "mrz" && b.source == "mrz" => b,
-        (f, _) => f,
-    };
-    let face = front
-        .face_crop_jpeg
-        .as_ref()
-        .map(|j| base64::engine::general_purpose::STANDARD.encode(j));
-    let out = json!({
-        "detected": detected,
-        "fields": fields,
-        "mrz": mrz.map(|m| json!({
-            "lines": m.corrected_lines(),
-            "lines_read": m.reading.lines,
-            "line_confidence": m.reading.confidences,
-            "valid": m.validation.as_ref().map(|v| v.document_valid),
-            "format": m.validation.as_ref().map(|v| v.format.name()),
-            "checks": m.validation.as_ref().map(|v| &v.checks),
-            "repairs": m.validation.as_ref().map(|v| &v.repairs),
-        })),
-        "printed": front.printed,
-        "images": { "face_crop_base64": face },
-        "quality": front.quality,
-        "warnings": front.warnings,
-        "text": front.lines.iter().map(|l| &l.text).collect::<Vec<_>>(),
-        "processing_ms": started.elapsed().as_millis() as u64,
-        "usage": { "module": "ocr", "units": 1 },
-    });
+    let mut out = report::ocr_report(&front, back.as_ref());
+    out["processing_ms"] = json!(started.elapsed().as_millis() as u64);
+    out["usage"] = json!({ "module": "ocr", "units": 1 });
     Ok(HttpResponse::Ok().json(out))
 }

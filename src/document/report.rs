@@ -1,0 +1,84 @@
+//! The OCR result a caller sees — `POST /v1/document/ocr`'s body and `kycd document ocr --json` —
+//! from the front's reading and, for cards, the back's.
+
+use serde_json::{json, Map, Value};
+
+use super::read::{Detected, DocumentReading, MrzSection};
+
+/// Type and country, normalised fields, MRZ with its checks, printed fields, portrait, quality and
+/// warnings. The MRZ comes from whichever side has a validated one (TD1 cards carry it on the
+/// back); printed fields fill what the MRZ does not carry (place of birth, issue date, authority).
+pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Value {
+    use base64::Engine;
+    let mrz = chosen_mrz(front, back);
+    let mut fields = Map::new();
+    if let Some(v) = mrz.and_then(|m| m.validation.as_ref()) {
+        let f = &v.fields;
+        fields.insert("surname".into(), json!(f.surname));
+        fields.insert("given_names".into(), json!(f.given_names));
+        fields.insert("document_number".into(), json!(f.document_number));
+        fields.insert("nationality".into(), json!(f.nationality.alpha3));
+        fields.insert("issuing_country".into(), json!(f.issuing_state.alpha3));
+        fields.insert("date_of_birth".into(), json!(f.birth_date));
+        fields.insert("sex".into(), json!(f.sex));
+        fields.insert("date_of_expiry".into(), json!(f.expiry_date));
+    }
+    for p in front
+        .printed
+        .iter()
+        .chain(back.iter().flat_map(|b| b.printed.iter()))
+    {
+        fields.entry(p.name).or_insert_with(|| json!(p.value));
+    }
+    let face = front
+        .face_crop_jpeg
+        .as_ref()
+        .or_else(|| back.and_then(|b| b.face_crop_jpeg.as_ref()))
+        .map(|j| base64::engine::general_purpose::STANDARD.encode(j));
+    let mut warnings = front.warnings.clone();
+    if let Some(b) = back {
+        warnings.extend(b.warnings.iter().map(|w| format!("back: {w}")));
+    }
+    json!({
+        "detected": detected(front, back),
+        "fields": fields,
+        "mrz": mrz.map(|m| json!({
+            "lines": m.corrected_lines(),
+            "lines_read": m.reading.lines,
+            "line_confidence": m.reading.confidences,
+            "valid": m.validation.as_ref().map(|v| v.document_valid),
+            "format": m.validation.as_ref().map(|v| v.format.name()),
+            "checks": m.validation.as_ref().map(|v| &v.checks),
+            "repairs": m.validation.as_ref().map(|v| &v.repairs),
+            "repairs_from_print": m.print_repairs,
+        })),
+        "printed": front.printed,
+        "images": { "face_crop_base64": face },
+        "quality": front.quality,
+        "missing_areas": front.missing_areas,
+        "rotation": front.rotation,
+        "warnings": warnings,
+        "text": front.lines.iter().map(|l| &l.text).collect::<Vec<_>>(),
+    })
+}
+
+/// The MRZ to report: the front's when it validated, else the back's, else whatever was read.
+pub fn chosen_mrz<'a>(
+    front: &'a DocumentReading,
+    back: Option<&'a DocumentReading>,
+) -> Option<&'a MrzSection> {
+    front
+        .mrz
+        .as_ref()
+        .filter(|m| m.validation.is_some())
+        .or_else(|| back.and_then(|b| b.mrz.as_ref()))
+        .or(front.mrz.as_ref())
+}
+
+/// The back's type and country when only it was decided by an MRZ.
+fn detected<'a>(front: &'a DocumentReading, back: Option<&'a DocumentReading>) -> &'a Detected {
+    match back.map(|b| &b.detected) {
+        Some(b) if front.detected.source != "mrz" && b.source == "mrz" => b,
+        _ => &front.detected,
+    }
+}
