@@ -35,6 +35,51 @@ pub struct Config {
     pub models: ModelsConfig,
     /// The Facia- and FacePhi-compatible endpoints.
     pub compat: CompatConfig,
+    /// The verification workflow's job runner.
+    pub workflow: WorkflowRunConfig,
+    /// Know-your-applicant checks that need the outside world.
+    pub kya: KyaConfig,
+}
+
+/// How verification jobs run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowRunConfig {
+    /// Jobs run at once (inference inside them is still bounded by the per-core slots).
+    pub workers: usize,
+    /// Multiplies the webhook retry schedule (1 = 30 s … 8 h; tests use 0.01).
+    pub webhook_retry_scale: f64,
+}
+
+impl Default for WorkflowRunConfig {
+    fn default() -> Self {
+        WorkflowRunConfig {
+            workers: 2,
+            webhook_retry_scale: 1.0,
+        }
+    }
+}
+
+/// KYA's optional outside world: DNS for email MX records, a MaxMind-format IP database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KyaConfig {
+    /// `off` (default: no DNS on an air-gapped host), `system` (/etc/resolv.conf) or `IP[:port]`.
+    pub mx_resolver: String,
+    /// DNS timeout in milliseconds.
+    pub dns_timeout_ms: u64,
+    /// A MaxMind-format country database (`.mmdb`) for the IP check; unset = skipped.
+    pub geoip_db: Option<PathBuf>,
+}
+
+impl Default for KyaConfig {
+    fn default() -> Self {
+        KyaConfig {
+            mx_resolver: "off".into(),
+            dns_timeout_ms: 2000,
+            geoip_db: None,
+        }
+    }
 }
 
 /// Settings of the drop-in compatibility endpoints.
@@ -149,6 +194,8 @@ impl Default for Config {
             antivirus: Default::default(),
             models: ModelsConfig::default(),
             compat: CompatConfig::default(),
+            workflow: WorkflowRunConfig::default(),
+            kya: KyaConfig::default(),
         }
     }
 }
@@ -319,6 +366,15 @@ impl Config {
         if let Some(v) = env("KYCD_IAD_REPLAY_TOLERANCE_SECONDS") {
             self.compat.iad_replay_tolerance_seconds =
                 parse("KYCD_IAD_REPLAY_TOLERANCE_SECONDS", v)?;
+        }
+        if let Some(v) = env("KYCD_JOB_WORKERS") {
+            self.workflow.workers = parse("KYCD_JOB_WORKERS", v)?;
+        }
+        if let Some(v) = env("KYCD_MX_RESOLVER") {
+            self.kya.mx_resolver = v;
+        }
+        if let Some(v) = env("KYCD_GEOIP_DB") {
+            self.kya.geoip_db = Some(PathBuf::from(v));
         }
         if let Some(v) = env("KYCD_CLAMD") {
             self.antivirus.clamd = Some(v);

@@ -72,12 +72,23 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         ms = loading.elapsed().as_millis() as u64,
         "models loaded and warmed up"
     );
+    let vision = Arc::new(vision);
+    let kya = crate::kya::settings(&config.kya).map_err(anyhow::Error::msg)?;
+    let jobs = Arc::new(crate::workflow::jobs::Jobs::new(
+        store.clone(),
+        media.clone(),
+        vision.clone(),
+        kya,
+        config.workflow.webhook_retry_scale,
+    ));
+    let job_workers = config.workflow.workers;
     let state = web::Data::new(AppState::new(
         config,
         store,
         token,
         media.clone(),
-        Arc::new(vision),
+        vision,
+        jobs.clone(),
     ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -91,6 +102,8 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         state.metrics.clone(),
         sweep_every,
     ));
+    jobs.start(job_workers)
+        .context("cannot queue the jobs left by the previous process")?;
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "kycd ready");
     Ok(Running {

@@ -59,6 +59,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         iterations: usize,
     },
+    /// The whole verification (liveness ∥ document, validation, face match, KYA, score) on a
+    /// selfie and a passport page, as a job runs it.
+    Workflow {
+        /// The selfie.
+        #[arg(long, default_value = "tests/fixtures/faces/obama2.jpg")]
+        selfie: PathBuf,
+        /// The document photo.
+        #[arg(long, default_value = "tests/fixtures/documents/passport-td3.jpg")]
+        document: PathBuf,
+        /// Timed runs.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+    },
 }
 
 /// Median and 95th percentile of `runs` timings of `f`, in milliseconds, after 3 warm-ups.
@@ -97,6 +110,11 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Ocr { image, iterations } => ocr(config, &image, iterations),
+        BenchCommand::Workflow {
+            selfie,
+            document,
+            iterations,
+        } => workflow(config, &selfie, &document, iterations),
     }
 }
 
@@ -130,6 +148,63 @@ fn ocr(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::R
     println!(
         "1280×900, {} lines: detection {d50:.0} / {d95:.0}   detect + recognise all {l50:.0} / {l95:.0}   MRZ re-read {m50:.0} / {m95:.0}   whole reading (+ MRZ validation, portrait, quality) {r50:.0} / {r95:.0}",
         lines.len()
+    );
+    Ok(())
+}
+
+fn workflow(
+    config: &Config,
+    selfie: &std::path::Path,
+    document: &std::path::Path,
+    iterations: usize,
+) -> anyhow::Result<()> {
+    use crate::workflow::pipeline::{self, Settings, Subject};
+    let vision = std::sync::Arc::new(Vision::load(
+        config.models.dir.as_deref(),
+        config.models.threads,
+    )?);
+    vision.warm_up()?;
+    let (selfie, page) = (
+        super::face::load_image(config, selfie)?,
+        super::face::load_image(config, document)?,
+    );
+    let settings = Settings {
+        workflow: Default::default(),
+        liveness: Default::default(),
+        kya: crate::kya::settings(&config.kya).map_err(anyhow::Error::msg)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "kycd bench workflow: {}, {iterations} runs (ms, median / p95)",
+        describe(config)
+    );
+    let mut decision = String::new();
+    let (w50, w95) = measure(iterations, || {
+        let subject = Subject {
+            selfie: selfie.clone(),
+            document_front: page.clone(),
+            document_back: None,
+            frames: Vec::new(),
+            applicant: Default::default(),
+        };
+        let o = runtime
+            .block_on(pipeline::run(
+                vision.clone(),
+                subject,
+                &settings,
+                &|_, _| {},
+            ))
+            .expect("runs");
+        decision = format!("{} {}", o.verdict.decision.name(), o.verdict.score);
+    });
+    println!(
+        "selfie {}×{}, document {}×{} → {decision}: whole workflow {w50:.0} / {w95:.0}",
+        selfie.width(),
+        selfie.height(),
+        page.width(),
+        page.height()
     );
     Ok(())
 }

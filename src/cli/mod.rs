@@ -7,6 +7,7 @@ mod bench;
 mod document;
 mod face;
 mod mrz;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Verify a person offline: selfie + document → score, decision and reasons.
+    Verify(verify::VerifyArgs),
     /// Document tools, offline.
     Document {
         #[command(subcommand)]
@@ -132,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => audit::run(&Config::load(&overrides)?, command),
         Command::Face { command } => face::run(&Config::load(&overrides)?, command),
         Command::Document { command } => document::run(&Config::load(&overrides)?, command),
+        Command::Verify(args) => verify::run(&Config::load(&overrides)?, args),
         Command::Bench { command } => bench::run(&Config::load(&overrides)?, command),
         Command::Serve { .. } => {
             let config = Config::load(&overrides)?;

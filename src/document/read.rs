@@ -77,6 +77,9 @@ pub struct DocumentReading {
     /// The holder's portrait, JPEG, when a face was found.
     #[serde(skip)]
     pub face_crop_jpeg: Option<Vec<u8>>,
+    /// The portrait analysed for face match (embedding included).
+    #[serde(skip)]
+    pub portrait_face: Option<crate::vision::facematch::AnalyzedFace>,
     /// Quality of the page.
     pub quality: PageQuality,
     /// Sides of the photo that cut through the document's text (`top`, `right`, `bottom`,
@@ -227,14 +230,15 @@ pub fn read(
             page.rotation
         ));
     }
-    let face = match faces.analyze(img, Role::Document) {
-        Ok(face) => Some(face.face.bbox),
+    let portrait_face = match faces.analyze(img, Role::Document) {
+        Ok(face) => Some(face),
         Err(VisionError::Model(m)) => return Err(VisionError::Model(m).into()),
         Err(e) => {
             warnings.push(format!("no portrait: {e}"));
             None
         }
     };
+    let face = portrait_face.as_ref().map(|f| f.face.bbox);
     let face_crop_jpeg = face.map(|bbox| portrait(img, &bbox));
     let card = card_region(img, &lines, face);
     let missing_areas = cut_sides(img, &lines);
@@ -263,6 +267,7 @@ pub fn read(
         mrz,
         lines,
         face_crop_jpeg,
+        portrait_face,
         quality,
         missing_areas,
         rotation: page.rotation,

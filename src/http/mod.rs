@@ -40,6 +40,8 @@ pub struct AppState {
     pub media: Arc<MediaService>,
     /// Loaded, warmed-up face models.
     pub vision: Arc<Vision>,
+    /// Verification jobs.
+    pub jobs: Arc<crate::workflow::jobs::Jobs>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Set once everything `/readyz` depends on has loaded.
@@ -56,6 +58,7 @@ impl AppState {
         admin_token: AdminToken,
         media: Arc<MediaService>,
         vision: Arc<Vision>,
+        jobs: Arc<crate::workflow::jobs::Jobs>,
     ) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
         let iad = routes::compat::facephi::IadSettings {
@@ -69,6 +72,7 @@ impl AppState {
             admin_token,
             media,
             vision,
+            jobs,
             metrics: Arc::new(Metrics::new()),
             ready: AtomicBool::new(false),
             iad: std::sync::RwLock::new(iad),
@@ -135,6 +139,7 @@ pub fn build_app(
         .service(
             web::scope("/admin/v1")
                 .configure(routes::admin::configure)
+                .configure(routes::workflow::configure_admin)
                 .configure(routes::audit::configure_admin),
         )
         .service(
@@ -145,6 +150,8 @@ pub fn build_app(
                 .configure(routes::document::configure)
                 .configure(routes::face::configure)
                 .configure(routes::liveness::configure)
+                .configure(routes::workflow::configure)
+                .configure(routes::webhooks::configure)
                 .configure(routes::audit::configure_tenant)
                 .default_service(web::to(route_not_found)),
         )

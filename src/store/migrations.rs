@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_face_match.sql"),
     include_str!("migrations/0004_audit_search.sql"),
     include_str!("migrations/0005_liveness_compat.sql"),
+    include_str!("migrations/0006_workflow.sql"),
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

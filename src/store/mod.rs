@@ -8,11 +8,13 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod jobs;
 pub mod keys;
 pub mod media;
 mod migrations;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};

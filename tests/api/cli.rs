@@ -118,11 +118,65 @@ fn document_ocr_reads_the_specimen_mrz_offline() {
         v["mrz"]["lines"][1], "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
         "{out}"
     );
-    assert_eq!(v["mrz"]["valid"], true, "{out}");
+    // Every check digit holds; only the (2012) expiry fails.
+    let failed: Vec<&str> = v["mrz"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["not_expired"], "{out}");
     assert_eq!(v["mrz"]["repairs"].as_array().unwrap().len(), 1);
     assert_eq!(v["detected"]["type"], "passport");
     assert_eq!(v["fields"]["surname"], "ERIKSSON");
     assert_eq!(v["fields"]["nationality"], "UTO");
     assert!(v["images"]["face_crop_base64"].is_string());
     assert!(v["text"].as_array().unwrap().len() > 20);
+}
+
+#[test]
+fn verify_runs_the_whole_workflow_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = |p: &str| format!("{}/tests/fixtures/{p}", env!("CARGO_MANIFEST_DIR"));
+    let (selfie, document) = (
+        fixture("faces/obama2.jpg"),
+        fixture("documents/passport-td3.jpg"),
+    );
+    let (code, out, err) = kycd(
+        dir.path(),
+        &[
+            "verify",
+            "--selfie",
+            &selfie,
+            "--document",
+            &document,
+            "--name",
+            "Anna Maria Eriksson",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Not the same person, and the specimen expired in 2012.
+    assert_eq!(v["decision"], "rejected", "{out}");
+    let reasons = v["reasons"].to_string();
+    assert!(reasons.contains("< 0.75 threshold"), "{reasons}");
+    assert!(
+        reasons.contains("document expired on 2012-04-15"),
+        "{reasons}"
+    );
+    assert_eq!(v["extracted"]["surname"], "ERIKSSON");
+    assert_eq!(
+        v["factors"]["kya"]["details"]["passed"],
+        serde_json::json!(["name_match"])
+    );
+    assert!(v["timings"]["total_ms"].is_number());
+    // The readable report names the decision.
+    let (code, out, _) = kycd(
+        dir.path(),
+        &["verify", "--selfie", &selfie, "--document", &document],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("decision: REJECTED"), "{out}");
 }

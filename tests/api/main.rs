@@ -15,3 +15,4 @@ mod media;
 mod observability;
 mod ocr_accuracy;
 mod signing;
+mod workflow;

@@ -113,15 +113,21 @@ fn yymmdd(rng: &mut Rng, y0: u32, y1: u32) -> (String, String) {
     )
 }
 
-/// A random identity in `format` (`TD1`, `TD2` or `TD3`) with its MRZ.
+/// A random identity in `format` (`TD1`, `TD2` or `TD3`) with its MRZ, valid for years.
 pub fn identity(rng: &mut Rng, format: &'static str) -> Truth {
+    identity_expiring(rng, format, (2027, 2036))
+}
+
+/// [`identity`] with the expiry year drawn from `expiry_years` (a past range gives an expired
+/// document).
+pub fn identity_expiring(rng: &mut Rng, format: &'static str, expiry_years: (u32, u32)) -> Truth {
     let surname = pick(rng, SURNAMES).to_owned();
     let given = pick(rng, GIVEN).to_owned();
     let state = pick(rng, STATES);
     let st = pad(state, 3);
     let number = alnum(rng, 9);
     let (birth, birth_iso) = yymmdd(rng, 1950, 2005);
-    let (expiry, expiry_iso) = yymmdd(rng, 2027, 2036);
+    let (expiry, expiry_iso) = yymmdd(rng, expiry_years.0, expiry_years.1);
     let sex = if rng.chance(0.5) { 'F' } else { 'M' };
     let nc = check_digit(&number);
     let bc = check_digit(&birth);

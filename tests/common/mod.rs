@@ -178,6 +178,12 @@ impl TestApp {
         self.create_key(&t)
     }
 
+    /// Runs `f` on a connection to the server's database.
+    pub fn with_store<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> T {
+        let db = rusqlite::Connection::open(self.data_path("kycd.db")).unwrap();
+        f(&db).unwrap()
+    }
+
     /// Sends a request signed now with `key` (and a fresh nonce, so repeats are not replays).
     pub fn signed(&self, key: &Key, method: &str, path: &str, body: &[u8]) -> Resp {
         let nonce = format!("n{}", rand_suffix());

@@ -9,3 +9,5 @@ pub mod liveness;
 pub mod media;
 pub mod ops;
 pub mod ping;
+pub mod webhooks;
+pub mod workflow;

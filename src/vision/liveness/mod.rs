@@ -46,6 +46,20 @@ pub enum SpoofType {
     Unknown,
 }
 
+impl SpoofType {
+    /// The name clients see (`none`, `screen`, `paper`, `mask`, `deepfake`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpoofType::None => "none",
+            SpoofType::Screen => "screen",
+            SpoofType::Paper => "paper",
+            SpoofType::Mask => "mask",
+            SpoofType::Deepfake => "deepfake",
+            SpoofType::Unknown => "unknown",
+        }
+    }
+}
+
 /// Per-tenant decision thresholds; every score they apply to is in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,0 +1,228 @@
+//! Tenant webhooks: `POST/GET /v1/webhooks`, `DELETE /v1/webhooks/{id}`, the delivery log
+//! `GET /v1/webhooks/{id}/deliveries`, a test ping `POST /v1/webhooks/{id}/test` and manual
+//! redelivery `POST /v1/webhooks/deliveries/{id}/redeliver`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::NewEntry;
+use crate::auth::Principal;
+use crate::error::{ApiError, Code};
+use crate::http::{resource, AppState};
+use crate::store::{self, webhooks::WebhookRow, StoreError};
+use crate::workflow::jobs::check_url;
+use crate::workflow::webhooks::{self as hooks, EVENTS, FAMILY};
+
+/// Registers the routes (inside the signed `/v1` scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/webhooks")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(resource("/webhooks/{id}").route(web::delete().to(delete)))
+    .service(resource("/webhooks/{id}/deliveries").route(web::get().to(deliveries)))
+    .service(resource("/webhooks/{id}/test").route(web::post().to(test_ping)))
+    .service(resource("/webhooks/deliveries/{id}/redeliver").route(web::post().to(redeliver)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    url: String,
+    /// Default: `kyc.completed` and `kyc.failed`.
+    events: Option<Vec<String>>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidInput, message).with_details(json!({ "field": field }))
+}
+
+/// Adds an endpoint; its signing secret is in this response only.
+async fn create(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: web::Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_url(&body.url).map_err(|e| invalid("url", format!("url {e}")))?;
+    let events = body
+        .events
+        .unwrap_or_else(|| vec!["kyc.completed".into(), "kyc.failed".into()]);
+    if events.is_empty() {
+        return Err(invalid("events", "at least one event"));
+    }
+    for (i, e) in events.iter().enumerate() {
+        if !EVENTS.contains(&e.as_str()) {
+            return Err(invalid(
+                &format!("events[{i}]"),
+                format!("unknown event `{e}`; known: {}", EVENTS.join(", ")),
+            ));
+        }
+    }
+    let st = state.clone();
+    let out = web::block(move || -> Result<_, ApiError> {
+        let secret = format!("whsec_{}", hooks::random_hex(24));
+        let row = WebhookRow {
+            id: format!("whk_{}", hooks::random_hex(12)),
+            tenant_id: principal.tenant_id.clone(),
+            url: body.url,
+            events,
+            created_at: store::now(),
+        };
+        let key = st.store.data_key(FAMILY)?;
+        st.store.write(|tx| {
+            let sealed = key.seal(secret.as_bytes(), row.id.as_bytes())?;
+            store::webhooks::insert(tx, &row, &sealed)?;
+            let entry = NewEntry::new(format!("key:{}", principal.key_id), "webhook.create")
+                .tenant(&row.tenant_id)
+                .target(&row.id);
+            store::audit::append(tx, &entry, row.created_at)?;
+            Ok(())
+        })?;
+        Ok(json!({ "id": row.id, "url": row.url, "events": row.events, "created_at": row.created_at, "secret": secret }))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(HttpResponse::Created().json(out))
+}
+
+async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let rows = web::block(move || {
+        st.store
+            .read(|c| store::webhooks::list(c, &principal.tenant_id))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(HttpResponse::Ok().json(json!({ "data": rows })))
+}
+
+async fn delete(
+    principal: Principal,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    web::block(move || -> Result<(), ApiError> {
+        st.store.write(|tx| {
+            if !store::webhooks::delete(tx, &principal.tenant_id, &id, store::now())? {
+                return Err(StoreError::NotFound("webhook"));
+            }
+            let entry = NewEntry::new(format!("key:{}", principal.key_id), "webhook.delete")
+                .tenant(&principal.tenant_id)
+                .target(id.as_str());
+            store::audit::append(tx, &entry, store::now())?;
+            Ok(())
+        })?;
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The endpoint's deliveries, newest first, each with its attempts.
+async fn deliveries(
+    principal: Principal,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let out = web::block(move || -> Result<_, ApiError> {
+        st.store
+            .read(|c| {
+                if store::webhooks::get(c, &principal.tenant_id, &id)?.is_none() {
+                    return Err(StoreError::NotFound("webhook"));
+                }
+                let rows = store::webhooks::deliveries(c, &principal.tenant_id, Some(&id), 100)?;
+                let mut data = Vec::new();
+                for d in rows {
+                    let attempts = store::webhooks::attempts(c, &d.id)?;
+                    let mut v = serde_json::to_value(&d).unwrap_or_default();
+                    v["attempt_log"] = json!(attempts);
+                    data.push(v);
+                }
+                Ok(json!({ "data": data }))
+            })
+            .map_err(ApiError::from)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Queues a `webhook.test` event to this endpoint only.
+async fn test_ping(
+    principal: Principal,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let delivery = web::block(move || -> Result<_, ApiError> {
+        let hook = st
+            .store
+            .read(|c| store::webhooks::get(c, &principal.tenant_id, &id))?
+            .ok_or_else(|| ApiError::new(Code::NotFound, "no such webhook"))?;
+        let body = hooks::event_body("webhook.test", json!({ "webhook_id": hook.id }));
+        let key = st.store.data_key(FAMILY)?;
+        let delivery_id = format!("dlv_{}", hooks::random_hex(12));
+        let now = store::now();
+        let payload = key
+            .seal(
+                &serde_json::to_vec(&body).unwrap_or_default(),
+                delivery_id.as_bytes(),
+            )
+            .map_err(StoreError::from)?;
+        st.store.write(|tx| {
+            store::webhooks::enqueue(
+                tx,
+                &store::webhooks::DeliveryRow {
+                    id: delivery_id.clone(),
+                    webhook_id: Some(hook.id.clone()),
+                    tenant_id: hook.tenant_id.clone(),
+                    url: hook.url.clone(),
+                    key_id: None,
+                    event: "webhook.test".into(),
+                    payload,
+                    status: "pending".into(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_status: None,
+                    last_error: None,
+                    created_at: now,
+                    delivered_at: None,
+                },
+            )
+        })?;
+        Ok(delivery_id)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.jobs.deliverer.wake.notify_one();
+    Ok(HttpResponse::Accepted().json(json!({ "delivery_id": delivery, "status": "pending" })))
+}
+
+async fn redeliver(
+    principal: Principal,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let id2 = id.clone();
+    web::block(move || -> Result<(), ApiError> {
+        st.store.write(|tx| {
+            if !store::webhooks::redeliver(tx, &principal.tenant_id, &id2, store::now())? {
+                return Err(StoreError::NotFound("delivery"));
+            }
+            Ok(())
+        })?;
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.jobs.deliverer.wake.notify_one();
+    Ok(HttpResponse::Accepted()
+        .json(json!({ "delivery_id": id.into_inner(), "status": "pending" })))
+}

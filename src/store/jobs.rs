@@ -1,0 +1,243 @@
+//! Verification jobs: queued by `POST /v1/kyc/verify`, claimed by workers, completed exactly
+//! once. A job left `running` by a crash is queued again at start-up (at-least-once execution);
+//! completion only moves a `running` job, in one transaction with its usage rows, so a result and
+//! its bill are written once however often the job ran.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::Result;
+
+/// A job as stored (its input and result are sealed; see the workflow module).
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// `job_…`.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// The key that submitted it.
+    pub key_id: Option<String>,
+    /// The submitting request's id.
+    pub request_id: String,
+    /// Whose data it holds (the client's `reference` when usable, else the job id).
+    pub subject_id: String,
+    /// The client's reference.
+    pub reference: Option<String>,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// Where to POST the result, besides the tenant's webhooks.
+    pub callback_url: Option<String>,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    /// Times a worker took it.
+    pub attempts: i64,
+    /// 0–100 once completed.
+    pub score: Option<i64>,
+    /// `accepted`, `review` or `rejected` once completed.
+    pub decision: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Sealed result JSON.
+    pub result: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When a worker last took it.
+    pub started_at: Option<i64>,
+    /// When it completed or failed.
+    pub finished_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
+    callback_url, status, attempts, score, decision, error, result, created_at, started_at, finished_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        key_id: r.get(2)?,
+        request_id: r.get(3)?,
+        subject_id: r.get(4)?,
+        reference: r.get(5)?,
+        idempotency_key: r.get(6)?,
+        callback_url: r.get(7)?,
+        status: r.get(8)?,
+        attempts: r.get(9)?,
+        score: r.get(10)?,
+        decision: r.get(11)?,
+        error: r.get(12)?,
+        result: r.get(13)?,
+        created_at: r.get(14)?,
+        started_at: r.get(15)?,
+        finished_at: r.get(16)?,
+    })
+}
+
+/// The tenant's job with this idempotency key, if any.
+pub fn by_idempotency_key(tx: &Connection, tenant_id: &str, key: &str) -> Result<Option<JobRow>> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2"),
+            params![tenant_id, key],
+            row,
+        )
+        .optional()?)
+}
+
+/// Queues a new job with its sealed input.
+pub fn insert(tx: &Transaction<'_>, job: &JobRow, sealed_input: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO jobs (id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
+         callback_url, status, attempts, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', 0, ?9)",
+        params![
+            job.id,
+            job.tenant_id,
+            job.key_id,
+            job.request_id,
+            job.subject_id,
+            job.reference,
+            job.idempotency_key,
+            job.callback_url,
+            job.created_at
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO job_inputs (job_id, sealed) VALUES (?1, ?2)",
+        params![job.id, sealed_input],
+    )?;
+    Ok(())
+}
+
+/// A tenant's job.
+pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND id = ?2"),
+            params![tenant_id, id],
+            row,
+        )
+        .optional()?)
+}
+
+/// A tenant's jobs, newest first, optionally of one status, after the `(created_at, id)` cursor.
+pub fn list(
+    conn: &Connection,
+    tenant_id: &str,
+    status: Option<&str>,
+    before: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<JobRow>> {
+    let (at, id) = before.unzip();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
+         AND (?3 IS NULL OR (created_at, id) < (?3, ?4)) ORDER BY created_at DESC, id DESC LIMIT ?5"
+    ))?;
+    let rows = stmt
+        .query_map(params![tenant_id, status, at, id, limit], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Takes the oldest queued job: marks it running and returns it with its sealed input.
+pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
+    let Some(id): Option<String> = tx
+        .query_row(
+            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    let job = tx.query_row(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+        [&id],
+        row,
+    )?;
+    let input: Vec<u8> = tx.query_row(
+        "SELECT sealed FROM job_inputs WHERE job_id = ?1",
+        [&id],
+        |r| r.get(0),
+    )?;
+    Ok(Some((job, input)))
+}
+
+/// Queues again every job a previous process left running; returns how many.
+pub fn requeue_running(tx: &Transaction<'_>) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE jobs SET status = 'queued' WHERE status = 'running'",
+        [],
+    )?)
+}
+
+/// Records the result of a running job and drops its input; `false` (and nothing written) when
+/// the job is no longer running, so a result is stored once.
+pub fn complete(
+    tx: &Transaction<'_>,
+    id: &str,
+    score: i64,
+    decision: &str,
+    sealed_result: &[u8],
+    now: i64,
+) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE jobs SET status = 'completed', score = ?2, decision = ?3, result = ?4, finished_at = ?5 \
+         WHERE id = ?1 AND status = 'running'",
+        params![id, score, decision, sealed_result, now],
+    )?;
+    if changed == 1 {
+        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", [id])?;
+    }
+    Ok(changed == 1)
+}
+
+/// Marks a running job failed (its input could not be processed at all); `false` when it was not
+/// running.
+pub fn fail(tx: &Transaction<'_>, id: &str, error: &str, now: i64) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1 AND status = 'running'",
+        params![id, error, now],
+    )?;
+    if changed == 1 {
+        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", [id])?;
+    }
+    Ok(changed == 1)
+}
+
+/// Jobs waiting, and the age in seconds of the oldest.
+pub fn queue_depth(conn: &Connection, now: i64) -> Result<(i64, i64)> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(?1 - MIN(created_at), 0) FROM jobs WHERE status = 'queued'",
+        [now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// A tenant's stored workflow configuration (JSON), if set.
+pub fn workflow_config(conn: &Connection, tenant_id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT config FROM workflow_configs WHERE tenant_id = ?1",
+            [tenant_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Stores a tenant's workflow configuration (already validated).
+pub fn set_workflow_config(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    json: &str,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO workflow_configs (tenant_id, config, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(tenant_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+        params![tenant_id, json, now],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Tenant webhook endpoints and the delivery log. A delivery is written in the same transaction
+//! as the event it announces (a job's result), so an event is never lost and never doubled;
+//! workers then take due deliveries and record every attempt.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::Result;
+
+/// A webhook endpoint (its secret stays sealed in the table).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WebhookRow {
+    /// `whk_…`.
+    pub id: String,
+    /// Owner.
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The events it receives.
+    pub events: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+fn webhook(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
+    let events: String = r.get(3)?;
+    Ok(WebhookRow {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        url: r.get(2)?,
+        events: events.split(',').map(str::to_owned).collect(),
+        created_at: r.get(4)?,
+    })
+}
+
+/// Adds an endpoint with its sealed secret.
+pub fn insert(tx: &Transaction<'_>, w: &WebhookRow, sealed_secret: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO webhooks (id, tenant_id, url, events, secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![w.id, w.tenant_id, w.url, w.events.join(","), sealed_secret, w.created_at],
+    )?;
+    Ok(())
+}
+
+/// A tenant's live endpoints.
+pub fn list(conn: &Connection, tenant_id: &str) -> Result<Vec<WebhookRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, tenant_id, url, events, created_at FROM webhooks \
+         WHERE tenant_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id",
+    )?;
+    let rows = stmt
+        .query_map([tenant_id], webhook)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// A tenant's live endpoint.
+pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<WebhookRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, tenant_id, url, events, created_at FROM webhooks \
+             WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+            params![tenant_id, id],
+            webhook,
+        )
+        .optional()?)
+}
+
+/// Retires an endpoint (kept for the delivery log); pending deliveries to it are dropped.
+pub fn delete(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE webhooks SET deleted_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
+        params![tenant_id, id, now],
+    )?;
+    tx.execute(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted' \
+         WHERE webhook_id = ?1 AND status = 'pending'",
+        [id],
+    )?;
+    Ok(n == 1)
+}
+
+/// The sealed secret of an endpoint.
+pub fn sealed_secret(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row("SELECT secret FROM webhooks WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// A delivery of one event to one URL.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryRow {
+    /// `dlv_…`.
+    pub id: String,
+    /// The endpoint (none for a job's `callback_url`).
+    pub webhook_id: Option<String>,
+    /// Owner.
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// Target.
+    pub url: String,
+    /// For `callback_url` deliveries: the key whose secret signs them.
+    #[serde(skip)]
+    pub key_id: Option<String>,
+    /// `kyc.completed`, `kyc.failed`, `webhook.test`.
+    pub event: String,
+    /// Sealed JSON body.
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (Unix seconds).
+    pub next_attempt_at: i64,
+    /// HTTP status of the last attempt.
+    pub last_status: Option<i64>,
+    /// Error of the last attempt.
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When a 2xx came back.
+    pub delivered_at: Option<i64>,
+}
+
+const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, url, key_id, event, payload, status, \
+    attempts, next_attempt_at, last_status, last_error, created_at, delivered_at";
+
+fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        webhook_id: r.get(1)?,
+        tenant_id: r.get(2)?,
+        url: r.get(3)?,
+        key_id: r.get(4)?,
+        event: r.get(5)?,
+        payload: r.get(6)?,
+        status: r.get(7)?,
+        attempts: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        last_status: r.get(10)?,
+        last_error: r.get(11)?,
+        created_at: r.get(12)?,
+        delivered_at: r.get(13)?,
+    })
+}
+
+/// Queues a delivery.
+pub fn enqueue(tx: &Transaction<'_>, d: &DeliveryRow) -> Result<()> {
+    tx.execute(
+        &format!("INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, NULL, NULL, ?9, NULL)"),
+        params![d.id, d.webhook_id, d.tenant_id, d.url, d.key_id, d.event, d.payload, d.next_attempt_at, d.created_at],
+    )?;
+    Ok(())
+}
+
+/// Takes up to `limit` due deliveries and pushes their next attempt `lease` seconds away, so a
+/// crash mid-attempt retries later rather than never, and no other worker sends them meanwhile.
+pub fn take_due(
+    tx: &Transaction<'_>,
+    now: i64,
+    lease: i64,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>> {
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 \
+         ORDER BY next_attempt_at LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![now, limit], delivery)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for d in &rows {
+        tx.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
+            params![d.id, now + lease],
+        )?;
+    }
+    Ok(rows)
+}
+
+/// One attempt's outcome.
+pub struct Attempt<'a> {
+    /// HTTP status, when a response came.
+    pub status: Option<i64>,
+    /// Transport error or non-2xx summary.
+    pub error: Option<&'a str>,
+    /// Duration of the attempt.
+    pub duration_ms: i64,
+    /// When to try again; `None` = delivered (2xx) or given up.
+    pub retry_at: Option<i64>,
+    /// Whether a 2xx came back.
+    pub delivered: bool,
+}
+
+/// Records an attempt and moves the delivery on.
+pub fn record_attempt(tx: &Transaction<'_>, id: &str, now: i64, a: &Attempt<'_>) -> Result<()> {
+    let attempt: i64 = tx.query_row(
+        "SELECT attempts + 1 FROM webhook_deliveries WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, attempt, now, a.status, a.error, a.duration_ms],
+    )?;
+    let status = if a.delivered {
+        "delivered"
+    } else if a.retry_at.is_some() {
+        "pending"
+    } else {
+        "failed"
+    };
+    tx.execute(
+        "UPDATE webhook_deliveries SET attempts = ?2, status = ?3, next_attempt_at = COALESCE(?4, next_attempt_at), \
+         last_status = ?5, last_error = ?6, delivered_at = CASE WHEN ?7 THEN ?8 ELSE delivered_at END WHERE id = ?1",
+        params![id, attempt, status, a.retry_at, a.status, a.error, a.delivered, now],
+    )?;
+    Ok(())
+}
+
+/// A tenant's deliveries, newest first (optionally of one endpoint).
+pub fn deliveries(
+    conn: &Connection,
+    tenant_id: &str,
+    webhook_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR webhook_id = ?2) \
+         ORDER BY created_at DESC, id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt
+        .query_map(params![tenant_id, webhook_id, limit], delivery)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttemptRow {
+    /// 1-based.
+    pub attempt: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// HTTP status, when a response came.
+    pub status: Option<i64>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: i64,
+}
+
+/// Every attempt of a delivery, in order.
+pub fn attempts(conn: &Connection, delivery_id: &str) -> Result<Vec<AttemptRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT attempt, at, status, error, duration_ms FROM webhook_attempts WHERE delivery_id = ?1 ORDER BY attempt",
+    )?;
+    let rows = stmt
+        .query_map([delivery_id], |r| {
+            Ok(AttemptRow {
+                attempt: r.get(0)?,
+                at: r.get(1)?,
+                status: r.get(2)?,
+                error: r.get(3)?,
+                duration_ms: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Sends a delivery again now (manual redelivery); `false` when the tenant has no such delivery.
+pub fn redeliver(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id, now],
+    )? == 1)
+}

@@ -1,0 +1,455 @@
+//! Per-tenant workflow configuration: which steps run and in what order, thresholds, weights,
+//! decision bands, mandatory fields and rules. Read from JSON with every unknown field refused,
+//! then [`WorkflowConfig::validate`]d so that a bad value is a 422 naming its field.
+
+use serde::{Deserialize, Serialize};
+
+/// A step of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Liveness and anti-spoof on the selfie (and frames).
+    Liveness,
+    /// Reading the document.
+    Ocr,
+    /// ICAO 9303 checks on what was read.
+    Validate,
+    /// Selfie against the document portrait.
+    FaceMatch,
+    /// Know-your-applicant checks on the declared data.
+    Kya,
+}
+
+impl Step {
+    /// Every step, in the default order.
+    pub const ALL: [Step; 5] = [
+        Step::Liveness,
+        Step::Ocr,
+        Step::Validate,
+        Step::FaceMatch,
+        Step::Kya,
+    ];
+
+    /// The step's name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Liveness => "liveness",
+            Step::Ocr => "ocr",
+            Step::Validate => "validate",
+            Step::FaceMatch => "face_match",
+            Step::Kya => "kya",
+        }
+    }
+}
+
+/// Thresholds a step's result is held to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Face similarity (0–1) at or above which selfie and portrait match.
+    pub face_match: f32,
+    /// Liveness confidence (0–1) below which a live verdict is not trusted.
+    pub liveness: f32,
+    /// Document confidence (0–1) below which the document counts as unreadable.
+    pub ocr_confidence: f32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            face_match: 0.75,
+            liveness: 0.5,
+            ocr_confidence: 0.5,
+        }
+    }
+}
+
+/// How much each factor weighs in the score (relative; only factors that ran count).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    /// Liveness.
+    pub liveness: u32,
+    /// Face match.
+    pub face_match: u32,
+    /// Document (OCR + validation).
+    pub document: u32,
+    /// Know your applicant.
+    pub kya: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            liveness: 30,
+            face_match: 40,
+            document: 25,
+            kya: 5,
+        }
+    }
+}
+
+/// Score bands: accepted at or above `accepted`, review at or above `review`, rejected below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bands {
+    /// Lowest accepted score.
+    pub accepted: u32,
+    /// Lowest score sent to review.
+    pub review: u32,
+}
+
+impl Default for Bands {
+    fn default() -> Self {
+        Bands {
+            accepted: 80,
+            review: 60,
+        }
+    }
+}
+
+/// A workflow outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Verified.
+    Accepted,
+    /// A person must look.
+    Review,
+    /// Refused.
+    Rejected,
+}
+
+impl Decision {
+    /// The decision's name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Accepted => "accepted",
+            Decision::Review => "review",
+            Decision::Rejected => "rejected",
+        }
+    }
+}
+
+/// What a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The document's expiry date has passed.
+    DocumentExpired,
+    /// The holder is younger than `value` years.
+    AgeBelow,
+    /// Liveness reported a spoof (`spoof_type` other than `none`).
+    SpoofDetected,
+    /// An MRZ check digit failed.
+    MrzChecksumFailed,
+    /// Selfie and portrait did not match.
+    FaceMismatch,
+    /// A mandatory field was not read.
+    MandatoryFieldMissing,
+    /// A KYA check failed (not merely skipped).
+    KyaFailed,
+}
+
+/// `when` holds → at least `decision` (rules only make a decision stricter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The condition.
+    pub when: Condition,
+    /// The condition's parameter (years for `age_below`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<u32>,
+    /// The decision it forces.
+    pub decision: Decision,
+}
+
+/// Document fields a workflow may require.
+pub const KNOWN_FIELDS: &[&str] = &[
+    "surname",
+    "given_names",
+    "document_number",
+    "nationality",
+    "issuing_country",
+    "date_of_birth",
+    "sex",
+    "date_of_expiry",
+    "date_of_issue",
+    "place_of_birth",
+    "personal_number",
+    "authority",
+];
+
+/// A tenant's workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowConfig {
+    /// Steps that run, in order (independent steps still run in parallel).
+    pub steps: Vec<Step>,
+    /// Thresholds.
+    pub thresholds: Thresholds,
+    /// Factor weights.
+    pub weights: Weights,
+    /// Decision bands.
+    pub bands: Bands,
+    /// Document fields that must be read.
+    pub mandatory_fields: Vec<String>,
+    /// Rules applied after scoring.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        WorkflowConfig {
+            steps: Step::ALL.to_vec(),
+            thresholds: Thresholds::default(),
+            weights: Weights::default(),
+            bands: Bands::default(),
+            mandatory_fields: vec![
+                "surname".into(),
+                "date_of_birth".into(),
+                "document_number".into(),
+            ],
+            rules: vec![
+                Rule {
+                    when: Condition::SpoofDetected,
+                    value: None,
+                    decision: Decision::Rejected,
+                },
+                Rule {
+                    when: Condition::FaceMismatch,
+                    value: None,
+                    decision: Decision::Rejected,
+                },
+                Rule {
+                    when: Condition::DocumentExpired,
+                    value: None,
+                    decision: Decision::Rejected,
+                },
+                Rule {
+                    when: Condition::AgeBelow,
+                    value: Some(18),
+                    decision: Decision::Rejected,
+                },
+                Rule {
+                    when: Condition::MrzChecksumFailed,
+                    value: None,
+                    decision: Decision::Review,
+                },
+                Rule {
+                    when: Condition::MandatoryFieldMissing,
+                    value: None,
+                    decision: Decision::Review,
+                },
+            ],
+        }
+    }
+}
+
+/// A configuration value that is not acceptable: which field and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON path of the field (`weights.liveness`, `rules[1].value`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a configuration from JSON: a type error or unknown field names its path.
+pub fn from_json(body: &[u8]) -> Result<WorkflowConfig, FieldError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let config: WorkflowConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        FieldError::new(field, e.inner().to_string())
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+impl WorkflowConfig {
+    /// Checks values serde cannot: ranges, orderings, step dependencies, rule parameters.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.steps.is_empty() {
+            return Err(FieldError::new("steps", "at least one step must run"));
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            if self.steps[..i].contains(s) {
+                return Err(FieldError::new(
+                    format!("steps[{i}]"),
+                    format!("`{}` is listed twice", s.name()),
+                ));
+            }
+        }
+        let has = |s: Step| self.steps.contains(&s);
+        let position = |s: Step| self.steps.iter().position(|&x| x == s);
+        for dependent in [Step::Validate, Step::FaceMatch] {
+            if has(dependent) && !has(Step::Ocr) {
+                return Err(FieldError::new(
+                    "steps",
+                    format!("`{}` needs `ocr`", dependent.name()),
+                ));
+            }
+            if has(dependent) && position(dependent) < position(Step::Ocr) {
+                return Err(FieldError::new(
+                    "steps",
+                    format!("`{}` must come after `ocr`", dependent.name()),
+                ));
+            }
+        }
+        let t = &self.thresholds;
+        for (name, v) in [
+            ("thresholds.face_match", t.face_match),
+            ("thresholds.liveness", t.liveness),
+            ("thresholds.ocr_confidence", t.ocr_confidence),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(FieldError::new(name, format!("{v} is not within 0–1")));
+            }
+        }
+        let w = &self.weights;
+        for (name, v) in [
+            ("weights.liveness", w.liveness),
+            ("weights.face_match", w.face_match),
+            ("weights.document", w.document),
+            ("weights.kya", w.kya),
+        ] {
+            if v > 100 {
+                return Err(FieldError::new(name, format!("{v} is above 100")));
+            }
+        }
+        if w.liveness + w.face_match + w.document + w.kya == 0 {
+            return Err(FieldError::new(
+                "weights",
+                "at least one weight must be above 0",
+            ));
+        }
+        let b = &self.bands;
+        if b.accepted > 100 {
+            return Err(FieldError::new("bands.accepted", "must be 0–100"));
+        }
+        if b.review > b.accepted {
+            return Err(FieldError::new(
+                "bands.review",
+                format!("{} is above bands.accepted ({})", b.review, b.accepted),
+            ));
+        }
+        for (i, f) in self.mandatory_fields.iter().enumerate() {
+            if !KNOWN_FIELDS.contains(&f.as_str()) {
+                return Err(FieldError::new(
+                    format!("mandatory_fields[{i}]"),
+                    format!("unknown field `{f}`; known: {}", KNOWN_FIELDS.join(", ")),
+                ));
+            }
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            match (r.when, r.value) {
+                (Condition::AgeBelow, None) => {
+                    return Err(FieldError::new(
+                        format!("rules[{i}].value"),
+                        "`age_below` needs a value in years",
+                    ))
+                }
+                (Condition::AgeBelow, Some(v)) if v > 150 => {
+                    return Err(FieldError::new(
+                        format!("rules[{i}].value"),
+                        format!("{v} years is not a plausible age"),
+                    ))
+                }
+                (Condition::AgeBelow, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(FieldError::new(
+                        format!("rules[{i}].value"),
+                        "only `age_below` takes a value",
+                    ))
+                }
+            }
+            if r.decision == Decision::Accepted {
+                return Err(FieldError::new(
+                    format!("rules[{i}].decision"),
+                    "a rule can force `review` or `rejected`, not `accepted`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> FieldError {
+        from_json(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones_and_valid() {
+        let c = from_json(b"{}").unwrap();
+        assert_eq!(c, WorkflowConfig::default());
+        assert_eq!(c.weights.liveness + c.weights.face_match, 70);
+        assert_eq!((c.bands.accepted, c.bands.review), (80, 60));
+        // Round trip.
+        let back = from_json(&serde_json::to_vec(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            err(r#"{"weights":{"liveness":"x"}}"#).field,
+            "weights.liveness"
+        );
+        assert_eq!(err(r#"{"weights":{"livenes":3}}"#).field, "weights.livenes");
+        assert!(err(r#"{"weights":{"livenes":3}}"#)
+            .message
+            .contains("livenes"));
+        assert_eq!(
+            err(r#"{"thresholds":{"face_match":1.5}}"#).field,
+            "thresholds.face_match"
+        );
+        assert_eq!(
+            err(r#"{"bands":{"accepted":70,"review":75}}"#).field,
+            "bands.review"
+        );
+        assert_eq!(err(r#"{"steps":["ocr","ocr"]}"#).field, "steps[1]");
+        assert_eq!(err(r#"{"steps":["face_match"]}"#).field, "steps");
+        assert_eq!(err(r#"{"steps":["face_match","ocr"]}"#).field, "steps");
+        assert_eq!(err(r#"{"steps":["selfie"]}"#).field, "steps[0]");
+        assert_eq!(
+            err(r#"{"mandatory_fields":["shoe_size"]}"#).field,
+            "mandatory_fields[0]"
+        );
+        assert_eq!(
+            err(r#"{"rules":[{"when":"age_below","decision":"rejected"}]}"#).field,
+            "rules[0].value"
+        );
+        assert_eq!(
+            err(r#"{"rules":[{"when":"document_expired","decision":"accepted"}]}"#).field,
+            "rules[0].decision"
+        );
+        assert_eq!(
+            err(r#"{"weights":{"liveness":0,"face_match":0,"document":0,"kya":0}}"#).field,
+            "weights"
+        );
+        assert_eq!(err(r#"{"colour":"blue"}"#).field, "colour");
+    }
+
+    #[test]
+    fn a_partial_config_keeps_the_other_defaults() {
+        let c = from_json(br#"{"steps":["liveness"],"weights":{"kya":0}}"#).unwrap();
+        assert_eq!(c.steps, vec![Step::Liveness]);
+        assert_eq!(c.weights.kya, 0);
+        assert_eq!(c.weights.face_match, 40);
+        assert_eq!(c.bands, Bands::default());
+    }
+}

@@ -1,0 +1,495 @@
+//! Verification jobs as a service: submission (inputs validated, sealed and queued in one
+//! transaction), the worker pool, and the job as the tenant sees it. Jobs live in SQLite, so a
+//! job accepted before a crash runs after the restart; its result and usage rows are written in
+//! one transaction that only a `running` job can take, so each is written once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use super::config::{self, Step, WorkflowConfig};
+use super::pipeline::{self, Settings, Subject};
+use super::webhooks::{self, Deliverer};
+use crate::kya::{Applicant, KyaSettings};
+use crate::media::{self, MediaError, MediaService};
+use crate::store::{self, jobs::JobRow, Store, StoreError};
+use crate::tenancy;
+use crate::vision::service::Vision;
+
+/// `POST /v1/kyc/verify`'s body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The selfie, base64.
+    pub selfie: String,
+    /// The document's front (or passport data page), base64.
+    pub document_front: String,
+    /// The card's back, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_back: Option<String>,
+    /// Liveness frames, base64 (3–30).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<String>,
+    /// What the applicant declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant: Option<Applicant>,
+    /// The client's own reference (also the subject id for erasure when it is a valid one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Where to POST the result, signed with the submitting key's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+}
+
+/// Why a submission was refused or a job could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A field is wrong.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Which.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// An image is wrong.
+    #[error("{field}: {source}")]
+    Image {
+        /// Which.
+        field: String,
+        /// Why.
+        source: MediaError,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Most frames a request may carry.
+const MAX_FRAMES: usize = 30;
+
+/// The job service.
+pub struct Jobs {
+    store: Arc<Store>,
+    media: Arc<MediaService>,
+    vision: Arc<Vision>,
+    kya: KyaSettings,
+    wake: Notify,
+    /// Webhook delivery (woken when a job's event is queued).
+    pub deliverer: Arc<Deliverer>,
+}
+
+impl Jobs {
+    /// A service over these parts; call [`Jobs::start`] to run workers.
+    pub fn new(
+        store: Arc<Store>,
+        media: Arc<MediaService>,
+        vision: Arc<Vision>,
+        kya: KyaSettings,
+        webhook_retry_scale: f64,
+    ) -> Self {
+        Jobs {
+            store: store.clone(),
+            media,
+            vision,
+            kya,
+            wake: Notify::new(),
+            deliverer: Arc::new(Deliverer::new(store, webhook_retry_scale)),
+        }
+    }
+
+    /// Validates and queues a verification; with an idempotency key already used by the tenant,
+    /// returns that job instead (`false`). Blocking.
+    pub fn submit(
+        &self,
+        tenant_id: &str,
+        key_id: Option<&str>,
+        request_id: &str,
+        request: &VerifyRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<(JobRow, bool), JobError> {
+        if let Some(k) = idempotency_key {
+            if k.is_empty() || k.len() > 255 {
+                return Err(invalid("Idempotency-Key", "1 to 255 characters"));
+            }
+            if let Some(existing) = self
+                .store
+                .read(|c| store::jobs::by_idempotency_key(c, tenant_id, k))?
+            {
+                return Ok((existing, false));
+            }
+        }
+        self.check_images(request)?;
+        if let Some(url) = &request.callback_url {
+            check_url(url).map_err(|reason| invalid("callback_url", &reason))?;
+        }
+        let id = format!("job_{}", random_hex(12));
+        let subject_id = match &request.reference {
+            Some(r) if media::validate_subject_id(r).is_ok() => r.clone(),
+            Some(r) if r.len() > 256 => return Err(invalid("reference", "at most 256 characters")),
+            _ => id.clone(),
+        };
+        let now = store::now();
+        let row = JobRow {
+            id: id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            key_id: key_id.map(str::to_owned),
+            request_id: request_id.to_owned(),
+            subject_id: subject_id.clone(),
+            reference: request.reference.clone(),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            callback_url: request.callback_url.clone(),
+            status: "queued".into(),
+            attempts: 0,
+            score: None,
+            decision: None,
+            error: None,
+            result: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        let input = serde_json::to_vec(request).map_err(|e| invalid("body", &e.to_string()))?;
+        let outcome = self.store.write(|tx| {
+            // Two requests with one key racing: the second finds the first here.
+            if let Some(k) = idempotency_key {
+                if let Some(existing) = store::jobs::by_idempotency_key(tx, tenant_id, k)? {
+                    return Ok((existing, false));
+                }
+            }
+            let key = self.store.subject_key(tx, tenant_id, &subject_id, now)?;
+            let sealed = key.seal(&input, id.as_bytes())?;
+            store::jobs::insert(tx, &row, &sealed)?;
+            Ok((row.clone(), true))
+        })?;
+        self.wake.notify_one();
+        Ok(outcome)
+    }
+
+    fn check_images(&self, r: &VerifyRequest) -> Result<(), JobError> {
+        if r.frames.len() > MAX_FRAMES || (1..3).contains(&r.frames.len()) {
+            return Err(invalid("frames", "3 to 30 frames, or none"));
+        }
+        let fields = [
+            ("selfie", Some(&r.selfie)),
+            ("document_front", Some(&r.document_front)),
+            ("document_back", r.document_back.as_ref()),
+        ];
+        let frames = r
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("frames[{i}]"), f));
+        for (field, b64) in fields
+            .into_iter()
+            .filter_map(|(f, b)| b.map(|b| (f.to_owned(), b)))
+            .chain(frames)
+        {
+            self.decode(b64)
+                .map_err(|source| JobError::Image { field, source })?;
+        }
+        Ok(())
+    }
+
+    fn decode(&self, b64: &str) -> Result<image::RgbImage, MediaError> {
+        let bytes = media::intake::decode_base64(b64, &self.media.limits)?;
+        Ok(self.media.accept(&bytes)?.image)
+    }
+
+    /// The job as its tenant sees it (the result opened with the subject's key).
+    pub fn view(&self, job: &JobRow) -> Value {
+        let result = job.result.as_ref().and_then(|sealed| {
+            let key = self
+                .store
+                .read(|c| {
+                    self.store
+                        .existing_subject_key(c, &job.tenant_id, &job.subject_id)
+                })
+                .ok()?;
+            let plain = key.open(sealed, job.id.as_bytes()).ok()?;
+            serde_json::from_slice::<Value>(&plain).ok()
+        });
+        let mut v = json!({
+            "job_id": job.id,
+            "status": job.status,
+            "reference": job.reference,
+            "created_at": rfc3339(job.created_at),
+            "finished_at": job.finished_at.map(rfc3339),
+            "attempts": job.attempts,
+        });
+        if let Some(e) = &job.error {
+            v["error"] = json!(e);
+        }
+        if let Some(Value::Object(r)) = result {
+            for (k, val) in r {
+                v[k] = val;
+            }
+        } else if job.status == "completed" {
+            // Completed, but the subject was erased since: the decision stays, the data is gone.
+            v["score"] = json!(job.score);
+            v["decision"] = json!(job.decision);
+            v["erased"] = json!(true);
+        }
+        v
+    }
+
+    /// Queues again what a previous process left running, then runs `workers` workers.
+    pub fn start(self: &Arc<Self>, workers: usize) -> Result<(), StoreError> {
+        let requeued = self.store.write(store::jobs::requeue_running)?;
+        if requeued > 0 {
+            tracing::info!(
+                requeued,
+                "jobs left running by the previous process queued again"
+            );
+        }
+        tokio::spawn(self.deliverer.clone().run());
+        for _ in 0..workers.max(1) {
+            let me = self.clone();
+            tokio::spawn(async move { me.work().await });
+        }
+        Ok(())
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            let me = self.clone();
+            let claimed = tokio::task::spawn_blocking(move || {
+                me.store
+                    .write(|tx| store::jobs::claim_next(tx, store::now()))
+            })
+            .await;
+            match claimed {
+                Ok(Ok(Some((job, input)))) => self.process(job, input).await,
+                Ok(Ok(None)) => {
+                    // Nothing queued: sleep until a submission wakes us (or a minute passes, in
+                    // case another process queued something).
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(60), self.wake.notified()).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "claiming a job failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => tracing::error!(error = %e, "job claim task failed"),
+            }
+        }
+    }
+
+    async fn process(&self, job: JobRow, sealed: Vec<u8>) {
+        let outcome = self.execute(&job, &sealed).await;
+        let me_store = self.store.clone();
+        let job2 = job.clone();
+        let written = tokio::task::spawn_blocking(move || finish(&me_store, &job2, outcome)).await;
+        match written {
+            Ok(Ok(true)) => {
+                self.deliverer.wake.notify_one();
+                tracing::info!(job = %job.id, "job finished");
+            }
+            Ok(Ok(false)) => tracing::warn!(job = %job.id, "job already finished elsewhere"),
+            Ok(Err(e)) => {
+                tracing::error!(job = %job.id, error = %e, "storing the job result failed")
+            }
+            Err(e) => tracing::error!(job = %job.id, error = %e, "job result task failed"),
+        }
+    }
+
+    async fn execute(
+        &self,
+        job: &JobRow,
+        sealed: &[u8],
+    ) -> Result<(pipeline::Outcome, Vec<&'static str>), String> {
+        let (request, settings) = {
+            let store = self.store.clone();
+            let job = job.clone();
+            let sealed = sealed.to_vec();
+            let kya = self.kya.clone();
+            tokio::task::spawn_blocking(move || -> Result<(VerifyRequest, Settings), String> {
+                let key = store
+                    .read(|c| store.existing_subject_key(c, &job.tenant_id, &job.subject_id))
+                    .map_err(|e| format!("the job's data is gone: {e}"))?;
+                let plain = key
+                    .open(&sealed, job.id.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                let request: VerifyRequest =
+                    serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
+                let workflow = workflow_config(&store, &job.tenant_id);
+                let liveness =
+                    tenancy::liveness_thresholds(&store, &job.tenant_id).unwrap_or_default();
+                Ok((
+                    request,
+                    Settings {
+                        workflow,
+                        liveness,
+                        kya,
+                    },
+                ))
+            })
+            .await
+            .map_err(|e| e.to_string())??
+        };
+        let decode = |b: &str| self.decode(b).map_err(|e| e.to_string());
+        let subject = Subject {
+            selfie: decode(&request.selfie)?,
+            document_front: decode(&request.document_front)?,
+            document_back: request.document_back.as_deref().map(decode).transpose()?,
+            frames: request
+                .frames
+                .iter()
+                .map(|f| decode(f))
+                .collect::<Result<_, _>>()?,
+            applicant: request.applicant.clone().unwrap_or_default(),
+        };
+        let modules = billed_modules(&settings.workflow);
+        let outcome = pipeline::run(self.vision.clone(), subject, &settings, &|_, _| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((outcome, modules))
+    }
+}
+
+/// The modules a workflow bills: each step that ran (KYA is part of the workflow, not a module).
+fn billed_modules(wf: &WorkflowConfig) -> Vec<&'static str> {
+    wf.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Liveness => Some("liveness"),
+            Step::Ocr => Some("ocr"),
+            Step::Validate => Some("validation"),
+            Step::FaceMatch => Some("face_match"),
+            Step::Kya => None,
+        })
+        .collect()
+}
+
+/// Writes the result (or the failure) and the usage rows in one transaction.
+fn finish(
+    store: &Store,
+    job: &JobRow,
+    outcome: Result<(pipeline::Outcome, Vec<&'static str>), String>,
+) -> Result<bool, StoreError> {
+    let now = store::now();
+    let hooks_key = store.data_key(webhooks::FAMILY)?;
+    store.write(|tx| match &outcome {
+        Ok((o, modules)) => {
+            let body = serde_json::to_vec(o).unwrap_or_default();
+            let key = store.subject_key(tx, &job.tenant_id, &job.subject_id, now)?;
+            let sealed = key.seal(&body, job.id.as_bytes())?;
+            let done = store::jobs::complete(
+                tx,
+                &job.id,
+                i64::from(o.verdict.score),
+                o.verdict.decision.name(),
+                &sealed,
+                now,
+            )?;
+            if done {
+                let mut data = serde_json::to_value(o).unwrap_or_default();
+                data["job_id"] = json!(job.id);
+                data["status"] = json!("completed");
+                data["reference"] = json!(job.reference);
+                let body = webhooks::event_body("kyc.completed", data);
+                let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
+                webhooks::enqueue_event(&hooks_key, tx, &job.tenant_id, "kyc.completed", &body, callback)?;
+                for module in modules {
+                    store::usage::record(
+                        tx,
+                        &store::usage::UsageEvent {
+                            request_id: &job.id,
+                            tenant_id: &job.tenant_id,
+                            key_id: job.key_id.as_deref(),
+                            module,
+                            unit_price_minor: 0,
+                            at: now,
+                        },
+                    )?;
+                }
+            }
+            Ok(done)
+        }
+        Err(e) => {
+            let failed = store::jobs::fail(tx, &job.id, e, now)?;
+            if failed {
+                let data = json!({ "job_id": job.id, "status": "failed", "reference": job.reference, "error": e });
+                let body = webhooks::event_body("kyc.failed", data);
+                let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
+                webhooks::enqueue_event(&hooks_key, tx, &job.tenant_id, "kyc.failed", &body, callback)?;
+            }
+            Ok(failed)
+        }
+    })
+}
+
+/// The tenant's workflow (the defaults when unset or, after tampering, unreadable).
+pub fn workflow_config(store: &Store, tenant_id: &str) -> WorkflowConfig {
+    store
+        .read(|c| store::jobs::workflow_config(c, tenant_id))
+        .ok()
+        .flatten()
+        .and_then(|json| config::from_json(json.as_bytes()).ok())
+        .unwrap_or_default()
+}
+
+fn invalid(field: &str, reason: &str) -> JobError {
+    JobError::Invalid {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// An `http(s)://` URL with a host.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace) {
+        return Err("not a usable URL".into());
+    }
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut raw = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+impl crate::error::ErrorCode for JobError {
+    fn code(&self) -> crate::error::Code {
+        match self {
+            JobError::Invalid { .. } => crate::error::Code::InvalidInput,
+            JobError::Image { source, .. } => source.code(),
+            JobError::Store(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            JobError::Invalid { field, .. } => json!({ "field": field }),
+            JobError::Image { field, source } => {
+                let mut d = source.details();
+                if !d.is_object() {
+                    d = json!({});
+                }
+                d["field"] = json!(field);
+                d
+            }
+            JobError::Store(e) => e.details(),
+        }
+    }
+}
