@@ -87,8 +87,8 @@ async fn mx(domain: &str, resolver: &MxResolver, timeout: Duration) -> Check {
                 "MX lookup not configured (offline)",
             )
         }
-        MxResolver::System => match TokioAsyncResolver::tokio_from_system_conf() {
-            Ok(r) => r,
+        MxResolver::System => match hickory_resolver::system_conf::read_system_conf() {
+            Ok((config, _)) => TokioAsyncResolver::tokio(config, opts),
             Err(e) => {
                 return Check::new(
                     "email_mx",
@@ -110,11 +110,26 @@ async fn mx(domain: &str, resolver: &MxResolver, timeout: Duration) -> Check {
             Check::new("email_mx", Status::Pass, format!("MX {}", hosts.join(", ")))
         }
         Err(e) => match e.kind() {
-            ResolveErrorKind::NoRecordsFound { .. } => Check::new(
-                "email_mx",
-                Status::Fail,
-                format!("no MX record for {domain}"),
-            ),
+            // RFC 5321 §5.1: without MX records, mail goes to the domain's own address.
+            ResolveErrorKind::NoRecordsFound { .. } => {
+                match resolver.lookup_ip(format!("{domain}.")).await {
+                    Ok(_) => Check::new(
+                        "email_mx",
+                        Status::Pass,
+                        format!("no MX; {domain} has an address (RFC 5321 fallback)"),
+                    ),
+                    Err(e) if matches!(e.kind(), ResolveErrorKind::NoRecordsFound { .. }) => {
+                        Check::new(
+                            "email_mx",
+                            Status::Fail,
+                            format!("no MX or address record for {domain}"),
+                        )
+                    }
+                    Err(e) => {
+                        Check::new("email_mx", Status::Skipped, format!("DNS unreachable: {e}"))
+                    }
+                }
+            }
             _ => Check::new("email_mx", Status::Skipped, format!("DNS unreachable: {e}")),
         },
     }

@@ -83,9 +83,11 @@ pub fn delete(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Resu
 /// The sealed secret of an endpoint.
 pub fn sealed_secret(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
-        .query_row("SELECT secret FROM webhooks WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT secret FROM webhooks WHERE id = ?1 AND deleted_at IS NULL",
+            [id],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -104,6 +106,9 @@ pub struct DeliveryRow {
     /// For `callback_url` deliveries: the key whose secret signs them.
     #[serde(skip)]
     pub key_id: Option<String>,
+    /// Whose data the payload holds (sealed with that subject's key); `None` = the webhooks key.
+    #[serde(skip)]
+    pub subject_id: Option<String>,
     /// `kyc.completed`, `kyc.failed`, `webhook.test`.
     pub event: String,
     /// Sealed JSON body.
@@ -126,7 +131,7 @@ pub struct DeliveryRow {
 }
 
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, url, key_id, event, payload, status, \
-    attempts, next_attempt_at, last_status, last_error, created_at, delivered_at";
+    attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, subject_id";
 
 fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -144,14 +149,15 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         last_error: r.get(11)?,
         created_at: r.get(12)?,
         delivered_at: r.get(13)?,
+        subject_id: r.get(14)?,
     })
 }
 
 /// Queues a delivery.
 pub fn enqueue(tx: &Transaction<'_>, d: &DeliveryRow) -> Result<()> {
     tx.execute(
-        &format!("INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, NULL, NULL, ?9, NULL)"),
-        params![d.id, d.webhook_id, d.tenant_id, d.url, d.key_id, d.event, d.payload, d.next_attempt_at, d.created_at],
+        &format!("INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, NULL, NULL, ?9, NULL, ?10)"),
+        params![d.id, d.webhook_id, d.tenant_id, d.url, d.key_id, d.event, d.payload, d.next_attempt_at, d.created_at, d.subject_id],
     )?;
     Ok(())
 }
@@ -214,7 +220,8 @@ pub fn record_attempt(tx: &Transaction<'_>, id: &str, now: i64, a: &Attempt<'_>)
     };
     tx.execute(
         "UPDATE webhook_deliveries SET attempts = ?2, status = ?3, next_attempt_at = COALESCE(?4, next_attempt_at), \
-         last_status = ?5, last_error = ?6, delivered_at = CASE WHEN ?7 THEN ?8 ELSE delivered_at END WHERE id = ?1",
+         last_status = ?5, last_error = ?6, delivered_at = CASE WHEN ?7 THEN ?8 ELSE delivered_at END \
+         WHERE id = ?1 AND status = 'pending'",
         params![id, attempt, status, a.retry_at, a.status, a.error, a.delivered, now],
     )?;
     Ok(())
@@ -271,10 +278,32 @@ pub fn attempts(conn: &Connection, delivery_id: &str) -> Result<Vec<AttemptRow>>
     Ok(rows)
 }
 
-/// Sends a delivery again now (manual redelivery); `false` when the tenant has no such delivery.
-pub fn redeliver(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Result<bool> {
-    Ok(tx.execute(
-        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
-        params![tenant_id, id, now],
-    )? == 1)
+/// Sends a delivery again now (manual redelivery). `NotFound` when the tenant has no such
+/// delivery; `Conflict` while it is still pending (a second send could race the one under way) or
+/// when its endpoint was deleted.
+pub fn redeliver(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Result<()> {
+    let row: Option<(String, Option<i64>)> = tx
+        .query_row(
+            "SELECT d.status, w.deleted_at FROM webhook_deliveries d \
+             LEFT JOIN webhooks w ON w.id = d.webhook_id WHERE d.tenant_id = ?1 AND d.id = ?2",
+            params![tenant_id, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => Err(super::StoreError::NotFound("delivery")),
+        Some((status, _)) if status == "pending" => Err(super::StoreError::Conflict(
+            "the delivery is still pending".into(),
+        )),
+        Some((_, Some(_))) => Err(super::StoreError::Conflict(
+            "the webhook endpoint was deleted".into(),
+        )),
+        Some(_) => {
+            tx.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            Ok(())
+        }
+    }
 }

@@ -292,6 +292,10 @@ impl WorkflowConfig {
         }
         let has = |s: Step| self.steps.contains(&s);
         let position = |s: Step| self.steps.iter().position(|&x| x == s);
+        // The selfie's face comes from the liveness step.
+        if has(Step::FaceMatch) && !has(Step::Liveness) {
+            return Err(FieldError::new("steps", "`face_match` needs `liveness`"));
+        }
         for dependent in [Step::Validate, Step::FaceMatch] {
             if has(dependent) && !has(Step::Ocr) {
                 return Err(FieldError::new(
@@ -327,10 +331,20 @@ impl WorkflowConfig {
                 return Err(FieldError::new(name, format!("{v} is above 100")));
             }
         }
-        if w.liveness + w.face_match + w.document + w.kya == 0 {
+        let counted: u32 = [
+            (has(Step::Liveness), w.liveness),
+            (has(Step::FaceMatch), w.face_match),
+            (has(Step::Ocr), w.document),
+            (has(Step::Kya), w.kya),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, w)| w)
+        .sum();
+        if counted == 0 {
             return Err(FieldError::new(
                 "weights",
-                "at least one weight must be above 0",
+                "the steps that run must weigh more than 0 in all",
             ));
         }
         let b = &self.bands;
@@ -424,6 +438,11 @@ mod tests {
         assert_eq!(err(r#"{"steps":["ocr","ocr"]}"#).field, "steps[1]");
         assert_eq!(err(r#"{"steps":["face_match"]}"#).field, "steps");
         assert_eq!(err(r#"{"steps":["face_match","ocr"]}"#).field, "steps");
+        assert_eq!(err(r#"{"steps":["ocr","face_match"]}"#).field, "steps");
+        assert_eq!(
+            err(r#"{"steps":["liveness"],"weights":{"liveness":0}}"#).field,
+            "weights"
+        );
         assert_eq!(err(r#"{"steps":["selfie"]}"#).field, "steps[0]");
         assert_eq!(
             err(r#"{"mandatory_fields":["shoe_size"]}"#).field,

@@ -68,6 +68,8 @@ pub enum JobError {
     Store(#[from] StoreError),
 }
 
+/// Times a job is started (a crash mid-job restarts it) before it is failed.
+const MAX_ATTEMPTS: i64 = 3;
 /// Most frames a request may carry.
 const MAX_FRAMES: usize = 30;
 
@@ -195,8 +197,7 @@ impl Jobs {
     }
 
     fn decode(&self, b64: &str) -> Result<image::RgbImage, MediaError> {
-        let bytes = media::intake::decode_base64(b64, &self.media.limits)?;
-        Ok(self.media.accept(&bytes)?.image)
+        decode_with(&self.media, b64)
     }
 
     /// The job as its tenant sees it (the result opened with the subject's key).
@@ -279,10 +280,29 @@ impl Jobs {
     }
 
     async fn process(&self, job: JobRow, sealed: Vec<u8>) {
-        let outcome = self.execute(&job, &sealed).await;
-        let me_store = self.store.clone();
-        let job2 = job.clone();
-        let written = tokio::task::spawn_blocking(move || finish(&me_store, &job2, outcome)).await;
+        use futures_util::FutureExt;
+        // A job that took the process down each time it ran is not run again forever.
+        let outcome = if job.attempts > MAX_ATTEMPTS {
+            Err(format!("gave up after {MAX_ATTEMPTS} attempts"))
+        } else {
+            // A panic in a step fails this job, not the worker.
+            std::panic::AssertUnwindSafe(self.execute(&job, &sealed))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err("the verification stopped unexpectedly".into()))
+        };
+        let outcome = Arc::new(outcome);
+        let mut written = Ok(Ok(false));
+        // The store may be busy (the CLI holds the lock, say): try a few times before leaving the
+        // job to the next start-up.
+        for delay in [0u64, 1, 5, 30] {
+            tokio::time::sleep(Duration::from_secs(delay)).await;
+            let (store, job2, outcome) = (self.store.clone(), job.clone(), outcome.clone());
+            written = tokio::task::spawn_blocking(move || finish(&store, &job2, &outcome)).await;
+            if matches!(written, Ok(Ok(_))) {
+                break;
+            }
+        }
         match written {
             Ok(Ok(true)) => {
                 self.deliverer.wake.notify_one();
@@ -301,12 +321,14 @@ impl Jobs {
         job: &JobRow,
         sealed: &[u8],
     ) -> Result<(pipeline::Outcome, Vec<&'static str>), String> {
-        let (request, settings) = {
-            let store = self.store.clone();
-            let job = job.clone();
-            let sealed = sealed.to_vec();
-            let kya = self.kya.clone();
-            tokio::task::spawn_blocking(move || -> Result<(VerifyRequest, Settings), String> {
+        let store = self.store.clone();
+        let media = self.media.clone();
+        let job = job.clone();
+        let sealed = sealed.to_vec();
+        let kya = self.kya.clone();
+        // Opening, base64 and image decoding (and an antivirus scan) are blocking work.
+        let (subject, settings) =
+            tokio::task::spawn_blocking(move || -> Result<(Subject, Settings), String> {
                 let key = store
                     .read(|c| store.existing_subject_key(c, &job.tenant_id, &job.subject_id))
                     .map_err(|e| format!("the job's data is gone: {e}"))?;
@@ -315,39 +337,39 @@ impl Jobs {
                     .map_err(|e| e.to_string())?;
                 let request: VerifyRequest =
                     serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
-                let workflow = workflow_config(&store, &job.tenant_id);
-                let liveness =
-                    tenancy::liveness_thresholds(&store, &job.tenant_id).unwrap_or_default();
-                Ok((
-                    request,
-                    Settings {
-                        workflow,
-                        liveness,
-                        kya,
-                    },
-                ))
+                let decode = |b: &str| decode_with(&media, b).map_err(|e| e.to_string());
+                let subject = Subject {
+                    selfie: decode(&request.selfie)?,
+                    document_front: decode(&request.document_front)?,
+                    document_back: request.document_back.as_deref().map(decode).transpose()?,
+                    frames: request
+                        .frames
+                        .iter()
+                        .map(|f| decode(f))
+                        .collect::<Result<_, _>>()?,
+                    applicant: request.applicant.clone().unwrap_or_default(),
+                };
+                let settings = Settings {
+                    workflow: workflow_config(&store, &job.tenant_id),
+                    liveness: tenancy::liveness_thresholds(&store, &job.tenant_id)
+                        .unwrap_or_default(),
+                    kya,
+                };
+                Ok((subject, settings))
             })
             .await
-            .map_err(|e| e.to_string())??
-        };
-        let decode = |b: &str| self.decode(b).map_err(|e| e.to_string());
-        let subject = Subject {
-            selfie: decode(&request.selfie)?,
-            document_front: decode(&request.document_front)?,
-            document_back: request.document_back.as_deref().map(decode).transpose()?,
-            frames: request
-                .frames
-                .iter()
-                .map(|f| decode(f))
-                .collect::<Result<_, _>>()?,
-            applicant: request.applicant.clone().unwrap_or_default(),
-        };
+            .map_err(|e| e.to_string())??;
         let modules = billed_modules(&settings.workflow);
         let outcome = pipeline::run(self.vision.clone(), subject, &settings, &|_, _| {})
             .await
             .map_err(|e| e.to_string())?;
         Ok((outcome, modules))
     }
+}
+
+fn decode_with(media: &MediaService, b64: &str) -> Result<image::RgbImage, MediaError> {
+    let bytes = media::intake::decode_base64(b64, &media.limits)?;
+    Ok(media.accept(&bytes)?.image)
 }
 
 /// The modules a workflow bills: each step that ran (KYA is part of the workflow, not a module).
@@ -368,14 +390,21 @@ fn billed_modules(wf: &WorkflowConfig) -> Vec<&'static str> {
 fn finish(
     store: &Store,
     job: &JobRow,
-    outcome: Result<(pipeline::Outcome, Vec<&'static str>), String>,
+    outcome: &Result<(pipeline::Outcome, Vec<&'static str>), String>,
 ) -> Result<bool, StoreError> {
     let now = store::now();
     let hooks_key = store.data_key(webhooks::FAMILY)?;
     store.write(|tx| match &outcome {
         Ok((o, modules)) => {
             let body = serde_json::to_vec(o).unwrap_or_default();
-            let key = store.subject_key(tx, &job.tenant_id, &job.subject_id, now)?;
+            // Erased while the job ran: keep the erasure — no result, no payload, no new key.
+            let key = match store.existing_subject_key(tx, &job.tenant_id, &job.subject_id) {
+                Ok(k) => k,
+                Err(StoreError::NotFound(_)) => {
+                    return store::jobs::fail(tx, &job.id, "the subject was erased", now)
+                }
+                Err(e) => return Err(e),
+            };
             let sealed = key.seal(&body, job.id.as_bytes())?;
             let done = store::jobs::complete(
                 tx,
@@ -392,7 +421,7 @@ fn finish(
                 data["reference"] = json!(job.reference);
                 let body = webhooks::event_body("kyc.completed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
-                webhooks::enqueue_event(&hooks_key, tx, &job.tenant_id, "kyc.completed", &body, callback)?;
+                webhooks::enqueue_event(&key, Some(&job.subject_id), tx, &job.tenant_id, "kyc.completed", &body, callback)?;
                 for module in modules {
                     store::usage::record(
                         tx,
@@ -415,7 +444,7 @@ fn finish(
                 let data = json!({ "job_id": job.id, "status": "failed", "reference": job.reference, "error": e });
                 let body = webhooks::event_body("kyc.failed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
-                webhooks::enqueue_event(&hooks_key, tx, &job.tenant_id, "kyc.failed", &body, callback)?;
+                webhooks::enqueue_event(&hooks_key, None, tx, &job.tenant_id, "kyc.failed", &body, callback)?;
             }
             Ok(failed)
         }

@@ -62,10 +62,13 @@ pub fn event_body(event: &str, data: Value) -> Value {
 }
 
 /// Queues `event` to every endpoint of the tenant subscribed to it, and to `callback_url` (signed
-/// with `key_id`'s secret), inside the caller's transaction. `key` is the [`FAMILY`] data key,
-/// fetched before the transaction (fetching it the first time writes, and the writer is held).
+/// with `key_id`'s secret), inside the caller's transaction. The payload is sealed with `key`:
+/// the subject's key when it carries personal data (`subject_id` given, so erasing the subject
+/// shreds undelivered payloads too), else the [`FAMILY`] key — fetched before the transaction
+/// (fetching it the first time writes, and the writer is held).
 pub fn enqueue_event(
     key: &DataKey,
+    subject_id: Option<&str>,
     tx: &rusqlite::Transaction<'_>,
     tenant_id: &str,
     event: &str,
@@ -94,6 +97,7 @@ pub fn enqueue_event(
                 tenant_id: tenant_id.to_owned(),
                 url: url.clone(),
                 key_id: key_id.clone(),
+                subject_id: subject_id.map(str::to_owned),
                 event: event.to_owned(),
                 payload,
                 status: "pending".into(),
@@ -164,10 +168,9 @@ impl Deliverer {
                 }
                 let me = self.clone();
                 tokio::task::spawn_blocking(move || {
+                    // Released even if the attempt panics, so the tenant is not throttled forever.
+                    let _slot = TenantSlot(&me, &d.tenant_id);
                     me.attempt(&d);
-                    if let Some(n) = me.in_flight().get_mut(&d.tenant_id) {
-                        *n = n.saturating_sub(1);
-                    }
                 });
             }
         }
@@ -209,11 +212,15 @@ impl Deliverer {
     }
 
     fn send(&self, d: &DeliveryRow) -> Result<u16, String> {
-        let body = self
-            .store
-            .data_key(FAMILY)
+        let key = match &d.subject_id {
+            Some(subject) => self
+                .store
+                .read(|c| self.store.existing_subject_key(c, &d.tenant_id, subject)),
+            None => self.store.data_key(FAMILY),
+        };
+        let body = key
             .and_then(|k| Ok(k.open(&d.payload, d.id.as_bytes())?.to_vec()))
-            .map_err(|e| format!("payload unreadable: {e}"))?;
+            .map_err(|e| format!("payload unreadable (subject erased?): {e}"))?;
         let secret = self.secret(d)?;
         let t = store::now();
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -261,6 +268,17 @@ impl Deliverer {
             (None, None) => Err(StoreError::NotFound("signing secret")),
         };
         result.map_err(|e| format!("no signing secret: {e}"))
+    }
+}
+
+/// One of a tenant's in-flight places, given back on drop.
+struct TenantSlot<'a>(&'a Deliverer, &'a str);
+
+impl Drop for TenantSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.in_flight().get_mut(self.1) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 

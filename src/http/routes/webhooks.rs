@@ -184,6 +184,7 @@ async fn test_ping(
                     tenant_id: hook.tenant_id.clone(),
                     url: hook.url.clone(),
                     key_id: None,
+                    subject_id: None,
                     event: "webhook.test".into(),
                     payload,
                     status: "pending".into(),
@@ -212,12 +213,8 @@ async fn redeliver(
     let st = state.clone();
     let id2 = id.clone();
     web::block(move || -> Result<(), ApiError> {
-        st.store.write(|tx| {
-            if !store::webhooks::redeliver(tx, &principal.tenant_id, &id2, store::now())? {
-                return Err(StoreError::NotFound("delivery"));
-            }
-            Ok(())
-        })?;
+        st.store
+            .write(|tx| store::webhooks::redeliver(tx, &principal.tenant_id, &id2, store::now()))?;
         Ok(())
     })
     .await

@@ -55,6 +55,7 @@ CREATE TABLE webhook_deliveries (
     tenant_id        TEXT NOT NULL REFERENCES tenants(id),
     url              TEXT NOT NULL,
     key_id           TEXT,                 -- callback_url deliveries are signed with this key
+    subject_id       TEXT,                 -- payload sealed with this subject's key (erasure shreds it)
     event            TEXT NOT NULL,
     payload          BLOB NOT NULL,
     status           TEXT NOT NULL,        -- pending | delivered | failed
