@@ -86,31 +86,65 @@ pub fn enqueue_event(
     if let Some((url, key_id)) = callback {
         targets.push((None, url.to_owned(), key_id.map(str::to_owned)));
     }
-    for (webhook_id, url, key_id) in &targets {
-        let id = format!("dlv_{}", random_hex(12));
-        let payload = key.seal(&bytes, id.as_bytes())?;
-        store::webhooks::enqueue(
-            tx,
-            &DeliveryRow {
-                id,
-                webhook_id: webhook_id.clone(),
-                tenant_id: tenant_id.to_owned(),
-                url: url.clone(),
-                key_id: key_id.clone(),
-                subject_id: subject_id.map(str::to_owned),
-                event: event.to_owned(),
-                payload,
-                status: "pending".into(),
-                attempts: 0,
-                next_attempt_at: now,
-                last_status: None,
-                last_error: None,
-                created_at: now,
-                delivered_at: None,
-            },
-        )?;
+    for (webhook_id, url, key_id) in targets.iter().cloned() {
+        let target = Target {
+            tenant_id,
+            webhook_id,
+            url,
+            key_id,
+            subject_id: subject_id.map(str::to_owned),
+        };
+        enqueue_one(key, tx, target, event, &bytes, now)?;
     }
     Ok(targets.len())
+}
+
+/// Where one delivery goes and how it is signed and sealed.
+pub struct Target<'a> {
+    /// Owner.
+    pub tenant_id: &'a str,
+    /// The endpoint (signed with its secret), or `None` for a callback URL.
+    pub webhook_id: Option<String>,
+    /// Where to POST.
+    pub url: String,
+    /// For a callback URL: the key whose secret signs it.
+    pub key_id: Option<String>,
+    /// The subject whose key sealed the payload, if any.
+    pub subject_id: Option<String>,
+}
+
+/// Seals `body` for a new delivery to `target` and queues it; returns the delivery id.
+pub fn enqueue_one(
+    key: &DataKey,
+    tx: &rusqlite::Transaction<'_>,
+    target: Target<'_>,
+    event: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<String, StoreError> {
+    let id = format!("dlv_{}", random_hex(12));
+    let payload = key.seal(body, id.as_bytes())?;
+    store::webhooks::enqueue(
+        tx,
+        &DeliveryRow {
+            id: id.clone(),
+            webhook_id: target.webhook_id,
+            tenant_id: target.tenant_id.to_owned(),
+            url: target.url,
+            key_id: target.key_id,
+            subject_id: target.subject_id,
+            event: event.to_owned(),
+            payload,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+        },
+    )?;
+    Ok(id)
 }
 
 /// The delivery loop: every second (or when woken), due deliveries are attempted.

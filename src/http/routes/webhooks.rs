@@ -167,37 +167,18 @@ async fn test_ping(
             .ok_or_else(|| ApiError::new(Code::NotFound, "no such webhook"))?;
         let body = hooks::event_body("webhook.test", json!({ "webhook_id": hook.id }));
         let key = st.store.data_key(FAMILY)?;
-        let delivery_id = format!("dlv_{}", hooks::random_hex(12));
-        let now = store::now();
-        let payload = key
-            .seal(
-                &serde_json::to_vec(&body).unwrap_or_default(),
-                delivery_id.as_bytes(),
-            )
-            .map_err(StoreError::from)?;
-        st.store.write(|tx| {
-            store::webhooks::enqueue(
-                tx,
-                &store::webhooks::DeliveryRow {
-                    id: delivery_id.clone(),
-                    webhook_id: Some(hook.id.clone()),
-                    tenant_id: hook.tenant_id.clone(),
-                    url: hook.url.clone(),
-                    key_id: None,
-                    subject_id: None,
-                    event: "webhook.test".into(),
-                    payload,
-                    status: "pending".into(),
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_status: None,
-                    last_error: None,
-                    created_at: now,
-                    delivered_at: None,
-                },
-            )
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let target = hooks::Target {
+            tenant_id: &hook.tenant_id,
+            webhook_id: Some(hook.id.clone()),
+            url: hook.url.clone(),
+            key_id: None,
+            subject_id: None,
+        };
+        let id = st.store.write(|tx| {
+            hooks::enqueue_one(&key, tx, target, "webhook.test", &bytes, store::now())
         })?;
-        Ok(delivery_id)
+        Ok(id)
     })
     .await
     .map_err(ApiError::internal)??;
