@@ -58,6 +58,7 @@ error_codes! {
     KeyRevoked => UNAUTHORIZED, "key_revoked";
     InvalidAdminToken => UNAUTHORIZED, "invalid_admin_token";
     TenantSuspended => FORBIDDEN, "tenant_suspended";
+    ForbiddenModule => FORBIDDEN, "forbidden_module";
     // 404/405/409.
     NotFound => NOT_FOUND, "not_found";
     RouteNotFound => NOT_FOUND, "route_not_found";
@@ -77,6 +78,9 @@ error_codes! {
     FaceTooSmall => UNPROCESSABLE_ENTITY, "face_too_small";
     FaceCropped => UNPROCESSABLE_ENTITY, "face_cropped";
     AngleTooLarge => UNPROCESSABLE_ENTITY, "angle_too_large";
+    // 429: over a budget.
+    QuotaExceeded => TOO_MANY_REQUESTS, "quota_exceeded";
+    RateLimited => TOO_MANY_REQUESTS, "rate_limited";
     // FacePhi-compatible capture older than the freshness window (FacePhi answers 400).
     ReplayAttackDetected => BAD_REQUEST, "replay_attack_detected";
     // 503/500: our side.
@@ -163,6 +167,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if matches!(self.code, Code::NotReady | Code::AntivirusUnavailable) {
             resp.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let Some(secs) = self.details["retry_after_seconds"].as_u64() {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         resp.json(self.body())
     }

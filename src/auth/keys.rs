@@ -1,4 +1,5 @@
-//! API key lifecycle: create (the secret is returned once), list, revoke.
+//! API key lifecycle: create (the secret is returned once), scopes and environment, rotation
+//! with an overlap window, revoke.
 
 use rand::RngCore;
 use serde::Serialize;
@@ -6,6 +7,8 @@ use serde_json::json;
 
 use crate::audit::NewEntry;
 use crate::store::{self, keys::KeyRow, Store, StoreError};
+use crate::tenancy::plans::Module;
+use crate::tenancy::{subscription, TenancyError};
 
 /// A newly created key with its secret: the only time the secret is shown.
 #[derive(Debug, Serialize)]
@@ -41,23 +44,93 @@ fn random_token(bytes: usize) -> Vec<u8> {
     buf
 }
 
-/// Creates a key for `tenant_id`; its secret is sealed before it reaches the database.
+/// What a new key may do.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// Free-form label.
+    pub label: Option<String>,
+    /// Also issue a Facia-compatible `hash_id`.
+    #[serde(default)]
+    pub facia_hash_id: bool,
+    /// Modules the key may call; absent = all.
+    pub scopes: Option<Vec<Module>>,
+    /// `sandbox` or `live`; absent = `sandbox` on a sandbox-only plan (Free), else `live`.
+    pub environment: Option<String>,
+}
+
+fn new_secret() -> String {
+    use base64::Engine;
+    format!(
+        "sk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_token(32))
+    )
+}
+
+fn invalid(field: &str, reason: &str) -> TenancyError {
+    TenancyError::InvalidField {
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Creates a key for `tenant_id` with every module and the plan's environment.
 pub fn create_key(
     store: &Store,
     tenant_id: &str,
     label: Option<&str>,
     facia: bool,
     actor: &str,
-) -> Result<CreatedKey, StoreError> {
-    use base64::Engine;
+) -> Result<CreatedKey, TenancyError> {
+    let spec = KeySpec {
+        label: label.map(str::to_owned),
+        facia_hash_id: facia,
+        ..KeySpec::default()
+    };
+    create_key_with(store, tenant_id, &spec, actor)
+}
+
+/// Creates a key for `tenant_id`; its secret is sealed before it reaches the database. Keys
+/// of a tenant on a sandbox-only plan (Free) are sandbox keys.
+pub fn create_key_with(
+    store: &Store,
+    tenant_id: &str,
+    spec: &KeySpec,
+    actor: &str,
+) -> Result<CreatedKey, TenancyError> {
+    let label = spec.label.as_deref();
+    if label.is_some_and(|l| l.chars().count() > 200) {
+        return Err(invalid("label", "at most 200 characters"));
+    }
+    if spec.scopes.as_ref().is_some_and(Vec::is_empty) {
+        return Err(invalid("scopes", "at least one module, or absent for all"));
+    }
+    let plan = store.read(|c| subscription::effective_plan(c, tenant_id))?;
+    let environment = match spec.environment.as_deref() {
+        None if plan.sandbox_only => "sandbox",
+        None => "live",
+        Some("live") if plan.sandbox_only => {
+            return Err(invalid(
+                "environment",
+                "the tenant's plan has sandbox keys only",
+            ))
+        }
+        Some(e @ ("sandbox" | "live")) => e,
+        Some(_) => return Err(invalid("environment", "sandbox or live")),
+    };
+    let scopes = spec.scopes.as_ref().map(|s| {
+        let mut names: Vec<String> = s.iter().map(|m| m.as_str().to_owned()).collect();
+        names.sort();
+        names.dedup();
+        names
+    });
+    let facia = spec.facia_hash_id;
     let id = format!("ak_{}", hex::encode(random_token(12)));
-    let secret = format!(
-        "sk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_token(32))
-    );
+    let secret = new_secret();
     let sealed = store
         .data_key(store::keys::SECRET_FAMILY)?
-        .seal(secret.as_bytes(), &store::keys::secret_aad(&id))?;
+        .seal(secret.as_bytes(), &store::keys::secret_aad(&id))
+        .map_err(StoreError::from)?;
     // 32 hex digits, like the hash ids Facia's own portal hands out.
     let facia_hash_id = facia.then(|| hex::encode(random_token(16)));
     let now = store::now();
@@ -68,6 +141,11 @@ pub fn create_key(
         status: "active".into(),
         created_at: now,
         revoked_at: None,
+        scopes: scopes.clone(),
+        environment: environment.to_owned(),
+        rotated_at: None,
+        previous_secret_valid_until: None,
+        last_used_at: None,
     };
     store.write(|tx| {
         if store::tenants::get(tx, tenant_id)?.is_none() {
@@ -82,7 +160,11 @@ pub fn create_key(
             &NewEntry::new(actor, "key.create")
                 .tenant(tenant_id)
                 .target(&key.id)
-                .details(json!({ "facia_hash_id": facia_hash_id.is_some() })),
+                .details(json!({
+                    "facia_hash_id": facia_hash_id.is_some(),
+                    "scopes": scopes,
+                    "environment": environment,
+                })),
             now,
         )?;
         Ok(())
@@ -92,6 +174,51 @@ pub fn create_key(
         secret,
         facia_hash_id,
     })
+}
+
+/// A rotated key with its new secret: the only time it is shown.
+#[derive(Debug, Serialize)]
+pub struct RotatedKey {
+    /// The key after rotation.
+    #[serde(flatten)]
+    pub key: KeyRow,
+    /// The new HMAC secret, shown once.
+    pub secret: String,
+}
+
+/// Longest overlap a rotation may give the old secret (30 days).
+pub const MAX_OVERLAP_SECS: i64 = 30 * 86_400;
+
+/// Gives a key a new secret; the old one keeps verifying for `overlap_secs` (0 = not at all).
+pub fn rotate_key(
+    store: &Store,
+    key_id: &str,
+    overlap_secs: i64,
+    actor: &str,
+) -> Result<RotatedKey, TenancyError> {
+    if !(0..=MAX_OVERLAP_SECS).contains(&overlap_secs) {
+        return Err(invalid("overlap_seconds", "0 to 2 592 000 (30 days)"));
+    }
+    let secret = new_secret();
+    let sealed = store
+        .data_key(store::keys::SECRET_FAMILY)?
+        .seal(secret.as_bytes(), &store::keys::secret_aad(key_id))
+        .map_err(StoreError::from)?;
+    let now = store::now();
+    let until = (overlap_secs > 0).then_some(now + overlap_secs);
+    let key = store.write(|tx| {
+        let row = store::keys::rotate(tx, key_id, &sealed, until, now)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "key.rotate")
+                .tenant(&row.tenant_id)
+                .target(key_id)
+                .details(json!({ "overlap_seconds": overlap_secs })),
+            now,
+        )?;
+        Ok(row)
+    })?;
+    Ok(RotatedKey { key, secret })
 }
 
 /// Lists keys, of one tenant or all; secrets are never included.

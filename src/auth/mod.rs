@@ -17,6 +17,8 @@ use crate::config::AuthConfig;
 use crate::error::{Code, ErrorCode};
 use crate::store::keys::KeyAuthRow;
 use crate::store::{self, Store, StoreError};
+use crate::tenancy::meter::Payer;
+use crate::tenancy::plans::Module;
 use replay::ReplayCache;
 
 /// The authenticated caller of a `/v1` request.
@@ -26,6 +28,55 @@ pub struct Principal {
     pub tenant_id: String,
     /// The key that signed the request.
     pub key_id: String,
+    /// A sandbox key: its usage is recorded and counted, not billed.
+    pub sandbox: bool,
+    /// Modules the key may call; `None` = all.
+    pub scopes: Option<Vec<Module>>,
+}
+
+/// A key without the scope for a module.
+#[derive(Debug, thiserror::Error)]
+#[error("this API key may not call {module}; its scopes are {scopes:?}")]
+pub struct ForbiddenModule {
+    /// The module.
+    pub module: &'static str,
+    /// The key's scopes.
+    pub scopes: Vec<&'static str>,
+}
+
+impl ErrorCode for ForbiddenModule {
+    fn code(&self) -> Code {
+        Code::ForbiddenModule
+    }
+
+    fn details(&self) -> serde_json::Value {
+        json!({ "module": self.module, "scopes": self.scopes })
+    }
+}
+
+impl Principal {
+    /// Refuses (403 `forbidden_module`) unless the key may call every one of `modules`.
+    pub fn require(&self, modules: &[Module]) -> Result<(), ForbiddenModule> {
+        let Some(scopes) = &self.scopes else {
+            return Ok(());
+        };
+        match modules.iter().find(|m| !scopes.contains(m)) {
+            None => Ok(()),
+            Some(m) => Err(ForbiddenModule {
+                module: m.as_str(),
+                scopes: scopes.iter().map(|s| s.as_str()).collect(),
+            }),
+        }
+    }
+
+    /// Who pays for this request's units.
+    pub fn payer(&self) -> Payer<'_> {
+        Payer {
+            tenant_id: &self.tenant_id,
+            key_id: Some(&self.key_id),
+            sandbox: self.sandbox,
+        }
+    }
 }
 
 /// The signing headers and request parts, as received.
@@ -194,11 +245,9 @@ impl Authenticator {
         row: KeyAuthRow,
         now: i64,
     ) -> Result<Principal, AuthError> {
-        let secret = self
-            .store
-            .data_key(store::keys::SECRET_FAMILY)?
-            .open(&row.secret_enc, &store::keys::secret_aad(parts.key_id))
-            .map_err(StoreError::from)?;
+        let key = self.store.data_key(store::keys::SECRET_FAMILY)?;
+        let aad = store::keys::secret_aad(parts.key_id);
+        let secret = key.open(&row.secret_enc, &aad).map_err(StoreError::from)?;
         let canonical = signing::canonical_string(
             parts.timestamp,
             parts.method,
@@ -206,7 +255,14 @@ impl Authenticator {
             parts.body_digest,
             parts.nonce,
         );
-        if !signing::verify(&secret, &canonical, parts.signature) {
+        // During a rotation's overlap the previous secret verifies too.
+        let previous_verifies = || match &row.previous {
+            Some((sealed, until)) if now < *until => key
+                .open(sealed, &aad)
+                .is_ok_and(|old| signing::verify(&old, &canonical, parts.signature)),
+            _ => false,
+        };
+        if !signing::verify(&secret, &canonical, parts.signature) && !previous_verifies() {
             return Err(AuthError::InvalidSignature);
         }
         if row.revoked {
@@ -218,9 +274,18 @@ impl Authenticator {
         if !self.replay.first_use(parts.key_id, parts.signature, now) {
             return Err(AuthError::Replayed);
         }
+        let scopes = row.scopes.as_deref().map(|s| {
+            serde_json::from_str::<Vec<String>>(s)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| Module::parse(m))
+                .collect()
+        });
         Ok(Principal {
             tenant_id: row.tenant_id,
             key_id: parts.key_id.to_owned(),
+            sandbox: row.sandbox,
+            scopes,
         })
     }
 

@@ -7,6 +7,7 @@ use crate::auth::keys;
 use crate::config::Config;
 use crate::server::open_store;
 use crate::tenancy;
+use crate::tenancy::plans::Module;
 
 const ACTOR: &str = "cli";
 
@@ -22,6 +23,26 @@ pub enum AdminCommand {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Plans: quotas, prices, discount tiers and rate limits.
+    Plan {
+        #[command(subcommand)]
+        command: super::billing::PlanCommand,
+    },
+    /// A tenant's invoice for a month: a line per module and price, and the total.
+    Invoice {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// YYYY-MM (UTC); the current month when absent.
+        #[arg(long)]
+        month: Option<String>,
+        /// Print CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the operator token for /admin/v1 (from KYCD_ADMIN_TOKEN or <data-dir>/admin.token).
     Token,
@@ -69,6 +90,22 @@ pub enum TenantCommand {
         #[arg(long, default_value = "selfie,face_crop,document_front,document_back")]
         kinds: String,
     },
+    /// Move a tenant to another plan and/or set its overrides (a JSON merge patch over the plan,
+    /// such as {"modules":{"ocr":{"monthly_quota":150}}}).
+    Plan {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// free, pro or enterprise; unchanged when absent.
+        #[arg(long)]
+        plan: Option<String>,
+        /// A JSON file with the overrides.
+        #[arg(long)]
+        overrides: Option<std::path::PathBuf>,
+        /// Remove the tenant's overrides.
+        #[arg(long, conflicts_with = "overrides")]
+        clear_overrides: bool,
+    },
     /// Reactivate a suspended tenant.
     Activate {
         /// Tenant id.
@@ -94,6 +131,13 @@ pub enum KeyCommand {
         /// Also issue a Facia-compatible `hash_id` for `POST /process_face` (printed once).
         #[arg(long)]
         facia_hash: bool,
+        /// Modules the key may call, comma-separated (liveness, ocr, validation, face_match);
+        /// all when absent.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// sandbox or live (default: sandbox on the Free plan, live otherwise).
+        #[arg(long)]
+        environment: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -107,6 +151,18 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Give a key a new secret (printed once); the old one keeps verifying for --overlap.
+    Rotate {
+        /// Key id.
+        #[arg(long)]
+        key: String,
+        /// How long the old secret still verifies: 0, 30m, 24h, 7d… (at most 30 days).
+        #[arg(long, default_value = "24h", value_parser = parse_overlap)]
+        overlap: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key at once.
     Revoke {
         /// Key id.
@@ -116,6 +172,15 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_overlap(s: &str) -> Result<i64, String> {
+    if s == "0" {
+        return Ok(0);
+    }
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|e| format!("{e} (examples: 0, 90s, 30m, 24h, 7d)"))
 }
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
@@ -145,6 +210,13 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match command {
         AdminCommand::Token => unreachable!("handled above"),
+        AdminCommand::Plan { command } => super::billing::run_plan(&store, command)?,
+        AdminCommand::Invoice {
+            tenant,
+            month,
+            csv,
+            json,
+        } => super::billing::print_invoice(&store, &tenant, month, csv, json)?,
         AdminCommand::Tenant { command } => match command {
             TenantCommand::Create { name, plan, json } => {
                 let t = tenancy::create_tenant(&store, &name, &plan, ACTOR)?;
@@ -187,6 +259,18 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     p.media_kinds, p.media_retention_days
                 );
             }
+            TenantCommand::Plan {
+                tenant,
+                plan,
+                overrides,
+                clear_overrides,
+            } => super::billing::set_tenant_plan(
+                &store,
+                &tenant,
+                plan.as_deref(),
+                overrides.as_ref(),
+                clear_overrides,
+            )?,
             TenantCommand::Activate { tenant, json } => {
                 let t = tenancy::set_active(&store, &tenant, true, ACTOR)?;
                 print(json, &t, |t| format!("tenant {} is {}", t.id, t.status));
@@ -197,9 +281,28 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 tenant,
                 label,
                 facia_hash,
+                scopes,
+                environment,
                 json,
             } => {
-                let k = keys::create_key(&store, &tenant, label.as_deref(), facia_hash, ACTOR)?;
+                let scopes = scopes
+                    .map(|s| {
+                        s.iter()
+                            .map(|m| {
+                                Module::parse(m.trim()).ok_or_else(|| {
+                                    anyhow::anyhow!("unknown module {m} in --scopes")
+                                })
+                            })
+                            .collect::<anyhow::Result<Vec<_>>>()
+                    })
+                    .transpose()?;
+                let spec = keys::KeySpec {
+                    label,
+                    facia_hash_id: facia_hash,
+                    scopes,
+                    environment,
+                };
+                let k = keys::create_key_with(&store, &tenant, &spec, ACTOR)?;
                 let mut out = serde_json::json!({ "key_id": k.key.id, "tenant_id": k.key.tenant_id, "secret": k.secret });
                 if let Some(h) = &k.facia_hash_id {
                     out["facia_hash_id"] = h.as_str().into();
@@ -223,6 +326,20 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                         .map(|k| format!("{}\t{}\t{}", k.id, k.tenant_id, k.status))
                         .collect::<Vec<_>>()
                         .join("\n")
+                });
+            }
+            KeyCommand::Rotate { key, overlap, json } => {
+                let k = keys::rotate_key(&store, &key, overlap, ACTOR)?;
+                let out = serde_json::json!({
+                    "key_id": k.key.id,
+                    "secret": k.secret,
+                    "previous_secret_valid_until": k.key.previous_secret_valid_until,
+                });
+                print(json, &out, |_| {
+                    format!(
+                        "key_id: {}\nnew secret: {}\nthe old secret verifies for {overlap} s more\n(shown only now; store it safely)",
+                        k.key.id, k.secret
+                    )
                 });
             }
             KeyCommand::Revoke { key, json } => {

@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod billing;
 mod document;
 mod face;
 mod mrz;

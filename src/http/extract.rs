@@ -93,6 +93,22 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api.into()
 }
 
+/// A JSON body that may be absent: empty means `T::default()`; anything else must parse, with
+/// the same codes as a required body (400 `invalid_json`, 422 `invalid_input`).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => Code::InvalidInput,
+            _ => Code::InvalidJson,
+        };
+        ApiError::new(code, e.to_string())
+            .with_details(json!({ "line": e.line(), "column": e.column() }))
+    })
+}
+
 /// Query string errors → 400 `invalid_query`.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::new(Code::InvalidQuery, err.to_string()).into()

@@ -3,6 +3,7 @@
 //! crypto over blobs, inference) goes through `web::block`, never on the actix threads.
 
 pub mod extract;
+pub mod metered;
 pub mod request_id;
 pub mod routes;
 pub mod signed;
@@ -42,6 +43,12 @@ pub struct AppState {
     pub vision: Arc<Vision>,
     /// Verification jobs.
     pub jobs: Arc<crate::workflow::jobs::Jobs>,
+    /// Quotas and usage recording.
+    pub meter: Arc<crate::tenancy::meter::Meter>,
+    /// Request rate limits per key.
+    pub rate_limiter: crate::tenancy::ratelimit::RateLimiter,
+    /// When each key's last use was last written (keys are touched at most once a minute).
+    pub key_touches: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Set once everything `/readyz` depends on has loaded.
@@ -59,6 +66,7 @@ impl AppState {
         media: Arc<MediaService>,
         vision: Arc<Vision>,
         jobs: Arc<crate::workflow::jobs::Jobs>,
+        meter: Arc<crate::tenancy::meter::Meter>,
     ) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
         let iad = routes::compat::facephi::IadSettings {
@@ -73,6 +81,9 @@ impl AppState {
             media,
             vision,
             jobs,
+            meter,
+            rate_limiter: Default::default(),
+            key_touches: Default::default(),
             metrics: Arc::new(Metrics::new()),
             ready: AtomicBool::new(false),
             iad: std::sync::RwLock::new(iad),
@@ -140,7 +151,8 @@ pub fn build_app(
             web::scope("/admin/v1")
                 .configure(routes::admin::configure)
                 .configure(routes::workflow::configure_admin)
-                .configure(routes::audit::configure_admin),
+                .configure(routes::audit::configure_admin)
+                .configure(routes::billing::configure_admin),
         )
         .service(
             web::scope("/v1")
@@ -153,6 +165,7 @@ pub fn build_app(
                 .configure(routes::workflow::configure)
                 .configure(routes::webhooks::configure)
                 .configure(routes::audit::configure_tenant)
+                .configure(routes::billing::configure)
                 .default_service(web::to(route_not_found)),
         )
         .default_service(web::to(route_not_found))

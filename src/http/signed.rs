@@ -1,5 +1,7 @@
 //! Middleware for `/v1`: buffers the body (within the size limit), verifies the HMAC signature
-//! over it, puts the [`Principal`] into the request and hands the body on unchanged.
+//! over it, counts the request against the key's rate limit, puts the [`Principal`] into the
+//! request and hands the body on unchanged. Every authenticated response carries
+//! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds).
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -12,6 +14,8 @@ use super::AppState;
 use crate::auth::{signing, AuthError, SignedParts};
 use crate::error::{ApiError, Code};
 use crate::store;
+use crate::tenancy::ratelimit::Decision;
+use crate::tenancy::subscription;
 
 /// Longest wait for a whole request body once the headers have been judged.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -70,12 +74,18 @@ pub async fn middleware(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    match authenticate(&mut req).await {
-        Ok(()) => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
-        Err(err) => {
+    let outcome = match authenticate(&mut req).await {
+        Ok(decision) if !decision.allowed => Err((rate_limited(&decision), Some(decision))),
+        Ok(decision) => Ok(decision),
+        Err(err) => Err((err, None)),
+    };
+    match outcome {
+        Ok(decision) => {
+            let mut res = next.call(req).await?.map_into_left_body();
+            rate_headers(res.headers_mut(), &decision);
+            Ok(res)
+        }
+        Err((err, decision)) => {
             if let Some(state) = req.app_data::<web::Data<AppState>>() {
                 state
                     .metrics
@@ -83,13 +93,59 @@ pub async fn middleware(
                     .with_label_values(&[err.code.as_str()])
                     .inc();
             }
-            Ok(req.error_response(err).map_into_right_body())
+            let mut res = req.error_response(err).map_into_right_body();
+            if let Some(d) = decision {
+                rate_headers(res.headers_mut(), &d);
+            }
+            Ok(res)
         }
     }
 }
 
-/// Verifies the request and stores its principal; leaves the body readable for the handler.
-async fn authenticate(req: &mut ServiceRequest) -> Result<(), ApiError> {
+fn rate_limited(d: &Decision) -> ApiError {
+    let retry = d.retry_after_secs.unwrap_or(1);
+    ApiError::new(
+        Code::RateLimited,
+        format!(
+            "rate limit of {} requests reached; retry in {retry} s",
+            d.limit
+        ),
+    )
+    .with_details(serde_json::json!({ "limit": d.limit, "retry_after_seconds": retry }))
+}
+
+fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    for (name, value) in [
+        ("x-ratelimit-limit", d.limit as u64),
+        ("x-ratelimit-remaining", d.remaining as u64),
+        ("x-ratelimit-reset", d.reset_secs),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
+}
+
+/// Writes a key's last-use time, at most once a minute per key, off the request's path.
+fn touch_key(state: &web::Data<AppState>, key_id: &str, now: i64) {
+    {
+        let mut touched = state.key_touches.lock().unwrap_or_else(|p| p.into_inner());
+        match touched.get(key_id) {
+            Some(at) if now - at < 60 => return,
+            _ => touched.insert(key_id.to_owned(), now),
+        };
+    }
+    let (store, key_id) = (state.store.clone(), key_id.to_owned());
+    actix_web::rt::spawn(async move {
+        let written = web::block(move || store.write(|tx| store::keys::touch(tx, &key_id, now)));
+        if let Ok(Err(e)) = written.await {
+            tracing::warn!(error = %e, "recording a key's last use failed");
+        }
+    });
+}
+
+/// Verifies the request, counts it against its key's rate limit and stores its principal;
+/// leaves the body readable for the handler.
+async fn authenticate(req: &mut ServiceRequest) -> Result<Decision, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -119,12 +175,15 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<(), ApiError> {
 
     // Judge what needs no body first: nobody gets megabytes buffered on a bad clock or an
     // unknown key.
-    let auth = state.auth.clone();
+    let (auth, db) = (state.auth.clone(), state.store.clone());
     let (k, t, n) = (key_id.clone(), timestamp.clone(), nonce.clone());
-    let row = web::block(move || auth.precheck(&k, &t, n.as_deref(), store::now()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)?;
+    let (row, plan) = web::block(move || -> Result<_, ApiError> {
+        let row = auth.precheck(&k, &t, n.as_deref(), store::now())?;
+        let plan = db.read(|c| subscription::effective_plan(c, &row.tenant_id))?;
+        Ok((row, plan))
+    })
+    .await
+    .map_err(ApiError::internal)??;
 
     let mut payload = req.take_payload();
     let limit = state.config.http.max_body_bytes;
@@ -154,7 +213,11 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<(), ApiError> {
         .map_err(ApiError::from)?;
 
     tracing::Span::current().record("tenant_id", principal.tenant_id.as_str());
+    let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
+    let (bucket, budget) = plan.rate_limit.budget_for(&method, &pattern);
+    let decision = state.rate_limiter.check(&principal.key_id, &bucket, budget);
+    touch_key(&state, &principal.key_id, store::now());
     req.extensions_mut().insert(principal);
     req.set_payload(Payload::from(body));
-    Ok(())
+    Ok(decision)
 }

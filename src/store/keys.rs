@@ -28,6 +28,16 @@ pub struct KeyRow {
     pub created_at: i64,
     /// Unix seconds, when revoked.
     pub revoked_at: Option<i64>,
+    /// Modules the key may call; `None` = all.
+    pub scopes: Option<Vec<String>>,
+    /// `sandbox` (recorded, not billed) or `live`.
+    pub environment: String,
+    /// Unix seconds of the last rotation.
+    pub rotated_at: Option<i64>,
+    /// Until when (Unix seconds) the secret before the last rotation still verifies.
+    pub previous_secret_valid_until: Option<i64>,
+    /// Unix seconds of the last authenticated request (updated at most once a minute).
+    pub last_used_at: Option<i64>,
 }
 
 /// What request verification needs about a key, in one read.
@@ -41,9 +51,19 @@ pub struct KeyAuthRow {
     pub revoked: bool,
     /// Whether the owning tenant is suspended.
     pub tenant_suspended: bool,
+    /// The secret before the last rotation and until when it verifies.
+    pub previous: Option<(Vec<u8>, i64)>,
+    /// A sandbox key.
+    pub sandbox: bool,
+    /// Modules the key may call (JSON array); `None` = all.
+    pub scopes: Option<String>,
 }
 
+const COLUMNS: &str = "id, tenant_id, label, status, created_at, revoked_at, scopes, environment, \
+                       rotated_at, prev_valid_until, last_used_at";
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    let scopes: Option<String> = r.get(6)?;
     Ok(KeyRow {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
@@ -51,21 +71,28 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         status: r.get(3)?,
         created_at: r.get(4)?,
         revoked_at: r.get(5)?,
+        scopes: scopes.and_then(|s| serde_json::from_str(&s).ok()),
+        environment: r.get(7)?,
+        rotated_at: r.get(8)?,
+        previous_secret_valid_until: r.get(9)?,
+        last_used_at: r.get(10)?,
     })
 }
 
 /// Inserts a key with its sealed secret.
 pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<()> {
     tx.execute(
-        "INSERT INTO api_keys (id, tenant_id, secret_enc, label, status, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO api_keys (id, tenant_id, secret_enc, label, status, created_at, scopes, environment) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             key.id,
             key.tenant_id,
             secret_enc,
             key.label,
             key.status,
-            key.created_at
+            key.created_at,
+            key.scopes.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
+            key.environment
         ],
     )?;
     Ok(())
@@ -73,36 +100,38 @@ pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<(
 
 /// The keys of one tenant, or of all tenants.
 pub fn list(conn: &Connection, tenant_id: Option<&str>) -> Result<Vec<KeyRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, tenant_id, label, status, created_at, revoked_at FROM api_keys \
-         WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY created_at, id",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY created_at, id"
+    ))?;
     let rows = stmt.query_map([tenant_id], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// One key by id.
 pub fn get(conn: &Connection, id: &str) -> Result<Option<KeyRow>> {
-    conn.prepare_cached(
-        "SELECT id, tenant_id, label, status, created_at, revoked_at FROM api_keys WHERE id = ?1",
-    )?
-    .query_row([id], from_row)
-    .map(Some)
-    .or_else(none_if_no_rows)
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .map(Some)
+        .or_else(none_if_no_rows)
 }
 
 /// The key and tenant state a signed request is checked against.
 pub fn auth_row(conn: &Connection, id: &str) -> Result<Option<KeyAuthRow>> {
     conn.prepare_cached(
-        "SELECT k.tenant_id, k.secret_enc, k.status, t.status FROM api_keys k \
-         JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
+        "SELECT k.tenant_id, k.secret_enc, k.status, t.status, k.prev_secret_enc, k.prev_valid_until, \
+         k.environment, k.scopes FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
     )?
     .query_row([id], |r| {
+        let prev: Option<Vec<u8>> = r.get(4)?;
+        let until: Option<i64> = r.get(5)?;
         Ok(KeyAuthRow {
             tenant_id: r.get(0)?,
             secret_enc: r.get(1)?,
             revoked: r.get::<_, String>(2)? == "revoked",
             tenant_suspended: r.get::<_, String>(3)? == "suspended",
+            previous: prev.zip(until),
+            sandbox: r.get::<_, String>(6)? == "sandbox",
+            scopes: r.get(7)?,
         })
     })
     .map(Some)
@@ -144,4 +173,33 @@ pub fn by_facia_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(Strin
     .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
     .map(Some)
     .or_else(none_if_no_rows)
+}
+
+/// Replaces a key's secret; the old one verifies until `prev_valid_until` (none when `None`).
+pub fn rotate(
+    tx: &Transaction<'_>,
+    id: &str,
+    new_secret_enc: &[u8],
+    prev_valid_until: Option<i64>,
+    at: i64,
+) -> Result<KeyRow> {
+    let n = tx.execute(
+        "UPDATE api_keys SET prev_secret_enc = CASE WHEN ?3 IS NULL THEN NULL ELSE secret_enc END, \
+         prev_valid_until = ?3, secret_enc = ?2, rotated_at = ?4 WHERE id = ?1 AND status = 'active'",
+        params![id, new_secret_enc, prev_valid_until, at],
+    )?;
+    let row = get(tx, id)?.ok_or(StoreError::NotFound("key"))?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("key {id} is revoked")));
+    }
+    Ok(row)
+}
+
+/// Records that a key was used at `at`.
+pub fn touch(tx: &Transaction<'_>, id: &str, at: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+        params![id, at],
+    )?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod keys;
 pub mod media;
 mod migrations;
+pub mod plans;
 pub mod tenants;
 pub mod usage;
 pub mod webhooks;

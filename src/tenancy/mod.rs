@@ -1,6 +1,14 @@
-//! Tenants: the organisations that call the API. Plans, quotas, usage and invoices grow here.
+//! Tenants: the organisations that call the API, their plans ([`plans`], [`subscription`]),
+//! metered usage and quotas ([`meter`]), invoices ([`invoice`]) and request rate limits
+//! ([`ratelimit`]).
 //!
 //! Every change is written together with its audit entry in one transaction.
+
+pub mod invoice;
+pub mod meter;
+pub mod plans;
+pub mod ratelimit;
+pub mod subscription;
 
 use crate::vision::liveness::LivenessThresholds;
 use rand::RngCore;
@@ -10,7 +18,7 @@ use crate::audit::NewEntry;
 use crate::store::{self, tenants::TenantRow, Store, StoreError};
 
 /// Plans a tenant can be on.
-pub const PLANS: &[&str] = &["free", "pro", "enterprise"];
+pub const PLANS: &[&str] = &plans::PLAN_IDS;
 
 /// Why a tenant change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +31,14 @@ pub enum TenancyError {
         /// What is wrong.
         reason: String,
     },
+    /// A field (named at run time, such as `overrides.tiers[1]`) is not acceptable.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The offending field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The store failed or the tenant does not exist.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -31,7 +47,9 @@ pub enum TenancyError {
 impl crate::error::ErrorCode for TenancyError {
     fn code(&self) -> crate::error::Code {
         match self {
-            TenancyError::Invalid { .. } => crate::error::Code::InvalidInput,
+            TenancyError::Invalid { .. } | TenancyError::InvalidField { .. } => {
+                crate::error::Code::InvalidInput
+            }
             TenancyError::Store(e) => e.code(),
         }
     }
@@ -39,6 +57,7 @@ impl crate::error::ErrorCode for TenancyError {
     fn details(&self) -> serde_json::Value {
         match self {
             TenancyError::Invalid { field, .. } => json!({ "field": field }),
+            TenancyError::InvalidField { field, .. } => json!({ "field": field }),
             TenancyError::Store(_) => json!({}),
         }
     }
@@ -204,34 +223,6 @@ pub fn set_face_match_threshold(
         Ok(())
     })?;
     Ok(threshold)
-}
-
-/// Records one billed execution per module for a request, in one transaction (prices arrive
-/// with plans; until then every unit is recorded at 0).
-pub fn record_usage(
-    store: &Store,
-    request_id: &str,
-    tenant_id: &str,
-    key_id: Option<&str>,
-    modules: &[&str],
-) -> Result<(), StoreError> {
-    let at = store::now();
-    store.write(|tx| {
-        for module in modules {
-            store::usage::record(
-                tx,
-                &store::usage::UsageEvent {
-                    request_id,
-                    tenant_id,
-                    key_id,
-                    module,
-                    unit_price_minor: 0,
-                    at,
-                },
-            )?;
-        }
-        Ok(())
-    })
 }
 
 /// A tenant's liveness thresholds (the defaults until set).

@@ -17,6 +17,8 @@ use crate::kya::{Applicant, KyaSettings};
 use crate::media::{self, MediaError, MediaService};
 use crate::store::{self, jobs::JobRow, Store, StoreError};
 use crate::tenancy;
+use crate::tenancy::meter::{self, Meter, MeterError, Payer};
+use crate::tenancy::plans::Module;
 use crate::vision::service::Vision;
 
 /// `POST /v1/kyc/verify`'s body.
@@ -63,6 +65,9 @@ pub enum JobError {
         /// Why.
         source: MediaError,
     },
+    /// A module's monthly quota is used up.
+    #[error(transparent)]
+    Quota(#[from] MeterError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -79,6 +84,7 @@ pub struct Jobs {
     media: Arc<MediaService>,
     vision: Arc<Vision>,
     kya: KyaSettings,
+    meter: Arc<Meter>,
     wake: Notify,
     /// Webhook delivery (woken when a job's event is queued).
     pub deliverer: Arc<Deliverer>,
@@ -91,6 +97,7 @@ impl Jobs {
         media: Arc<MediaService>,
         vision: Arc<Vision>,
         kya: KyaSettings,
+        meter: Arc<Meter>,
         webhook_retry_scale: f64,
     ) -> Self {
         Jobs {
@@ -98,6 +105,7 @@ impl Jobs {
             media,
             vision,
             kya,
+            meter,
             wake: Notify::new(),
             deliverer: Arc::new(Deliverer::new(store, webhook_retry_scale)),
         }
@@ -124,6 +132,10 @@ impl Jobs {
                 return Ok((existing, false));
             }
         }
+        // Each module the workflow will run holds a unit under its quota until the job ends;
+        // judged before the images are decoded, so a tenant over quota costs little.
+        let modules = billed_modules(&workflow_config(&self.store, tenant_id));
+        let reservation = self.meter.reserve(tenant_id, &modules, store::now())?;
         self.check_images(request)?;
         if let Some(url) = &request.callback_url {
             check_url(url).map_err(|reason| invalid("callback_url", &reason))?;
@@ -167,6 +179,9 @@ impl Jobs {
             store::jobs::insert(tx, &row, &sealed)?;
             Ok((row.clone(), true))
         })?;
+        if outcome.1 {
+            self.meter.park(&outcome.0.id, reservation);
+        }
         self.wake.notify_one();
         Ok(outcome)
     }
@@ -298,7 +313,9 @@ impl Jobs {
         for delay in [0u64, 1, 5, 30] {
             tokio::time::sleep(Duration::from_secs(delay)).await;
             let (store, job2, outcome) = (self.store.clone(), job.clone(), outcome.clone());
-            written = tokio::task::spawn_blocking(move || finish(&store, &job2, &outcome)).await;
+            let meter = self.meter.clone();
+            written =
+                tokio::task::spawn_blocking(move || finish(&store, &meter, &job2, &outcome)).await;
             if matches!(written, Ok(Ok(_))) {
                 break;
             }
@@ -320,7 +337,7 @@ impl Jobs {
         &self,
         job: &JobRow,
         sealed: &[u8],
-    ) -> Result<(pipeline::Outcome, Vec<&'static str>), String> {
+    ) -> Result<(pipeline::Outcome, Vec<Module>), String> {
         let store = self.store.clone();
         let media = self.media.clone();
         let job = job.clone();
@@ -373,28 +390,36 @@ fn decode_with(media: &MediaService, b64: &str) -> Result<image::RgbImage, Media
 }
 
 /// The modules a workflow bills: each step that ran (KYA is part of the workflow, not a module).
-fn billed_modules(wf: &WorkflowConfig) -> Vec<&'static str> {
+pub fn billed_modules(wf: &WorkflowConfig) -> Vec<Module> {
     wf.steps
         .iter()
         .filter_map(|s| match s {
-            Step::Liveness => Some("liveness"),
-            Step::Ocr => Some("ocr"),
-            Step::Validate => Some("validation"),
-            Step::FaceMatch => Some("face_match"),
+            Step::Liveness => Some(Module::Liveness),
+            Step::Ocr => Some(Module::Ocr),
+            Step::Validate => Some(Module::Validation),
+            Step::FaceMatch => Some(Module::FaceMatch),
             Step::Kya => None,
         })
         .collect()
 }
 
-/// Writes the result (or the failure) and the usage rows in one transaction.
+/// Writes the result (or the failure) and the usage rows in one transaction. The job's quota
+/// reservation is settled when the result is written, released when it failed, and kept for
+/// the next try when the write did not happen.
 fn finish(
     store: &Store,
+    meter: &Meter,
     job: &JobRow,
-    outcome: &Result<(pipeline::Outcome, Vec<&'static str>), String>,
+    outcome: &Result<(pipeline::Outcome, Vec<Module>), String>,
 ) -> Result<bool, StoreError> {
     let now = store::now();
     let hooks_key = store.data_key(webhooks::FAMILY)?;
-    store.write(|tx| match &outcome {
+    let ran: &[Module] = outcome.as_ref().map_or(&[], |(_, m)| m.as_slice());
+    // Queued before this process started: nothing was reserved, the units are recorded anyway.
+    let reservation = meter
+        .unpark(&job.id)
+        .unwrap_or_else(|| meter.unreserved(&job.tenant_id, ran, now));
+    let written = store.write(|tx| match &outcome {
         Ok((o, modules)) => {
             let body = serde_json::to_vec(o).unwrap_or_default();
             // Erased while the job ran: keep the erasure — no result, no payload, no new key.
@@ -422,19 +447,16 @@ fn finish(
                 let body = webhooks::event_body("kyc.completed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
                 webhooks::enqueue_event(&key, Some(&job.subject_id), tx, &job.tenant_id, "kyc.completed", &body, callback)?;
-                for module in modules {
-                    store::usage::record(
-                        tx,
-                        &store::usage::UsageEvent {
-                            request_id: &job.id,
-                            tenant_id: &job.tenant_id,
-                            key_id: job.key_id.as_deref(),
-                            module,
-                            unit_price_minor: 0,
-                            at: now,
-                        },
-                    )?;
-                }
+                let sandbox = match job.key_id.as_deref() {
+                    Some(k) => store::keys::get(tx, k)?.is_some_and(|k| k.environment == "sandbox"),
+                    None => false,
+                };
+                let payer = Payer {
+                    tenant_id: &job.tenant_id,
+                    key_id: job.key_id.as_deref(),
+                    sandbox,
+                };
+                meter::record_in(tx, &hooks_key, &reservation, &job.id, payer, modules, now)?;
             }
             Ok(done)
         }
@@ -448,7 +470,13 @@ fn finish(
             }
             Ok(failed)
         }
-    })
+    });
+    match written {
+        Ok(true) if outcome.is_ok() => reservation.settle(ran),
+        Ok(_) => drop(reservation),
+        Err(_) => meter.park(&job.id, reservation),
+    }
+    written
 }
 
 /// The tenant's workflow (the defaults when unset or, after tampering, unreadable).
@@ -488,7 +516,8 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(raw)
 }
 
-fn rfc3339(unix: i64) -> String {
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {
@@ -503,6 +532,7 @@ impl crate::error::ErrorCode for JobError {
         match self {
             JobError::Invalid { .. } => crate::error::Code::InvalidInput,
             JobError::Image { source, .. } => source.code(),
+            JobError::Quota(e) => e.code(),
             JobError::Store(e) => e.code(),
         }
     }
@@ -518,6 +548,7 @@ impl crate::error::ErrorCode for JobError {
                 d["field"] = json!(field);
                 d
             }
+            JobError::Quota(e) => e.details(),
             JobError::Store(e) => e.details(),
         }
     }

@@ -80,7 +80,7 @@ fn audit_verify_names_the_edited_and_the_deleted_entry() {
     let db = rusqlite::Connection::open(app.data_path("kycd.db")).unwrap();
     db.execute_batch(
         "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;
-         UPDATE audit_log SET details = '{\"plan\":\"enterprise\"}' WHERE seq = 3;
+         UPDATE audit_log SET details = '{\"plan\":\"free\"}' WHERE seq = 3;
          DELETE FROM audit_log WHERE seq = 5;",
     )
     .unwrap();

@@ -56,6 +56,106 @@ fn admin_cli_works_while_the_server_runs() {
     assert_eq!(code, 0);
     assert!(out.contains("CLI Bank"));
 
+    // Rotation with a 24 h overlap: the new secret verifies, and so does the old one for now.
+    let (code, out, err) = kycd(
+        dir,
+        &[
+            "admin",
+            "key",
+            "rotate",
+            "--key",
+            &key.key_id,
+            "--overlap",
+            "24h",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let until = rotated["previous_secret_valid_until"].as_i64().unwrap();
+    assert!((until - crate::common::now() - 86_400).abs() <= 5, "{out}");
+    let new = crate::common::Key {
+        secret: rotated["secret"].as_str().unwrap().to_owned(),
+        ..key.clone()
+    };
+    assert_eq!(app.signed(&new, "GET", "/v1/ping", b"").status, 200);
+    assert_eq!(app.signed(&key, "GET", "/v1/ping", b"").status, 200);
+    let (code, _, err) = kycd(
+        dir,
+        &[
+            "admin",
+            "key",
+            "rotate",
+            "--key",
+            &key.key_id,
+            "--overlap",
+            "40d",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("overlap"), "{err}");
+
+    // Plans and a tenant's overrides from the CLI; the tenant (Free) has sandbox keys only.
+    let (code, out, err) = kycd(dir, &["admin", "plan", "show", "--plan", "free"]);
+    assert_eq!(code, 0, "{err}");
+    let mut free: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(free["sandbox_only"], true);
+    free["modules"]["ocr"]["monthly_quota"] = 7.into();
+    let plan_file = dir.join("free.json");
+    std::fs::write(&plan_file, free.to_string()).unwrap();
+    let file = plan_file.to_str().unwrap();
+    let (code, _, err) = kycd(
+        dir,
+        &["admin", "plan", "set", "--plan", "free", "--file", file],
+    );
+    assert_eq!(code, 0, "{err}");
+    let overrides = dir.join("overrides.json");
+    std::fs::write(&overrides, r#"{"modules":{"ocr":{"monthly_quota":-1}}}"#).unwrap();
+    let o = overrides.to_str().unwrap();
+    let (code, _, err) = kycd(
+        dir,
+        &[
+            "admin",
+            "tenant",
+            "plan",
+            "--tenant",
+            tenant_id,
+            "--overrides",
+            o,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("overrides.modules.ocr.monthly_quota"), "{err}");
+    let (code, _, err) = kycd(
+        dir,
+        &[
+            "admin",
+            "key",
+            "create",
+            "--tenant",
+            tenant_id,
+            "--environment",
+            "live",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("environment"), "{err}");
+    let (code, out, err) = kycd(
+        dir,
+        &[
+            "admin",
+            "key",
+            "create",
+            "--tenant",
+            tenant_id,
+            "--scopes",
+            "ocr,validation",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("key_id"), "{out}");
+
     // ...and stops accepting it once the CLI revokes it or suspends the tenant.
     let (code, _, err) = kycd(dir, &["admin", "key", "revoke", "--key", &key.key_id]);
     assert_eq!(code, 0, "{err}");

@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod audit;
+mod billing;
 mod cli;
 mod compat;
 mod document;

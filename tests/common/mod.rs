@@ -48,6 +48,8 @@ pub struct Resp {
     pub text: String,
     /// `X-Request-Id`.
     pub request_id: Option<String>,
+    /// Every response header, names in lower case.
+    pub headers: std::collections::HashMap<String, String>,
 }
 
 impl Resp {
@@ -131,6 +133,16 @@ impl TestApp {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
         let text = res.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Resp {
@@ -138,6 +150,7 @@ impl TestApp {
             body,
             text,
             request_id,
+            headers,
         }
     }
 
@@ -154,9 +167,19 @@ impl TestApp {
         self.raw(method, &format!("/admin/v1{path}"), &headers, &bytes)
     }
 
-    /// Creates a tenant through the admin API.
+    /// Creates a tenant through the admin API, on the Enterprise plan (600 requests a minute
+    /// per key: tests that poll jobs stay within it).
     pub fn create_tenant(&self, name: &str) -> String {
-        let r = self.admin("POST", "/tenants", Some(json!({ "name": name })));
+        self.create_tenant_on(name, "enterprise")
+    }
+
+    /// Creates a tenant on `plan` through the admin API.
+    pub fn create_tenant_on(&self, name: &str, plan: &str) -> String {
+        let r = self.admin(
+            "POST",
+            "/tenants",
+            Some(json!({ "name": name, "plan": plan })),
+        );
         assert_eq!(r.status, 201, "{}", r.text);
         r.body["id"].as_str().unwrap().to_owned()
     }

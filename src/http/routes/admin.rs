@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::auth::keys;
 use crate::error::ApiError;
-use crate::http::extract::Operator;
+use crate::http::extract::{optional_json, Operator};
 use crate::http::{resource, AppState};
 use crate::tenancy;
 
@@ -37,7 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_keys))
             .route(web::post().to(create_key)),
     )
-    .service(resource("/keys/{id}/revoke").route(web::post().to(revoke_key)));
+    .service(resource("/keys/{id}/revoke").route(web::post().to(revoke_key)))
+    .service(resource("/keys/{id}/rotate").route(web::post().to(rotate_key)));
 }
 
 /// Runs blocking domain work off the actix threads.
@@ -69,6 +70,30 @@ struct CreateKey {
     /// Also issue a Facia-compatible `hash_id`.
     #[serde(default)]
     facia_hash: bool,
+    /// Modules the key may call; absent = all.
+    scopes: Option<Vec<crate::tenancy::plans::Module>>,
+    /// `sandbox` or `live`.
+    environment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateKey {
+    /// How long the old secret keeps verifying (default 24 h, like the CLI).
+    #[serde(default = "default_overlap")]
+    overlap_seconds: i64,
+}
+
+impl Default for RotateKey {
+    fn default() -> Self {
+        RotateKey {
+            overlap_seconds: default_overlap(),
+        }
+    }
+}
+
+fn default_overlap() -> i64 {
+    86_400
 }
 
 /// Creates a tenant.
@@ -124,19 +149,16 @@ async fn create_key(
     _: Operator,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: Option<web::Json<CreateKey>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    let k = blocking(move || {
-        keys::create_key(
-            &state.store,
-            &id,
-            body.label.as_deref(),
-            body.facia_hash,
-            ACTOR,
-        )
-    })
-    .await?;
+    let body: CreateKey = optional_json(&body)?;
+    let spec = keys::KeySpec {
+        label: body.label,
+        facia_hash_id: body.facia_hash,
+        scopes: body.scopes,
+        environment: body.environment,
+    };
+    let k = blocking(move || keys::create_key_with(&state.store, &id, &spec, ACTOR)).await?;
     Ok(HttpResponse::Created().json(k))
 }
 
@@ -156,7 +178,22 @@ async fn revoke_key(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let k = blocking(move || keys::revoke_key(&state.store, &id, ACTOR)).await?;
+    let st = state.clone();
+    let key_id = id.clone();
+    let k = blocking(move || keys::revoke_key(&st.store, &key_id, ACTOR)).await?;
+    state.rate_limiter.forget(&id);
+    Ok(HttpResponse::Ok().json(k))
+}
+
+/// Gives a key a new secret (shown once); the old one verifies for `overlap_seconds` more.
+async fn rotate_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let overlap = optional_json::<RotateKey>(&body)?.overlap_seconds;
+    let k = blocking(move || keys::rotate_key(&state.store, &id, overlap, ACTOR)).await?;
     Ok(HttpResponse::Ok().json(k))
 }
 

@@ -10,9 +10,10 @@ use crate::document::read::{self, Hints};
 use crate::document::report;
 use crate::document::validate::{self, ValidateOptions, VizFields};
 use crate::error::{ApiError, Code};
+use crate::http::metered::{metered, usage_json};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
-use crate::tenancy;
+use crate::tenancy::plans::Module;
 
 /// Registers the document routes (inside the signed `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -43,7 +44,8 @@ struct ValidateRequestOptions {
 
 /// Validates an MRZ (and optional printed fields): check digits, dates, codes, coherence.
 async fn validate_document(
-    _principal: Principal,
+    principal: Principal,
+    state: web::Data<AppState>,
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -56,9 +58,22 @@ async fn validate_document(
         opts.check_expiry = check;
     }
     opts.min_age = body.options.min_age;
-    // Pure CPU work measured in microseconds: no need for the blocking pool.
-    let result = validate::validate(&mrz, body.fields.as_ref(), &opts)?;
-    Ok(HttpResponse::Ok().json(result))
+    let request_id = request_id::current();
+    // The checks take microseconds; the pool is for the quota and usage rows.
+    let (result, usage) = web::block(move || {
+        metered(
+            &state,
+            &principal,
+            &request_id,
+            &[Module::Validation],
+            || Ok(validate::validate(&mrz, body.fields.as_ref(), &opts)?),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut out = serde_json::to_value(&result).map_err(ApiError::internal)?;
+    out["usage"] = usage_json(&usage);
+    Ok(HttpResponse::Ok().json(out))
 }
 
 #[derive(Deserialize)]
@@ -84,49 +99,44 @@ async fn ocr_document(
     let body = body.into_inner();
     let request_id = request_id::current();
     let st = state.clone();
-    let (front, back) = web::block(move || -> Result<_, ApiError> {
-        let decode = |b64: &str| -> Result<image::RgbImage, ApiError> {
-            let bytes = intake::decode_base64(b64, &st.media.limits)?;
-            Ok(st.media.accept(&bytes)?.image)
-        };
-        let front_img = decode(&body.image_front_base64)?;
-        let back_img = body.image_back_base64.as_deref().map(decode).transpose()?;
-        let hints = Hints {
-            document_type: body.document_hint,
-            country: body.country_hint,
-        };
-        let inference = std::time::Instant::now();
-        let (front, back) = st.vision.exclusive(|v| {
-            let front = read::read(&v.ocr, &v.analyzer, &front_img, &hints);
-            let back = back_img
-                .as_ref()
-                .map(|b| read::read(&v.ocr, &v.analyzer, b, &hints));
-            (front, back)
-        });
-        st.metrics
-            .inference_duration
-            .with_label_values(&["ocr"])
-            .observe(inference.elapsed().as_secs_f64());
-        // A back without a readable document is not an error when the front was read.
-        let front = front?;
-        let back = match back {
-            Some(Ok(b)) => Some(b),
-            Some(Err(read::ReadError::NoDocument)) | None => None,
-            Some(Err(e)) => return Err(e.into()),
-        };
-        tenancy::record_usage(
-            &st.store,
-            &request_id,
-            &principal.tenant_id,
-            Some(&principal.key_id),
-            &["ocr"],
-        )?;
-        Ok((front, back))
+    let ((front, back), usage) = web::block(move || {
+        metered(&st, &principal, &request_id, &[Module::Ocr], || {
+            let decode = |b64: &str| -> Result<image::RgbImage, ApiError> {
+                let bytes = intake::decode_base64(b64, &st.media.limits)?;
+                Ok(st.media.accept(&bytes)?.image)
+            };
+            let front_img = decode(&body.image_front_base64)?;
+            let back_img = body.image_back_base64.as_deref().map(decode).transpose()?;
+            let hints = Hints {
+                document_type: body.document_hint,
+                country: body.country_hint,
+            };
+            let inference = std::time::Instant::now();
+            let (front, back) = st.vision.exclusive(|v| {
+                let front = read::read(&v.ocr, &v.analyzer, &front_img, &hints);
+                let back = back_img
+                    .as_ref()
+                    .map(|b| read::read(&v.ocr, &v.analyzer, b, &hints));
+                (front, back)
+            });
+            st.metrics
+                .inference_duration
+                .with_label_values(&["ocr"])
+                .observe(inference.elapsed().as_secs_f64());
+            // A back without a readable document is not an error when the front was read.
+            let front = front?;
+            let back = match back {
+                Some(Ok(b)) => Some(b),
+                Some(Err(read::ReadError::NoDocument)) | None => None,
+                Some(Err(e)) => return Err(e.into()),
+            };
+            Ok((front, back))
+        })
     })
     .await
     .map_err(ApiError::internal)??;
     let mut out = report::ocr_report(&front, back.as_ref());
     out["processing_ms"] = json!(started.elapsed().as_millis() as u64);
-    out["usage"] = json!({ "module": "ocr", "units": 1 });
+    out["usage"] = usage_json(&usage);
     Ok(HttpResponse::Ok().json(out))
 }

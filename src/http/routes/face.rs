@@ -8,10 +8,11 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Code};
+use crate::http::metered::{metered, usage_json};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
 use crate::store;
-use crate::tenancy;
+use crate::tenancy::plans::Module;
 
 /// Registers the face routes (inside the signed `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -39,44 +40,39 @@ async fn match_faces(
     let body = body.into_inner();
     let request_id = request_id::current();
     let st = state.clone();
-    let report = web::block(move || -> Result<_, ApiError> {
-        let floor = st
-            .store
-            .read(|c| store::tenants::face_match_threshold(c, &principal.tenant_id))?;
-        let threshold = match body.threshold {
-            Some(t) if !(floor..=1.0).contains(&t) => {
-                return Err(ApiError::new(
-                    Code::InvalidInput,
-                    format!("threshold must be between the tenant's {floor:.2} and 1"),
-                )
-                .with_details(json!({ "field": "threshold", "min": floor })))
-            }
-            Some(t) => t,
-            None => floor,
-        };
-        let a = intake::decode_base64(&body.image_a_base64, &st.media.limits)?;
-        let b = intake::decode_base64(&body.image_b_base64, &st.media.limits)?;
-        let a = st.media.accept(&a)?.image;
-        let b = st.media.accept(&b)?.image;
-        let inference = Instant::now();
-        let report = st.vision.match_faces(&a, &b, threshold)?;
-        st.metrics
-            .inference_duration
-            .with_label_values(&["face_match"])
-            .observe(inference.elapsed().as_secs_f64());
-        tenancy::record_usage(
-            &st.store,
-            &request_id,
-            &principal.tenant_id,
-            Some(&principal.key_id),
-            &["face_match"],
-        )?;
-        Ok(report)
+    let (report, usage) = web::block(move || {
+        metered(&st, &principal, &request_id, &[Module::FaceMatch], || {
+            let floor = st
+                .store
+                .read(|c| store::tenants::face_match_threshold(c, &principal.tenant_id))?;
+            let threshold = match body.threshold {
+                Some(t) if !(floor..=1.0).contains(&t) => {
+                    return Err(ApiError::new(
+                        Code::InvalidInput,
+                        format!("threshold must be between the tenant's {floor:.2} and 1"),
+                    )
+                    .with_details(json!({ "field": "threshold", "min": floor })))
+                }
+                Some(t) => t,
+                None => floor,
+            };
+            let a = intake::decode_base64(&body.image_a_base64, &st.media.limits)?;
+            let b = intake::decode_base64(&body.image_b_base64, &st.media.limits)?;
+            let a = st.media.accept(&a)?.image;
+            let b = st.media.accept(&b)?.image;
+            let inference = Instant::now();
+            let report = st.vision.match_faces(&a, &b, threshold)?;
+            st.metrics
+                .inference_duration
+                .with_label_values(&["face_match"])
+                .observe(inference.elapsed().as_secs_f64());
+            Ok(report)
+        })
     })
     .await
     .map_err(ApiError::internal)??;
     let mut out = serde_json::to_value(&report).map_err(ApiError::internal)?;
     out["processing_ms"] = json!(started.elapsed().as_millis() as u64);
-    out["usage"] = json!({ "module": "face_match", "units": 1 });
+    out["usage"] = usage_json(&usage);
     Ok(HttpResponse::Ok().json(out))
 }

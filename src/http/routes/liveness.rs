@@ -9,9 +9,11 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Code};
+use crate::http::metered::{metered, usage_json};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
 use crate::tenancy;
+use crate::tenancy::plans::Module;
 use crate::vision::liveness::active::{Challenges, MAX_FRAMES, MIN_FRAMES};
 use crate::vision::service::LivenessReport;
 
@@ -57,32 +59,33 @@ async fn analyze(
     }
     let request_id = request_id::current();
     let st = state.clone();
-    let report = web::block(move || -> Result<LivenessReport, ApiError> {
-        let thresholds = tenancy::liveness_thresholds(&st.store, &principal.tenant_id)?;
-        let live = intake::decode_base64(&body.image_live_base64, &st.media.limits)?;
-        let live = st.media.accept(&live)?.image;
-        let mut frames = Vec::with_capacity(frames_b64.len());
-        for (i, f) in frames_b64.iter().enumerate() {
-            let bytes = intake::decode_base64(f, &st.media.limits)
-                .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
-            frames.push(st.media.accept(&bytes)?.image);
-        }
-        let inference = Instant::now();
-        let report = st
-            .vision
-            .liveness(&live, &frames, body.hints, &thresholds)?;
-        st.metrics
-            .inference_duration
-            .with_label_values(&["liveness"])
-            .observe(inference.elapsed().as_secs_f64());
-        tenancy::record_usage(
-            &st.store,
+    let (report, usage) = web::block(move || {
+        metered(
+            &st,
+            &principal,
             &request_id,
-            &principal.tenant_id,
-            Some(&principal.key_id),
-            &["liveness"],
-        )?;
-        Ok(report)
+            &[Module::Liveness],
+            || -> Result<LivenessReport, ApiError> {
+                let thresholds = tenancy::liveness_thresholds(&st.store, &principal.tenant_id)?;
+                let live = intake::decode_base64(&body.image_live_base64, &st.media.limits)?;
+                let live = st.media.accept(&live)?.image;
+                let mut frames = Vec::with_capacity(frames_b64.len());
+                for (i, f) in frames_b64.iter().enumerate() {
+                    let bytes = intake::decode_base64(f, &st.media.limits)
+                        .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
+                    frames.push(st.media.accept(&bytes)?.image);
+                }
+                let inference = Instant::now();
+                let report = st
+                    .vision
+                    .liveness(&live, &frames, body.hints, &thresholds)?;
+                st.metrics
+                    .inference_duration
+                    .with_label_values(&["liveness"])
+                    .observe(inference.elapsed().as_secs_f64());
+                Ok(report)
+            },
+        )
     })
     .await
     .map_err(ApiError::internal)??;
@@ -107,7 +110,7 @@ async fn analyze(
             "thresholds": report.thresholds,
         },
         "processing_ms": started.elapsed().as_millis() as u64,
-        "usage": { "module": "liveness", "units": 1 },
+        "usage": usage_json(&usage),
     });
     Ok(HttpResponse::Ok().json(out))
 }

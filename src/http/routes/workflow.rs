@@ -47,14 +47,16 @@ async fn verify(
         .transpose()?;
     let request_id = request_id::current();
     let st = state.clone();
-    let (job, created) = web::block(move || {
-        st.jobs.submit(
+    let (job, created) = web::block(move || -> Result<_, ApiError> {
+        let workflow = jobs::workflow_config(&st.store, &principal.tenant_id);
+        principal.require(&jobs::billed_modules(&workflow))?;
+        Ok(st.jobs.submit(
             &principal.tenant_id,
             Some(&principal.key_id),
             &request_id,
             &body,
             idempotency.as_deref(),
-        )
+        )?)
     })
     .await
     .map_err(ApiError::internal)??;

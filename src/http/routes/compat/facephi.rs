@@ -30,6 +30,8 @@ use crate::http::{request_id, resource, upload, AppState};
 use crate::media::intake;
 use crate::store;
 use crate::tenancy;
+use crate::tenancy::meter::Payer;
+use crate::tenancy::plans::Module;
 use crate::vision::liveness::active::Challenges;
 
 /// Registers the IAD routes.
@@ -210,12 +212,17 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
             ));
         }
         let image = st.media.accept(&capture.bytes)?.image;
+        let reservation = st
+            .meter
+            .reserve(&tenant_id, &[Module::Liveness], store::now())?;
         let thresholds = tenancy::liveness_thresholds(&st.store, &tenant_id)?;
         let started = Instant::now();
         let verdict = st
             .vision
             .liveness(&image, &[], Challenges::default(), &thresholds);
         let sdk_ms = started.elapsed().as_millis() as u64;
+        // Only a verdict is billed: a capture without a usable face is the client's problem.
+        let billed = verdict.is_ok();
         let body = match verdict {
             Ok(r) => json!({
                 "diagnostic": if r.is_live { "Live" } else { "NoLive" },
@@ -237,7 +244,15 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
             }),
             Err(e) => return Err(e.into()),
         };
-        tenancy::record_usage(&st.store, &request_id, &tenant_id, None, &["liveness"])?;
+        if billed {
+            let payer = Payer {
+                tenant_id: &tenant_id,
+                key_id: None,
+                sandbox: false,
+            };
+            st.meter
+                .record(reservation, &request_id, payer, &[Module::Liveness])?;
+        }
         Ok(body)
     })
     .await

@@ -20,6 +20,8 @@ use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
 use crate::store;
 use crate::tenancy;
+use crate::tenancy::meter::Payer;
+use crate::tenancy::plans::Module;
 use crate::vision::liveness::active::Challenges;
 use crate::vision::VisionError;
 
@@ -92,6 +94,8 @@ async fn process_face(
         let Some((key_id, tenant_id)) = keys::facia_principal(&st.store, &hash_id)? else {
             return Err(ApiError::new(Code::UnknownKey, "Invalid credentials"));
         };
+        let modules = [Module::Liveness, Module::FaceMatch];
+        let reservation = st.meter.reserve(&tenant_id, &modules, store::now())?;
         let decode = |b64: &str| {
             intake::decode_base64(b64, &st.media.limits)
                 .map_err(ApiError::from)
@@ -125,13 +129,16 @@ async fn process_face(
             Ok(v) => v,
             Err((which, e)) => return face_problem(e, which),
         };
-        tenancy::record_usage(
-            &st.store,
-            &request_id,
-            &tenant_id,
-            Some(&key_id),
-            &["liveness", "face_match"],
-        )?;
+        let sandbox = st
+            .store
+            .read(|c| store::keys::get(c, &key_id))?
+            .is_some_and(|k| k.environment == "sandbox");
+        let payer = Payer {
+            tenant_id: &tenant_id,
+            key_id: Some(&key_id),
+            sandbox,
+        };
+        st.meter.record(reservation, &request_id, payer, &modules)?;
         Ok(Ok((live, matched)))
     })
     .await

@@ -1,0 +1,36 @@
+//! The one way a billable route runs its work: scope check, quota reservation, the work, and the
+//! usage rows on success (a failed request is not billed).
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::http::AppState;
+use crate::store;
+use crate::tenancy::meter::Recorded;
+use crate::tenancy::plans::Module;
+
+/// Runs `work` billed as one unit of each of `modules` for `principal`. Blocking.
+pub fn metered<T>(
+    st: &AppState,
+    principal: &Principal,
+    request_id: &str,
+    modules: &[Module],
+    work: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<(T, Vec<Recorded>), ApiError> {
+    principal.require(modules)?;
+    let reservation = st
+        .meter
+        .reserve(&principal.tenant_id, modules, store::now())?;
+    let out = work()?;
+    let recorded = st
+        .meter
+        .record(reservation, request_id, principal.payer(), modules)?;
+    Ok((out, recorded))
+}
+
+/// The response's `usage` for a single-module call.
+pub fn usage_json(recorded: &[Recorded]) -> serde_json::Value {
+    match recorded {
+        [one] => serde_json::to_value(one).unwrap_or_default(),
+        many => serde_json::to_value(many).unwrap_or_default(),
+    }
+}

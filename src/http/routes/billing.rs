@@ -1,0 +1,198 @@
+//! Plans, subscriptions, usage and invoices: `GET /v1/usage` for a tenant, and the operator's
+//! `/admin/v1/plans`, `/admin/v1/tenants/{id}/plan`, `…/usage` and `…/invoices/{month}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Code};
+use crate::http::extract::Operator;
+use crate::http::{resource, AppState};
+use crate::tenancy::invoice::{self, current_month};
+use crate::tenancy::plans::Plan;
+use crate::tenancy::subscription;
+
+const ACTOR: &str = "operator";
+
+/// Registers the tenant's route (inside the signed `/v1` scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/usage").route(web::get().to(tenant_usage)));
+}
+
+/// Registers the operator's routes (inside `/admin/v1`).
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/plans").route(web::get().to(list_plans)))
+        .service(
+            resource("/plans/{id}")
+                .route(web::get().to(get_plan))
+                .route(web::put().to(put_plan)),
+        )
+        .service(
+            resource("/tenants/{id}/plan")
+                .route(web::get().to(get_subscription))
+                .route(web::put().to(put_subscription)),
+        )
+        .service(resource("/tenants/{id}/usage").route(web::get().to(admin_usage)))
+        .service(resource("/tenants/{id}/invoices/{month}").route(web::get().to(get_invoice)));
+}
+
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonthQuery {
+    /// `YYYY-MM`; the current month when absent.
+    month: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvoiceQuery {
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// The calling tenant's usage, quotas and charges for a month.
+async fn tenant_usage(
+    principal: Principal,
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let month = query.into_inner().month.unwrap_or_else(current_month);
+    let r =
+        blocking(move || invoice::usage_report(&state.store, &principal.tenant_id, &month)).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// A tenant's usage, as the operator sees it.
+async fn admin_usage(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let month = query.into_inner().month.unwrap_or_else(current_month);
+    let r = blocking(move || {
+        crate::tenancy::get_tenant(&state.store, &id)?;
+        invoice::usage_report(&state.store, &id, &month)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// A tenant's invoice for a month, JSON or CSV (`?format=csv`).
+async fn get_invoice(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<InvoiceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, month) = path.into_inner();
+    let format = query.into_inner().format.unwrap_or_else(|| "json".into());
+    if format != "json" && format != "csv" {
+        return Err(ApiError::new(Code::InvalidQuery, "format is json or csv")
+            .with_details(json!({ "field": "format" })));
+    }
+    let inv = blocking(move || {
+        crate::tenancy::get_tenant(&state.store, &id)?;
+        invoice::invoice(&state.store, &id, &month)
+    })
+    .await?;
+    Ok(if format == "csv" {
+        HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(inv.to_csv())
+    } else {
+        HttpResponse::Ok().json(inv)
+    })
+}
+
+/// Every plan.
+async fn list_plans(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let plans = blocking(move || subscription::list_plans(&state.store)).await?;
+    let plans: Vec<Value> = plans
+        .into_iter()
+        .map(|(id, p)| {
+            let mut v = serde_json::to_value(p).unwrap_or_default();
+            v["id"] = json!(id);
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "plans": plans })))
+}
+
+/// One plan.
+async fn get_plan(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = blocking(move || state.store.read(|c| subscription::plan(c, &id))).await?;
+    Ok(HttpResponse::Ok().json(p))
+}
+
+/// Replaces a plan's definition (every tenant on it is affected at once).
+async fn put_plan(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Plan>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let p = blocking(move || subscription::set_plan(&state.store, &id, &body, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(p))
+}
+
+/// A tenant's plan, overrides and the effective terms.
+async fn get_subscription(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let s = blocking(move || subscription::subscription(&state.store, &id)).await?;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionChange {
+    /// `free`, `pro` or `enterprise`; unchanged when absent.
+    plan: Option<String>,
+    /// A JSON merge patch over the plan; `null` clears, absent keeps.
+    #[serde(default, deserialize_with = "present")]
+    overrides: Option<Value>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(Value::Null)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Ok(Some(Value::deserialize(d)?))
+}
+
+/// Changes a tenant's plan and/or overrides.
+async fn put_subscription(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<SubscriptionChange>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let s = blocking(move || {
+        subscription::set_subscription(
+            &state.store,
+            &id,
+            body.plan.as_deref(),
+            body.overrides.as_ref(),
+            ACTOR,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(s))
+}

@@ -1,0 +1,514 @@
+//! Metering: monthly quotas judged before the work, usage recorded with its price after it.
+//!
+//! A request first [`Meter::reserve`]s a unit of each module it will run: the reservation holds
+//! a place under the quota while the work runs, so 200 concurrent requests against a quota of
+//! 150 let exactly 150 through. On success the units are recorded — usage row, counter, price
+//! and any threshold event, in one transaction ([`record_in`]) — and then settled in memory; a
+//! failed request drops its reservation and is not billed.
+//!
+//! The in-memory slot per (tenant, module, month) mirrors the committed counter plus the units
+//! in flight. `used + in_flight` is what the quota is judged on, and settling moves a unit from
+//! one to the other under one lock, so the sum never jumps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::plans::{discounted, Module, QuotaMode};
+use super::subscription::effective_plan;
+use crate::error::{Code, ErrorCode};
+use crate::store::crypto::DataKey;
+use crate::store::{self, Store, StoreError};
+use crate::workflow::webhooks;
+
+/// The thresholds (percent of a quota) announced once per period.
+pub const THRESHOLDS: [i64; 2] = [80, 100];
+
+/// Why a unit could not be reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    /// The monthly quota of a module is used up.
+    #[error(
+        "the monthly quota of {module} is used up ({used} of {limit}); it resets at {resets_at}"
+    )]
+    QuotaExceeded {
+        /// The module.
+        module: &'static str,
+        /// The quota.
+        limit: i64,
+        /// Units used (including ones in progress).
+        used: i64,
+        /// When the next period starts (RFC 3339).
+        resets_at: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ErrorCode for MeterError {
+    fn code(&self) -> Code {
+        match self {
+            MeterError::QuotaExceeded { .. } => Code::QuotaExceeded,
+            MeterError::Store(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            MeterError::QuotaExceeded {
+                module,
+                limit,
+                used,
+                resets_at,
+            } => json!({ "module": module, "limit": limit, "used": used, "resets_at": resets_at }),
+            MeterError::Store(_) => json!({}),
+        }
+    }
+}
+
+/// The calendar month (UTC) of Unix time `at`, as `YYYY-MM`.
+pub fn period_of(at: i64) -> String {
+    let d = OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}-{:02}", d.year(), u8::from(d.month()))
+}
+
+/// Unix seconds of the first instant of `period` (`YYYY-MM`) and of the month after it.
+pub fn period_bounds(period: &str) -> Option<(i64, i64)> {
+    let (y, m) = period.split_once('-')?;
+    let (y, m): (i32, u8) = (y.parse().ok()?, m.parse().ok()?);
+    if period.len() != 7 || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let start = time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, 1).ok()?;
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let next = time::Date::from_calendar_date(ny, time::Month::try_from(nm).ok()?, 1).ok()?;
+    let unix = |d: time::Date| d.midnight().assume_utc().unix_timestamp();
+    Some((unix(start), unix(next)))
+}
+
+/// When the quotas of `period` reset, RFC 3339.
+pub fn resets_at(period: &str) -> String {
+    let next = period_bounds(period).map_or(0, |(_, n)| n);
+    crate::workflow::jobs::rfc3339(next)
+}
+
+type SlotKey = (String, Module, String);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Slot {
+    used: i64,
+    in_flight: i64,
+}
+
+#[derive(Default)]
+struct Slots(Mutex<HashMap<SlotKey, Slot>>);
+
+impl Slots {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SlotKey, Slot>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Units of modules held under their quotas while a request runs; released on drop unless
+/// settled.
+pub struct Reservation {
+    slots: Arc<Slots>,
+    tenant_id: String,
+    period: String,
+    held: Vec<Module>,
+    settled: bool,
+}
+
+impl Reservation {
+    /// The month the units count against.
+    pub fn period(&self) -> &str {
+        &self.period
+    }
+
+    /// After the transaction that recorded `ran` committed: those units are now used; the rest
+    /// of the held ones are released.
+    pub fn settle(mut self, ran: &[Module]) {
+        let mut slots = self.slots.lock();
+        for m in &self.held {
+            if let Some(s) = slots.get_mut(&(self.tenant_id.clone(), *m, self.period.clone())) {
+                s.in_flight -= 1;
+            }
+        }
+        for m in ran {
+            if let Some(s) = slots.get_mut(&(self.tenant_id.clone(), *m, self.period.clone())) {
+                s.used += 1;
+            }
+        }
+        self.settled = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let mut slots = self.slots.lock();
+        for m in &self.held {
+            if let Some(s) = slots.get_mut(&(self.tenant_id.clone(), *m, self.period.clone())) {
+                s.in_flight -= 1;
+            }
+        }
+    }
+}
+
+/// Who is billed for a unit.
+#[derive(Debug, Clone, Copy)]
+pub struct Payer<'a> {
+    /// The tenant.
+    pub tenant_id: &'a str,
+    /// The key that signed the request, if any (compatibility routes have none).
+    pub key_id: Option<&'a str>,
+    /// A sandbox key: recorded and counted, not billed.
+    pub sandbox: bool,
+}
+
+/// A unit as recorded, for the response's `usage`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recorded {
+    /// The module.
+    pub module: &'static str,
+    /// Units (always 1).
+    pub units: u32,
+    /// Whether it is billed.
+    pub billed: bool,
+    /// Beyond the quota on a soft-quota plan.
+    pub overage: bool,
+}
+
+/// The metering service.
+pub struct Meter {
+    store: Arc<Store>,
+    slots: Arc<Slots>,
+    parked: Mutex<HashMap<String, Reservation>>,
+}
+
+impl Meter {
+    /// A meter over `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        Meter {
+            store,
+            slots: Arc::default(),
+            parked: Mutex::default(),
+        }
+    }
+
+    fn load_slot(
+        &self,
+        slots: &mut HashMap<SlotKey, Slot>,
+        key: &SlotKey,
+    ) -> Result<Slot, StoreError> {
+        if let Some(s) = slots.get(key) {
+            return Ok(*s);
+        }
+        let used = self
+            .store
+            .read(|c| store::usage::used(c, &key.0, key.1.as_str(), &key.2))?;
+        let s = Slot { used, in_flight: 0 };
+        slots.insert(key.clone(), s);
+        Ok(s)
+    }
+
+    /// Holds one unit of each module for a request at time `now`, or refuses with the first
+    /// module whose hard quota is used up. Blocking (reads the plan, maybe the counters).
+    pub fn reserve(
+        &self,
+        tenant_id: &str,
+        modules: &[Module],
+        now: i64,
+    ) -> Result<Reservation, MeterError> {
+        let plan = self.store.read(|c| effective_plan(c, tenant_id))?;
+        let period = period_of(now);
+        let mut slots = self.slots.lock();
+        let mut checked = Vec::with_capacity(modules.len());
+        for m in modules {
+            let key = (tenant_id.to_owned(), *m, period.clone());
+            let slot = self.load_slot(&mut slots, &key)?;
+            let limit = plan.modules.get(m).and_then(|t| t.monthly_quota);
+            if let (QuotaMode::Hard, Some(limit)) = (plan.quota_mode, limit) {
+                if slot.used + slot.in_flight >= limit {
+                    return Err(MeterError::QuotaExceeded {
+                        module: m.as_str(),
+                        limit,
+                        used: slot.used + slot.in_flight,
+                        resets_at: resets_at(&period),
+                    });
+                }
+            }
+            checked.push(key);
+        }
+        for key in &checked {
+            slots.get_mut(key).expect("loaded above").in_flight += 1;
+        }
+        Ok(Reservation {
+            slots: self.slots.clone(),
+            tenant_id: tenant_id.to_owned(),
+            period,
+            held: modules.to_vec(),
+            settled: false,
+        })
+    }
+
+    /// A reservation that holds nothing, for work accepted before this process started (a job
+    /// queued before a restart): its units are recorded whatever the quota says now, because
+    /// nothing accepted is dropped.
+    pub fn unreserved(&self, tenant_id: &str, modules: &[Module], now: i64) -> Reservation {
+        let period = period_of(now);
+        let mut slots = self.slots.lock();
+        for m in modules {
+            // Loaded before the units are committed, so settling counts them exactly once.
+            let key = (tenant_id.to_owned(), *m, period.clone());
+            if let Err(e) = self.load_slot(&mut slots, &key) {
+                tracing::warn!(error = %e, "loading a usage counter failed");
+            }
+        }
+        Reservation {
+            slots: self.slots.clone(),
+            tenant_id: tenant_id.to_owned(),
+            period,
+            held: Vec::new(),
+            settled: false,
+        }
+    }
+
+    /// Keeps a reservation for a queued job until it finishes.
+    pub fn park(&self, job_id: &str, r: Reservation) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job_id.to_owned(), r);
+    }
+
+    /// The reservation a job was queued with, if this process queued it.
+    pub fn unpark(&self, job_id: &str) -> Option<Reservation> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(job_id)
+    }
+
+    /// Records the units of `ran` in their own transaction and settles the reservation.
+    /// Blocking.
+    pub fn record(
+        &self,
+        r: Reservation,
+        request_id: &str,
+        payer: Payer<'_>,
+        ran: &[Module],
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let hooks_key = self.store.data_key(webhooks::FAMILY)?;
+        let now = store::now();
+        let out = self
+            .store
+            .write(|tx| record_in(tx, &hooks_key, &r, request_id, payer, ran, now))?;
+        r.settle(ran);
+        Ok(out)
+    }
+}
+
+/// Writes the usage rows of `ran` inside the caller's transaction: counter, price by the
+/// volume tier the unit falls in, overage flag, and the `quota.threshold` event when a unit
+/// crosses 80 % or 100 % of its quota (once per period, whatever the concurrency). Call
+/// [`Reservation::settle`] after the commit.
+pub fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    hooks_key: &DataKey,
+    r: &Reservation,
+    request_id: &str,
+    payer: Payer<'_>,
+    ran: &[Module],
+    now: i64,
+) -> Result<Vec<Recorded>, StoreError> {
+    let plan = effective_plan(tx, payer.tenant_id)?;
+    let billed = !(payer.sandbox || plan.sandbox_only);
+    let mut out = Vec::with_capacity(ran.len());
+    for m in ran {
+        let (n, billed_n) =
+            store::usage::increment(tx, payer.tenant_id, m.as_str(), &r.period, billed)?;
+        let terms = plan.modules.get(m).copied();
+        let list = terms.map_or(0, |t| t.unit_price_micros);
+        let quota = terms.and_then(|t| t.monthly_quota);
+        // Volume tiers count billed units only: sandbox traffic earns no discount.
+        let discount = if billed {
+            plan.discount_for(billed_n)
+        } else {
+            0
+        };
+        let overage = quota.is_some_and(|q| n > q);
+        store::usage::record(
+            tx,
+            &store::usage::UsageEvent {
+                request_id,
+                tenant_id: payer.tenant_id,
+                key_id: payer.key_id,
+                module: m.as_str(),
+                period: &r.period,
+                unit_price_micros: if billed {
+                    discounted(list, discount)
+                } else {
+                    0
+                },
+                list_price_micros: list,
+                discount_percent: discount,
+                billed,
+                overage,
+                at: now,
+            },
+        )?;
+        if let Some(q) = quota.filter(|q| *q > 0) {
+            for t in THRESHOLDS.into_iter().filter(|t| n * 100 >= q * t) {
+                let fresh = store::usage::mark_threshold(
+                    tx,
+                    payer.tenant_id,
+                    m.as_str(),
+                    &r.period,
+                    (t, n, q),
+                    now,
+                )?;
+                if fresh {
+                    let data = json!({
+                        "module": m.as_str(), "threshold_percent": t, "used": n, "quota": q,
+                        "period": r.period, "resets_at": resets_at(&r.period),
+                        "quota_mode": plan.quota_mode,
+                    });
+                    let body = webhooks::event_body("quota.threshold", data);
+                    webhooks::enqueue_event(
+                        hooks_key,
+                        None,
+                        tx,
+                        payer.tenant_id,
+                        "quota.threshold",
+                        &body,
+                        None,
+                    )?;
+                }
+            }
+        }
+        out.push(Recorded {
+            module: m.as_str(),
+            units: 1,
+            billed,
+            overage,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+    use crate::tenancy::subscription::set_subscription;
+
+    #[test]
+    fn periods() {
+        assert_eq!(period_of(1_790_000_000), "2026-09");
+        let (s, e) = period_bounds("2026-12").unwrap();
+        assert_eq!(period_of(s), "2026-12");
+        assert_eq!(period_of(e), "2027-01");
+        assert_eq!(period_of(e - 1), "2026-12");
+        assert!(period_bounds("2026-13").is_none());
+        assert!(period_bounds("26-1").is_none());
+        assert_eq!(resets_at("2026-11"), "2026-12-01T00:00:00Z");
+    }
+
+    #[test]
+    fn hard_quota_counts_in_flight_units_and_thresholds_fire_once() {
+        let (_dir, store) = test_store();
+        let store = Arc::new(store);
+        let t = super::super::create_tenant(&store, "Acme", "pro", "t").unwrap();
+        let o = json!({"modules": {"validation": {"monthly_quota": 5}}});
+        set_subscription(&store, &t.id, None, Some(&o), "t").unwrap();
+        let meter = Meter::new(store.clone());
+        let now = store::now();
+        let payer = Payer {
+            tenant_id: &t.id,
+            key_id: None,
+            sandbox: false,
+        };
+        let v = [Module::Validation];
+        let held: Vec<_> = (0..5)
+            .map(|_| meter.reserve(&t.id, &v, now).unwrap())
+            .collect();
+        let err = meter.reserve(&t.id, &v, now).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                MeterError::QuotaExceeded {
+                    limit: 5,
+                    used: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A failed request gives its unit back.
+        let mut held = held.into_iter();
+        drop(held.next());
+        let again = meter.reserve(&t.id, &v, now).unwrap();
+        for (i, r) in held.chain([again]).enumerate() {
+            meter.record(r, &format!("req{i}"), payer, &v).unwrap();
+        }
+        assert!(meter.reserve(&t.id, &v, now).is_err());
+        // Other modules have their own quotas.
+        drop(meter.reserve(&t.id, &[Module::Ocr], now).unwrap());
+
+        let period = period_of(now);
+        let alerts = store
+            .read(|c| store::usage::alerts(c, &t.id, &period))
+            .unwrap();
+        let marks: Vec<_> = alerts.iter().map(|a| (a.threshold, a.used)).collect();
+        assert_eq!(marks, [(80, 4), (100, 5)]);
+        let used = store.read(|c| store::usage::used(c, &t.id, "validation", &period));
+        assert_eq!(used.unwrap(), 5);
+    }
+
+    #[test]
+    fn prices_follow_tiers_and_sandbox_is_not_billed() {
+        let (_dir, store) = test_store();
+        let store = Arc::new(store);
+        let t = super::super::create_tenant(&store, "Acme", "pro", "t").unwrap();
+        let o = json!({"tiers": [{"from_units": 3, "discount_percent": 25}],
+                       "modules": {"ocr": {"unit_price_micros": 100_000}}});
+        set_subscription(&store, &t.id, None, Some(&o), "t").unwrap();
+        let meter = Meter::new(store.clone());
+        let now = store::now();
+        let ocr = [Module::Ocr];
+        for (i, sandbox) in [false, false, false, true, false].into_iter().enumerate() {
+            let payer = Payer {
+                tenant_id: &t.id,
+                key_id: Some("ak_x"),
+                sandbox,
+            };
+            let r = meter.reserve(&t.id, &ocr, now).unwrap();
+            meter.record(r, &format!("r{i}"), payer, &ocr).unwrap();
+        }
+        let groups = store
+            .read(|c| store::usage::billed_groups(c, &t.id, &period_of(now)))
+            .unwrap();
+        let lines: Vec<_> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g.discount_percent,
+                    g.count,
+                    g.unit_price_micros,
+                    g.amount_micros,
+                )
+            })
+            .collect();
+        // Billed units 1–2 at list, 3–4 at 25 % off; the sandbox unit is counted, not billed,
+        // and does not move the tier.
+        assert_eq!(lines, [(0, 2, 100_000, 200_000), (25, 2, 75_000, 150_000)]);
+        let used = store.read(|c| store::usage::used(c, &t.id, "ocr", &period_of(now)));
+        assert_eq!(used.unwrap(), 5);
+    }
+}
