@@ -55,6 +55,19 @@ impl ErrorCode for ForbiddenModule {
 }
 
 impl Principal {
+    /// The principal a key row stands for (compatibility routes, which authenticate otherwise).
+    pub fn from_key(key: &store::keys::KeyRow) -> Principal {
+        Principal {
+            tenant_id: key.tenant_id.clone(),
+            key_id: key.id.clone(),
+            sandbox: key.environment == "sandbox",
+            scopes: key
+                .scopes
+                .as_ref()
+                .map(|s| s.iter().filter_map(|m| Module::parse(m)).collect()),
+        }
+    }
+
     /// Refuses (403 `forbidden_module`) unless the key may call every one of `modules`.
     pub fn require(&self, modules: &[Module]) -> Result<(), ForbiddenModule> {
         let Some(scopes) = &self.scopes else {
@@ -232,6 +245,11 @@ impl Authenticator {
                 });
             }
         }
+        self.key_row(key_id)
+    }
+
+    /// The key's current state. Blocking: reads the key table.
+    pub fn key_row(&self, key_id: &str) -> Result<KeyAuthRow, AuthError> {
         self.store
             .read(|c| store::keys::auth_row(c, key_id))?
             .ok_or(AuthError::UnknownKey)

@@ -86,7 +86,8 @@ pub async fn middleware(
             Ok(res)
         }
         Err((err, decision)) => {
-            if let Some(state) = req.app_data::<web::Data<AppState>>() {
+            let state = req.app_data::<web::Data<AppState>>();
+            if let Some(state) = state.filter(|_| decision.is_none()) {
                 state
                     .metrics
                     .auth_failures
@@ -102,7 +103,8 @@ pub async fn middleware(
     }
 }
 
-fn rate_limited(d: &Decision) -> ApiError {
+/// The 429 for a request over its key's rate limit.
+pub fn rate_limited(d: &Decision) -> ApiError {
     let retry = d.retry_after_secs.unwrap_or(1);
     ApiError::new(
         Code::RateLimited,
@@ -175,15 +177,12 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<Decision, ApiError> {
 
     // Judge what needs no body first: nobody gets megabytes buffered on a bad clock or an
     // unknown key.
-    let (auth, db) = (state.auth.clone(), state.store.clone());
+    let auth = state.auth.clone();
     let (k, t, n) = (key_id.clone(), timestamp.clone(), nonce.clone());
-    let (row, plan) = web::block(move || -> Result<_, ApiError> {
-        let row = auth.precheck(&k, &t, n.as_deref(), store::now())?;
-        let plan = db.read(|c| subscription::effective_plan(c, &row.tenant_id))?;
-        Ok((row, plan))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    web::block(move || auth.precheck(&k, &t, n.as_deref(), store::now()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?;
 
     let mut payload = req.take_payload();
     let limit = state.config.http.max_body_bytes;
@@ -194,6 +193,16 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<Decision, ApiError> {
                 .with_details(serde_json::json!({ "timeout_seconds": BODY_TIMEOUT.as_secs() }))
         })??;
     let digest = signing::body_digest(&body);
+    // The key read again now the body is here: a revocation or rotation while a slow body
+    // arrived takes effect. The tenant's plan comes in the same hop.
+    let (auth, db, k) = (state.auth.clone(), state.store.clone(), key_id.clone());
+    let (row, plan) = web::block(move || -> Result<_, ApiError> {
+        let row = auth.key_row(&k)?;
+        let plan = db.read(|c| subscription::effective_plan(c, &row.tenant_id))?;
+        Ok((row, plan))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     // Pure CPU from here (HMAC over a cached key, the replay set): no blocking pool hop.
     let principal = state
         .auth

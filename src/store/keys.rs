@@ -203,3 +203,16 @@ pub fn touch(tx: &Transaction<'_>, id: &str, at: i64) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Sets the environment of every key of a tenant (its plan moved into or out of sandbox-only);
+/// returns how many keys changed.
+pub fn set_environment_for_tenant(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    env: &str,
+) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE api_keys SET environment = ?2 WHERE tenant_id = ?1 AND environment <> ?2",
+        params![tenant_id, env],
+    )?)
+}

@@ -262,20 +262,25 @@ impl Meter {
     /// nothing accepted is dropped.
     pub fn unreserved(&self, tenant_id: &str, modules: &[Module], now: i64) -> Reservation {
         let period = period_of(now);
-        let mut slots = self.slots.lock();
-        for m in modules {
-            // Loaded before the units are committed, so settling counts them exactly once.
-            let key = (tenant_id.to_owned(), *m, period.clone());
-            if let Err(e) = self.load_slot(&mut slots, &key) {
-                tracing::warn!(error = %e, "loading a usage counter failed");
-            }
-        }
+        self.load_slots(tenant_id, modules, &period);
         Reservation {
             slots: self.slots.clone(),
             tenant_id: tenant_id.to_owned(),
             period,
             held: Vec::new(),
             settled: false,
+        }
+    }
+
+    /// Loads the slots of units about to be recorded without having been reserved, before they
+    /// are committed, so settling counts them exactly once.
+    pub fn load_slots(&self, tenant_id: &str, modules: &[Module], period: &str) {
+        let mut slots = self.slots.lock();
+        for m in modules {
+            let key = (tenant_id.to_owned(), *m, period.to_owned());
+            if let Err(e) = self.load_slot(&mut slots, &key) {
+                tracing::warn!(error = %e, "loading a usage counter failed");
+            }
         }
     }
 
@@ -364,7 +369,8 @@ pub fn record_in(
             },
         )?;
         if let Some(q) = quota.filter(|q| *q > 0) {
-            for t in THRESHOLDS.into_iter().filter(|t| n * 100 >= q * t) {
+            let crossed = |t: i64| i128::from(n) * 100 >= i128::from(q) * i128::from(t);
+            for t in THRESHOLDS.into_iter().filter(|t| crossed(*t)) {
                 let fresh = store::usage::mark_threshold(
                     tx,
                     payer.tenant_id,

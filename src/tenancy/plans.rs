@@ -143,6 +143,9 @@ pub struct Plan {
     pub rate_limit: RateLimits,
 }
 
+/// The largest monthly quota a plan may set (beyond it, use `null`: unlimited).
+pub const MAX_QUOTA: i64 = 1_000_000_000_000;
+
 /// The plans every installation starts with.
 pub const PLAN_IDS: [&str; 3] = ["free", "pro", "enterprise"];
 
@@ -219,9 +222,11 @@ impl Plan {
             let Some(t) = self.modules.get(&m) else {
                 return bad(&format!("modules.{}", m.as_str()), "missing");
             };
-            if t.monthly_quota.is_some_and(|q| q < 0) {
+            if t.monthly_quota
+                .is_some_and(|q| !(0..=MAX_QUOTA).contains(&q))
+            {
                 let f = format!("modules.{}.monthly_quota", m.as_str());
-                return bad(&f, "at least 0, or null for unlimited");
+                return bad(&f, "0 to 10^12, or null for unlimited");
             }
             if !(0..=100_000_000).contains(&t.unit_price_micros) {
                 let f = format!("modules.{}.unit_price_micros", m.as_str());

@@ -101,18 +101,31 @@ pub fn set_subscription(
             Some(o) => Some(o.clone()),
             None => current_overrides.and_then(|o| serde_json::from_str(&o).ok()),
         };
+        let was_sandbox = effective_plan(tx, tenant_id)?.sandbox_only;
         let base = plan(tx, plan_id)?;
-        if let Err(e) = apply_overrides(&base, overrides.as_ref()) {
-            return Ok(Err(invalid(e)));
-        }
+        let next = match apply_overrides(&base, overrides.as_ref()) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(invalid(e))),
+        };
         let text = overrides.as_ref().map(Value::to_string);
         store::plans::set_tenant_plan(tx, tenant_id, plan_id, text.as_deref(), now)?;
+        // Into a sandbox-only plan every key becomes a sandbox key; out of one (an upgrade from
+        // Free), every key goes live, or the tenant would never be billed.
+        let keys_changed = match (was_sandbox, next.sandbox_only) {
+            (false, true) => store::keys::set_environment_for_tenant(tx, tenant_id, "sandbox")?,
+            (true, false) => store::keys::set_environment_for_tenant(tx, tenant_id, "live")?,
+            _ => 0,
+        };
         store::audit::append(
             tx,
             &NewEntry::new(actor, "tenant.plan")
                 .tenant(tenant_id)
                 .target(tenant_id)
-                .details(json!({ "plan": plan_id, "overrides": overrides })),
+                .details(json!({
+                    "plan": plan_id,
+                    "overrides": overrides,
+                    "keys_environment_changed": keys_changed,
+                })),
             now,
         )?;
         Ok(Ok(()))

@@ -167,6 +167,8 @@ impl Jobs {
             finished_at: None,
         };
         let input = serde_json::to_vec(request).map_err(|e| invalid("body", &e.to_string()))?;
+        // Parked before the job exists, so a worker that finishes it at once finds it.
+        self.meter.park(&id, reservation);
         let outcome = self.store.write(|tx| {
             // Two requests with one key racing: the second finds the first here.
             if let Some(k) = idempotency_key {
@@ -178,10 +180,12 @@ impl Jobs {
             let sealed = key.seal(&input, id.as_bytes())?;
             store::jobs::insert(tx, &row, &sealed)?;
             Ok((row.clone(), true))
-        })?;
-        if outcome.1 {
-            self.meter.park(&outcome.0.id, reservation);
+        });
+        if !matches!(outcome, Ok((_, true))) {
+            // No job was queued: give the units back.
+            drop(self.meter.unpark(&id));
         }
+        let outcome = outcome?;
         self.wake.notify_one();
         Ok(outcome)
     }
@@ -320,6 +324,10 @@ impl Jobs {
                 break;
             }
         }
+        if !matches!(written, Ok(Ok(_))) {
+            // Left to the next start-up, which records it without a reservation.
+            drop(self.meter.unpark(&job.id));
+        }
         match written {
             Ok(Ok(true)) => {
                 self.deliverer.wake.notify_one();
@@ -416,9 +424,15 @@ fn finish(
     let hooks_key = store.data_key(webhooks::FAMILY)?;
     let ran: &[Module] = outcome.as_ref().map_or(&[], |(_, m)| m.as_slice());
     // Queued before this process started: nothing was reserved, the units are recorded anyway.
-    let reservation = meter
-        .unpark(&job.id)
-        .unwrap_or_else(|| meter.unreserved(&job.tenant_id, ran, now));
+    let reservation = match meter.unpark(&job.id) {
+        Some(r) => {
+            // The workflow may have changed since submission: count what ran.
+            meter.load_slots(&job.tenant_id, ran, r.period());
+            r
+        }
+        None => meter.unreserved(&job.tenant_id, ran, now),
+    };
+    // Some(true): completed (units recorded); Some(false): failed; None: already finished.
     let written = store.write(|tx| match &outcome {
         Ok((o, modules)) => {
             let body = serde_json::to_vec(o).unwrap_or_default();
@@ -426,7 +440,8 @@ fn finish(
             let key = match store.existing_subject_key(tx, &job.tenant_id, &job.subject_id) {
                 Ok(k) => k,
                 Err(StoreError::NotFound(_)) => {
-                    return store::jobs::fail(tx, &job.id, "the subject was erased", now)
+                    let failed = store::jobs::fail(tx, &job.id, "the subject was erased", now)?;
+                    return Ok(failed.then_some(false));
                 }
                 Err(e) => return Err(e),
             };
@@ -458,7 +473,7 @@ fn finish(
                 };
                 meter::record_in(tx, &hooks_key, &reservation, &job.id, payer, modules, now)?;
             }
-            Ok(done)
+            Ok(done.then_some(true))
         }
         Err(e) => {
             let failed = store::jobs::fail(tx, &job.id, e, now)?;
@@ -468,15 +483,15 @@ fn finish(
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
                 webhooks::enqueue_event(&hooks_key, None, tx, &job.tenant_id, "kyc.failed", &body, callback)?;
             }
-            Ok(failed)
+            Ok(failed.then_some(false))
         }
     });
     match written {
-        Ok(true) if outcome.is_ok() => reservation.settle(ran),
+        Ok(Some(true)) => reservation.settle(ran),
         Ok(_) => drop(reservation),
         Err(_) => meter.park(&job.id, reservation),
     }
-    written
+    written.map(|w| w.is_some())
 }
 
 /// The tenant's workflow (the defaults when unset or, after tampering, unreadable).

@@ -407,6 +407,22 @@ fn scopes_and_sandbox_keys() {
         br#"{"selfie":"x","document_front":"y"}"#,
     );
     kyc.assert_error(403, "forbidden_module");
+    // The Facia credential of a scoped key keeps its scopes.
+    let facia = app.admin(
+        "POST",
+        &format!("/tenants/{tenant}/keys"),
+        Some(json!({ "scopes": ["validation"], "facia_hash": true })),
+    );
+    let hash = facia.body["facia_hash_id"].as_str().unwrap();
+    let body = json!({ "hash_id": hash, "selfie_image": "x", "document_image": "y" });
+    let r = app.raw(
+        "POST",
+        "/process_face",
+        &[("Content-Type", "application/json".into())],
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    r.assert_error(403, "forbidden_module");
+
     // A workflow reserves every module it runs: over one quota, the job is refused up front.
     let all = app.create_key(&tenant);
     set_plan(
@@ -450,6 +466,11 @@ fn scopes_and_sandbox_keys() {
     );
     assert_eq!(inv.body["total_micros"], 0);
     assert_eq!(inv.body["unbilled_units"]["validation"], 1);
+    // An upgrade makes the keys live: from then on they are billed.
+    set_plan(&app, &free, "pro", Value::Null);
+    let keys = app.admin("GET", &format!("/tenants/{free}/keys"), None);
+    assert_eq!(keys.body["keys"][0]["environment"], "live");
+    assert_eq!(validate(&app, &k).body["usage"]["billed"], true);
 }
 
 /// Plans are edited as a whole and validated; every change is audited.

@@ -15,13 +15,14 @@ use serde_json::json;
 
 use super::vendor_error;
 use crate::auth::keys;
+use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
 use crate::store;
 use crate::tenancy;
-use crate::tenancy::meter::Payer;
 use crate::tenancy::plans::Module;
+use crate::tenancy::subscription;
 use crate::vision::liveness::active::Challenges;
 use crate::vision::VisionError;
 
@@ -95,6 +96,21 @@ async fn process_face(
             return Err(ApiError::new(Code::UnknownKey, "Invalid credentials"));
         };
         let modules = [Module::Liveness, Module::FaceMatch];
+        let key = st
+            .store
+            .read(|c| store::keys::get(c, &key_id))?
+            .ok_or_else(|| ApiError::new(Code::UnknownKey, "Invalid credentials"))?;
+        let principal = Principal::from_key(&key);
+        principal.require(&modules)?;
+        // The key's rate limit applies here as on /v1 (its own bucket when the plan names one).
+        let plan = st
+            .store
+            .read(|c| subscription::effective_plan(c, &tenant_id))?;
+        let (bucket, budget) = plan.rate_limit.budget_for("POST", "/process_face");
+        let decision = st.rate_limiter.check(&key_id, &bucket, budget);
+        if !decision.allowed {
+            return Err(crate::http::signed::rate_limited(&decision));
+        }
         let reservation = st.meter.reserve(&tenant_id, &modules, store::now())?;
         let decode = |b64: &str| {
             intake::decode_base64(b64, &st.media.limits)
@@ -129,16 +145,8 @@ async fn process_face(
             Ok(v) => v,
             Err((which, e)) => return face_problem(e, which),
         };
-        let sandbox = st
-            .store
-            .read(|c| store::keys::get(c, &key_id))?
-            .is_some_and(|k| k.environment == "sandbox");
-        let payer = Payer {
-            tenant_id: &tenant_id,
-            key_id: Some(&key_id),
-            sandbox,
-        };
-        st.meter.record(reservation, &request_id, payer, &modules)?;
+        st.meter
+            .record(reservation, &request_id, principal.payer(), &modules)?;
         Ok(Ok((live, matched)))
     })
     .await
