@@ -105,6 +105,11 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         state.metrics.clone(),
         sweep_every,
     ));
+    actix_web::rt::spawn(crate::auth::failures::flush_worker(
+        state.auth.clone(),
+        state.store.clone(),
+        Duration::from_secs(60),
+    ));
     jobs.start(job_workers)
         .context("cannot queue the jobs left by the previous process")?;
     state.ready.store(true, Ordering::Release);

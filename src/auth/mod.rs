@@ -5,6 +5,7 @@
 //! path and the body digest, and gets back a [`Principal`] or an [`AuthError`] with its code.
 
 pub mod admin;
+pub mod failures;
 pub mod keys;
 pub mod replay;
 pub mod signing;
@@ -190,6 +191,8 @@ impl ErrorCode for AuthError {
 
 /// Verifies signed requests against the key table.
 pub struct Authenticator {
+    /// Refusals counted for the audit log.
+    pub failures: failures::FailureTally,
     store: Arc<Store>,
     replay: ReplayCache,
     max_skew_secs: i64,
@@ -199,6 +202,7 @@ impl Authenticator {
     /// An authenticator over `store` with the configured tolerances.
     pub fn new(store: Arc<Store>, config: &AuthConfig) -> Self {
         Authenticator {
+            failures: Default::default(),
             store,
             replay: ReplayCache::new(config.replay_window_secs),
             max_skew_secs: config.max_skew_secs,

@@ -109,7 +109,7 @@ pub async fn middleware(
                 .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
                 .inc();
             m.http_duration
-                .with_label_values(&[route.as_str(), method.as_str()])
+                .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
                 .observe(started.elapsed().as_secs_f64());
         }
         if let Ok(v) = HeaderValue::from_str(&current()) {

@@ -93,6 +93,18 @@ pub async fn middleware(
                     .auth_failures
                     .with_label_values(&[err.code.as_str()])
                     .inc();
+                // The key is named only when it was found: the signature failed after lookup.
+                let known = matches!(
+                    err.code,
+                    Code::InvalidSignature
+                        | Code::KeyRevoked
+                        | Code::TenantSuspended
+                        | Code::ReplayedRequest
+                );
+                let key = known
+                    .then(|| req.headers().get("X-API-KEY").and_then(|v| v.to_str().ok()))
+                    .flatten();
+                state.auth.failures.add(err.code.as_str(), key);
             }
             let mut res = req.error_response(err).map_into_right_body();
             if let Some(d) = decision {

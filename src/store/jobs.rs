@@ -241,3 +241,20 @@ pub fn set_workflow_config(
     )?;
     Ok(())
 }
+
+/// Counts by a status column.
+pub type StatusCounts = Vec<(String, i64)>;
+
+/// Jobs by status and the creation time of the oldest queued one, for `/metrics`.
+pub fn queue_stats(conn: &Connection) -> Result<(StatusCounts, Option<i64>)> {
+    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+    let counts = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let oldest = conn.query_row(
+        "SELECT MIN(created_at) FROM jobs WHERE status = 'queued'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((counts, oldest))
+}

@@ -193,3 +193,12 @@ pub fn unbilled_counts(
     let rows = stmt.query_map(params![tenant_id, period], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// Every tenant's units per module in `period`, for `/metrics`.
+pub fn period_usage(conn: &Connection, period: &str) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT tenant_id, module, used FROM usage_counters WHERE period = ?1 ORDER BY tenant_id, module",
+    )?;
+    let rows = stmt.query_map([period], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -307,3 +307,11 @@ pub fn redeliver(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> R
         }
     }
 }
+
+/// Deliveries by status (`pending`, `delivered`, `failed`), for `/metrics`.
+pub fn delivery_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt =
+        conn.prepare("SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -17,7 +17,7 @@ pub struct Metrics {
     registry: Registry,
     /// Requests by route pattern, method and status.
     pub http_requests: IntCounterVec,
-    /// Request latency by route pattern and method.
+    /// Request latency by route pattern, method and status.
     pub http_duration: HistogramVec,
     /// Inference latency by pipeline (`face_match`, …).
     pub inference_duration: HistogramVec,
@@ -27,6 +27,29 @@ pub struct Metrics {
     pub models_loaded: IntGauge,
     /// Media deleted by the retention sweeper.
     pub media_swept: IntCounterVec,
+    /// Jobs by status (read from the store at scrape time).
+    pub jobs: IntGaugeVec,
+    /// Age of the oldest queued job, seconds (0 when none is queued).
+    pub job_oldest_queued_age: IntGauge,
+    /// Webhook deliveries by outcome (`pending`, `delivered`, `failed`).
+    pub webhook_deliveries: IntGaugeVec,
+    /// Units used this month, by tenant and module.
+    pub quota_used: IntGaugeVec,
+    /// Monthly quota, by tenant and module (absent: unlimited).
+    pub quota_limit: IntGaugeVec,
+}
+
+/// The stored state `/metrics` reports, read at scrape time.
+#[derive(Debug, Default, Clone)]
+pub struct StoredState {
+    /// Jobs by status.
+    pub jobs: Vec<(String, i64)>,
+    /// Age of the oldest queued job, seconds.
+    pub oldest_queued_age: i64,
+    /// Webhook deliveries by status.
+    pub deliveries: Vec<(String, i64)>,
+    /// (tenant, module, used, quota) this month.
+    pub quotas: Vec<(String, String, i64, Option<i64>)>,
 }
 
 impl Metrics {
@@ -44,7 +67,7 @@ impl Metrics {
         let http_duration = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
                 .buckets(BUCKETS.to_vec()),
-            &["route", "method"],
+            &["route", "method", "status"],
         )
         .expect("valid metric");
         let inference_duration = HistogramVec::new(
@@ -71,6 +94,30 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let jobs = gauge_vec("jobs", "Verification jobs by status", &["status"]);
+        let job_oldest_queued_age = IntGauge::new(
+            "job_oldest_queued_age_seconds",
+            "Age of the oldest queued job",
+        )
+        .expect("valid metric");
+        let webhook_deliveries = gauge_vec(
+            "webhook_deliveries",
+            "Webhook deliveries by outcome",
+            &["status"],
+        );
+        let quota_used = gauge_vec(
+            "quota_used_units",
+            "Units used this month by tenant and module",
+            &["tenant", "module"],
+        );
+        let quota_limit = gauge_vec(
+            "quota_limit_units",
+            "Monthly quota by tenant and module",
+            &["tenant", "module"],
+        );
         let build_info =
             IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])
                 .expect("valid metric");
@@ -85,6 +132,11 @@ impl Metrics {
             Box::new(models_loaded.clone()),
             Box::new(media_swept.clone()),
             Box::new(build_info.clone()),
+            Box::new(jobs.clone()),
+            Box::new(job_oldest_queued_age.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(quota_used.clone()),
+            Box::new(quota_limit.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -96,6 +148,35 @@ impl Metrics {
             auth_failures,
             models_loaded,
             media_swept,
+            jobs,
+            job_oldest_queued_age,
+            webhook_deliveries,
+            quota_used,
+            quota_limit,
+        }
+    }
+
+    /// Sets the gauges that mirror stored state (stale label sets are dropped).
+    pub fn set_stored_state(&self, s: &StoredState) {
+        self.jobs.reset();
+        for (status, n) in &s.jobs {
+            self.jobs.with_label_values(&[status.as_str()]).set(*n);
+        }
+        self.job_oldest_queued_age.set(s.oldest_queued_age);
+        self.webhook_deliveries.reset();
+        for (status, n) in &s.deliveries {
+            self.webhook_deliveries
+                .with_label_values(&[status.as_str()])
+                .set(*n);
+        }
+        self.quota_used.reset();
+        self.quota_limit.reset();
+        for (tenant, module, used, quota) in &s.quotas {
+            let labels = [tenant.as_str(), module.as_str()];
+            self.quota_used.with_label_values(&labels).set(*used);
+            if let Some(q) = quota {
+                self.quota_limit.with_label_values(&labels).set(*q);
+            }
         }
     }
 
@@ -107,6 +188,35 @@ impl Metrics {
             .expect("text encoding into memory");
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// Reads what the stored-state gauges report. Blocking.
+pub fn stored_state(
+    store: &crate::store::Store,
+    now: i64,
+) -> Result<StoredState, crate::store::StoreError> {
+    use crate::store;
+    use crate::tenancy::{meter::period_of, plans::Module, subscription::effective_plan};
+    store.read(|c| {
+        let (jobs, oldest) = store::jobs::queue_stats(c)?;
+        let mut quotas = Vec::new();
+        let mut plans = std::collections::HashMap::new();
+        for (tenant, module, used) in store::usage::period_usage(c, &period_of(now))? {
+            if !plans.contains_key(&tenant) {
+                plans.insert(tenant.clone(), effective_plan(c, &tenant)?);
+            }
+            let quota = Module::parse(&module)
+                .and_then(|m| plans[&tenant].modules.get(&m))
+                .and_then(|t| t.monthly_quota);
+            quotas.push((tenant, module, used, quota));
+        }
+        Ok(StoredState {
+            jobs,
+            oldest_queued_age: oldest.map_or(0, |t| (now - t).max(0)),
+            deliveries: store::webhooks::delivery_counts(c)?,
+            quotas,
+        })
+    })
 }
 
 impl Default for Metrics {

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::config::{self, Step, WorkflowConfig};
 use super::pipeline::{self, Settings, Subject};
 use super::webhooks::{self, Deliverer};
+use crate::audit::NewEntry;
 use crate::kya::{Applicant, KyaSettings};
 use crate::media::{self, MediaError, MediaService};
 use crate::store::{self, jobs::JobRow, Store, StoreError};
@@ -455,6 +456,19 @@ fn finish(
                 now,
             )?;
             if done {
+                // The decision in the audit trail: ids and outcome, no personal data.
+                let actor = job.key_id.as_deref().unwrap_or("workflow");
+                store::audit::append(
+                    tx,
+                    &NewEntry::new(actor, "kyc.decision")
+                        .tenant(&job.tenant_id)
+                        .target(&job.id)
+                        .details(json!({
+                            "decision": o.verdict.decision.name(),
+                            "score": o.verdict.score,
+                        })),
+                    now,
+                )?;
                 let mut data = serde_json::to_value(o).unwrap_or_default();
                 data["job_id"] = json!(job.id);
                 data["status"] = json!("completed");
@@ -478,6 +492,15 @@ fn finish(
         Err(e) => {
             let failed = store::jobs::fail(tx, &job.id, e, now)?;
             if failed {
+                let actor = job.key_id.as_deref().unwrap_or("workflow");
+                store::audit::append(
+                    tx,
+                    &NewEntry::new(actor, "kyc.failed")
+                        .tenant(&job.tenant_id)
+                        .target(&job.id)
+                        .details(json!({})),
+                    now,
+                )?;
                 let data = json!({ "job_id": job.id, "status": "failed", "reference": job.reference, "error": e });
                 let body = webhooks::event_body("kyc.failed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));

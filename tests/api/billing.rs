@@ -169,6 +169,21 @@ fn thresholds_fire_once_and_soft_quotas_flag_overage() {
         )
     });
     assert_eq!(overage, 2);
+
+    let metrics = app.raw("GET", "/metrics", &[], b"").text;
+    let labels = format!("{{module=\"validation\",tenant=\"{tenant}\"}}");
+    assert!(
+        metrics.contains(&format!("kycd_quota_used_units{labels} 12")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("kycd_quota_limit_units{labels} 10")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kycd_webhook_deliveries{status=\"pending\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// 60 a minute: the 61st is refused with a Retry-After that is enough; another key of the same

@@ -165,6 +165,28 @@ fn same_person_is_accepted_another_rejected_and_an_expired_document_ruled() {
         )
     });
     assert_eq!(usage, 4);
+    // Each decision is in the audit trail with ids and outcome only.
+    let audit = app.signed(&key, "GET", "/v1/audit", b"");
+    let decision = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "kyc.decision" && e["target"] == same.as_str())
+        .unwrap_or_else(|| panic!("no decision for {same}: {}", audit.text))
+        .clone();
+    let details: serde_json::Value =
+        serde_json::from_str(decision["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["decision"], "accepted");
+    assert!(
+        !decision.to_string().to_uppercase().contains("OBAMA"),
+        "{decision}"
+    );
+    // And the job gauges in /metrics.
+    let metrics = app.raw("GET", "/metrics", &[], b"").text;
+    assert!(
+        metrics.contains("kycd_jobs{status=\"completed\"} 3"),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -13,8 +13,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(readyz)));
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition; gauges of stored state (jobs, deliveries, quotas) are read at
+/// scrape time.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.store.clone();
+    match web::block(move || crate::telemetry::metrics::stored_state(&store, crate::store::now()))
+        .await
+    {
+        Ok(Ok(s)) => state.metrics.set_stored_state(&s),
+        Ok(Err(e)) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
+        Err(e) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
