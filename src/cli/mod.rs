@@ -8,6 +8,7 @@ mod billing;
 mod document;
 mod face;
 mod mrz;
+mod openapi;
 mod verify;
 
 use std::net::SocketAddr;
@@ -70,6 +71,8 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Print the OpenAPI 3.1 description of the API, or a Postman collection that signs requests.
+    Openapi(openapi::OpenapiArgs),
     /// Parse and validate an ICAO 9303 MRZ, offline.
     ///
     /// Give the lines as separate arguments, or as one argument with newlines (a literal `\n`
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Face { command } => face::run(&Config::load(&overrides)?, command),
         Command::Document { command } => document::run(&Config::load(&overrides)?, command),
         Command::Verify(args) => verify::run(&Config::load(&overrides)?, args),
+        Command::Openapi(args) => openapi::run(&args),
         Command::Bench { command } => bench::run(&Config::load(&overrides)?, command),
         Command::Serve { .. } => {
             let config = Config::load(&overrides)?;

@@ -4,6 +4,7 @@
 
 pub mod extract;
 pub mod metered;
+pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod signed;
@@ -26,6 +27,7 @@ use crate::media::MediaService;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use crate::vision::service::Vision;
+use openapi::scoped;
 
 /// Everything a handler can reach.
 pub struct AppState {
@@ -119,6 +121,7 @@ async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<HttpResponse,
 
 /// A resource whose unknown methods answer 405 in the error envelope.
 pub fn resource(path: &str) -> actix_web::Resource {
+    openapi::record(path);
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
@@ -145,27 +148,27 @@ pub fn build_app(
         .app_data(web::QueryConfig::default().error_handler(extract::query_error))
         .app_data(web::PathConfig::default().error_handler(extract::path_error))
         .app_data(web::PayloadConfig::default().limit(max_body))
-        .configure(routes::ops::configure)
-        .configure(routes::compat::configure)
+        .configure(scoped("", routes::ops::configure))
+        .configure(scoped("", routes::compat::configure))
         .service(
             web::scope("/admin/v1")
-                .configure(routes::admin::configure)
-                .configure(routes::workflow::configure_admin)
-                .configure(routes::audit::configure_admin)
-                .configure(routes::billing::configure_admin),
+                .configure(scoped("/admin/v1", routes::admin::configure))
+                .configure(scoped("/admin/v1", routes::workflow::configure_admin))
+                .configure(scoped("/admin/v1", routes::audit::configure_admin))
+                .configure(scoped("/admin/v1", routes::billing::configure_admin)),
         )
         .service(
             web::scope("/v1")
                 .wrap(from_fn(signed::middleware))
-                .configure(routes::ping::configure)
-                .configure(routes::media::configure)
-                .configure(routes::document::configure)
-                .configure(routes::face::configure)
-                .configure(routes::liveness::configure)
-                .configure(routes::workflow::configure)
-                .configure(routes::webhooks::configure)
-                .configure(routes::audit::configure_tenant)
-                .configure(routes::billing::configure)
+                .configure(scoped("/v1", routes::ping::configure))
+                .configure(scoped("/v1", routes::media::configure))
+                .configure(scoped("/v1", routes::document::configure))
+                .configure(scoped("/v1", routes::face::configure))
+                .configure(scoped("/v1", routes::liveness::configure))
+                .configure(scoped("/v1", routes::workflow::configure))
+                .configure(scoped("/v1", routes::webhooks::configure))
+                .configure(scoped("/v1", routes::audit::configure_tenant))
+                .configure(scoped("/v1", routes::billing::configure))
                 .default_service(web::to(route_not_found)),
         )
         .default_service(web::to(route_not_found))

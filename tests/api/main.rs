@@ -15,5 +15,6 @@ mod liveness;
 mod media;
 mod observability;
 mod ocr_accuracy;
+mod openapi;
 mod signing;
 mod workflow;

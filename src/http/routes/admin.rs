@@ -41,6 +41,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/keys/{id}/rotate").route(web::post().to(rotate_key)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_tenants,
+    create_tenant,
+    get_tenant,
+    suspend_tenant,
+    activate_tenant,
+    set_face_match,
+    get_liveness,
+    set_liveness,
+    get_media_policy,
+    set_media_policy,
+    list_keys,
+    create_key,
+    revoke_key,
+    rotate_key
+))]
+pub struct Doc;
+
 /// Runs blocking domain work off the actix threads.
 async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -97,6 +117,9 @@ fn default_overlap() -> i64 {
 }
 
 /// Creates a tenant.
+#[utoipa::path(post, path = "/admin/v1/tenants", tag = "admin",
+    request_body(content = Object, example = json!({"name": "Example Bank", "plan": "pro"})),
+    responses((status = 201, description = "The tenant (audited)", body = Object, example = json!({"id": "ten_5b2c0e7a91d4f3a6", "name": "Example Bank", "plan": "pro", "status": "active", "created_at": 1795400000}))))]
 async fn create_tenant(
     _: Operator,
     state: web::Data<AppState>,
@@ -109,12 +132,17 @@ async fn create_tenant(
 }
 
 /// Lists tenants.
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "admin",
+    responses((status = 200, description = "Every tenant", body = Object, example = json!({"tenants": [{"id": "ten_5b2c0e7a91d4f3a6", "name": "Example Bank", "plan": "pro", "status": "active", "created_at": 1795400000}]}))))]
 async fn list_tenants(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let list = blocking(move || tenancy::list_tenants(&state.store)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "tenants": list })))
 }
 
 /// One tenant.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "The tenant", body = Object)))]
 async fn get_tenant(
     _: Operator,
     state: web::Data<AppState>,
@@ -125,6 +153,9 @@ async fn get_tenant(
 }
 
 /// Suspends a tenant: its requests get 403 `tenant_suspended`.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/suspend", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "Suspended: its requests get 403 tenant_suspended", body = Object)))]
 async fn suspend_tenant(
     _: Operator,
     state: web::Data<AppState>,
@@ -135,6 +166,9 @@ async fn suspend_tenant(
 }
 
 /// Reactivates a tenant.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/activate", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "Active again", body = Object)))]
 async fn activate_tenant(
     _: Operator,
     state: web::Data<AppState>,
@@ -145,6 +179,10 @@ async fn activate_tenant(
 }
 
 /// Creates a key; the response is the only time its secret is shown.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/keys", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    request_body(content = Object, example = json!({"label": "backend", "scopes": ["ocr", "validation"], "environment": "live", "facia_hash": false})),
+    responses((status = 201, description = "The key with its secret, shown once", body = Object, example = json!({"id": "ak_0c1d2e3f4a5b6c7d8e9f0a1b", "tenant_id": "ten_…", "status": "active", "environment": "live", "secret": "sk_…"}))))]
 async fn create_key(
     _: Operator,
     state: web::Data<AppState>,
@@ -163,6 +201,9 @@ async fn create_key(
 }
 
 /// Lists a tenant's keys, without secrets.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/keys", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "The tenant's keys, never their secrets", body = Object, example = json!({"keys": [{"id": "ak_…", "status": "active", "environment": "live", "scopes": null, "last_used_at": 1795400000}]}))))]
 async fn list_keys(
     _: Operator,
     state: web::Data<AppState>,
@@ -173,6 +214,9 @@ async fn list_keys(
 }
 
 /// Revokes a key at once.
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/revoke", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "Revoked at once", body = Object)))]
 async fn revoke_key(
     _: Operator,
     state: web::Data<AppState>,
@@ -186,6 +230,10 @@ async fn revoke_key(
 }
 
 /// Gives a key a new secret (shown once); the old one verifies for `overlap_seconds` more.
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/rotate", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    request_body(content = Object, example = json!({"overlap_seconds": 86400})),
+    responses((status = 200, description = "The new secret, shown once; the old one verifies until previous_secret_valid_until", body = Object, example = json!({"id": "ak_…", "secret": "sk_…", "previous_secret_valid_until": 1795486400}))))]
 async fn rotate_key(
     _: Operator,
     state: web::Data<AppState>,
@@ -198,6 +246,9 @@ async fn rotate_key(
 }
 
 /// How long the tenant's media is kept and which kinds.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/media-policy", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "Media retention", body = Object, example = json!({"media_retention_days": 30, "media_kinds": ["selfie", "face_crop", "document_front", "document_back"]}))))]
 async fn get_media_policy(
     _: Operator,
     state: web::Data<AppState>,
@@ -208,6 +259,10 @@ async fn get_media_policy(
 }
 
 /// Sets how long the tenant's media is kept (0 = none is stored) and which kinds.
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/media-policy", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    request_body(content = Object, example = json!({"media_retention_days": 7, "media_kinds": ["selfie"]})),
+    responses((status = 200, description = "The policy (audited)", body = Object)))]
 async fn set_media_policy(
     _: Operator,
     state: web::Data<AppState>,
@@ -226,6 +281,10 @@ struct FaceMatchSettings {
 }
 
 /// Sets the tenant's face-match threshold (requests may only be stricter).
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/face-match", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    request_body(content = Object, example = json!({"threshold": 0.8})),
+    responses((status = 200, description = "The threshold", body = Object, example = json!({"tenant_id": "ten_…", "threshold": 0.8}))))]
 async fn set_face_match(
     _: Operator,
     state: web::Data<AppState>,
@@ -241,6 +300,9 @@ async fn set_face_match(
 }
 
 /// The tenant's liveness thresholds.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/liveness", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "Liveness thresholds", body = Object, example = json!({"min_model_real": 0.5, "max_texture": 0.5, "max_frame": 0.5}))))]
 async fn get_liveness(
     _: Operator,
     state: web::Data<AppState>,
@@ -251,6 +313,10 @@ async fn get_liveness(
 }
 
 /// Sets the tenant's liveness thresholds; omitted fields take their defaults.
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/liveness", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    request_body(content = Object, example = json!({"min_model_real": 0.6, "max_texture": 0.5, "max_frame": 0.5})),
+    responses((status = 200, description = "The thresholds (audited)", body = Object)))]
 async fn set_liveness(
     _: Operator,
     state: web::Data<AppState>,

@@ -14,6 +14,11 @@ pub fn configure_tenant(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/audit").route(web::get().to(tenant_audit)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(admin_audit, tenant_audit))]
+pub struct Doc;
+
 /// Registers `/audit` for the operator.
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/audit").route(web::get().to(admin_audit)));
@@ -84,6 +89,10 @@ async fn run_search(
 }
 
 /// Searches the whole audit log.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin",
+    params(("q" = Option<String>, Query, description = "FTS5 query"), ("from" = Option<String>, Query, description = "Unix seconds or RFC 3339"), ("to" = Option<String>, Query, description = "Unix seconds or RFC 3339"), ("tenant" = Option<String>, Query, description = "One tenant"), ("limit" = Option<i64>, Query, description = "1–1000, default 100")),
+    responses((status = 200, description = "Entries, newest first, with their chain hashes", body = Object,
+        example = json!({"entries": [{"seq": 12, "action": "key.revoke", "actor": "operator", "target": "ak_…", "hash": "9f2c…"}]}))))]
 async fn admin_audit(
     _: Operator,
     state: web::Data<AppState>,
@@ -95,6 +104,9 @@ async fn admin_audit(
 }
 
 /// Searches the calling tenant's own audit entries.
+#[utoipa::path(get, path = "/v1/audit", tag = "data",
+    params(("q" = Option<String>, Query, description = "FTS5 query"), ("from" = Option<String>, Query, description = "Unix seconds or RFC 3339"), ("to" = Option<String>, Query, description = "Unix seconds or RFC 3339"), ("limit" = Option<i64>, Query, description = "1–1000, default 100")),
+    responses((status = 200, description = "The calling tenant's own entries", body = Object)))]
 async fn tenant_audit(
     principal: Principal,
     state: web::Data<AppState>,

@@ -20,6 +20,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/usage").route(web::get().to(tenant_usage)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    tenant_usage,
+    admin_usage,
+    get_invoice,
+    list_plans,
+    get_plan,
+    put_plan,
+    get_subscription,
+    put_subscription
+))]
+pub struct Doc;
+
 /// Registers the operator's routes (inside `/admin/v1`).
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/plans").route(web::get().to(list_plans)))
@@ -61,6 +75,9 @@ struct InvoiceQuery {
 }
 
 /// The calling tenant's usage, quotas and charges for a month.
+#[utoipa::path(get, path = "/v1/usage", tag = "data", params(("month" = Option<String>, Query, description = "YYYY-MM; the current month by default")),
+    responses((status = 200, description = "Usage, quotas, thresholds crossed and charges so far", body = Object,
+        example = json!({"month": "2026-11", "resets_at": "2026-12-01T00:00:00Z", "quota_mode": "hard", "modules": [{"module": "ocr", "used": 120, "quota": 10000, "remaining": 9880, "unit_price_micros": 80000}], "alerts": [], "invoice": {"total_micros": 9600000, "total_minor": 960}}))))]
 async fn tenant_usage(
     principal: Principal,
     state: web::Data<AppState>,
@@ -73,6 +90,8 @@ async fn tenant_usage(
 }
 
 /// A tenant's usage, as the operator sees it.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/usage", tag = "admin", params(("id" = String, Path, description = "Tenant id"), ("month" = Option<String>, Query, description = "YYYY-MM")),
+    responses((status = 200, description = "A tenant's usage report", body = Object)))]
 async fn admin_usage(
     _: Operator,
     state: web::Data<AppState>,
@@ -89,6 +108,10 @@ async fn admin_usage(
 }
 
 /// A tenant's invoice for a month, JSON or CSV (`?format=csv`).
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/invoices/{month}", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id"), ("month" = String, Path, description = "YYYY-MM"), ("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses((status = 200, description = "A line per module and price; the total is the sum of billed usage rows", body = Object,
+        example = json!({"tenant_id": "ten_…", "month": "2026-11", "status": "open", "currency": "USD", "lines": [{"module": "validation", "count": 3, "list_price_micros": 30000, "discount_percent": 25, "unit_price_micros": 22500, "amount_micros": 67500, "overage_units": 0}], "unbilled_units": {}, "total_micros": 67500, "total_minor": 7}))))]
 async fn get_invoice(
     _: Operator,
     state: web::Data<AppState>,
@@ -116,6 +139,8 @@ async fn get_invoice(
 }
 
 /// Every plan.
+#[utoipa::path(get, path = "/admin/v1/plans", tag = "admin",
+    responses((status = 200, description = "free, pro and enterprise as defined now", body = Object)))]
 async fn list_plans(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let plans = blocking(move || subscription::list_plans(&state.store)).await?;
     let plans: Vec<Value> = plans
@@ -130,6 +155,9 @@ async fn list_plans(_: Operator, state: web::Data<AppState>) -> Result<HttpRespo
 }
 
 /// One plan.
+#[utoipa::path(get, path = "/admin/v1/plans/{id}", tag = "admin", params(("id" = String, Path, description = "free, pro or enterprise")),
+    responses((status = 200, description = "The plan", body = Object,
+        example = json!({"name": "Pro", "currency": "USD", "sandbox_only": false, "quota_mode": "hard", "modules": {"ocr": {"monthly_quota": 10000, "unit_price_micros": 80000}}, "tiers": [{"from_units": 1001, "discount_percent": 10}], "rate_limit": {"per_minute": 60, "per_day": 50000, "endpoints": {}}}))))]
 async fn get_plan(
     _: Operator,
     state: web::Data<AppState>,
@@ -140,6 +168,9 @@ async fn get_plan(
 }
 
 /// Replaces a plan's definition (every tenant on it is affected at once).
+#[utoipa::path(put, path = "/admin/v1/plans/{id}", tag = "admin", params(("id" = String, Path, description = "free, pro or enterprise")),
+    request_body(content = Object, description = "The whole plan, as GET returns it"),
+    responses((status = 200, description = "The stored plan (audited)", body = Object)))]
 async fn put_plan(
     _: Operator,
     state: web::Data<AppState>,
@@ -152,6 +183,8 @@ async fn put_plan(
 }
 
 /// A tenant's plan, overrides and the effective terms.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/plan", tag = "admin", params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "Plan, overrides and effective terms", body = Object)))]
 async fn get_subscription(
     _: Operator,
     state: web::Data<AppState>,
@@ -177,6 +210,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 }
 
 /// Changes a tenant's plan and/or overrides.
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/plan", tag = "admin", params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = Object, description = "`plan` and/or `overrides` (a JSON merge patch over the plan; null clears)",
+        example = json!({"plan": "pro", "overrides": {"quota_mode": "soft", "modules": {"ocr": {"monthly_quota": 150}}}})),
+    responses((status = 200, description = "The subscription (audited)", body = Object)))]
 async fn put_subscription(
     _: Operator,
     state: web::Data<AppState>,

@@ -22,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/liveness/analyze").route(web::post().to(analyze)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(analyze))]
+pub struct Doc;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AnalyzeRequest {
@@ -35,6 +40,11 @@ struct AnalyzeRequest {
 }
 
 /// Judges the selfie (and the sequence, if any); billed as `liveness`.
+#[utoipa::path(post, path = "/v1/liveness/analyze", tag = "verification",
+    request_body(content = Object, description = "`image_live_base64` (base64 or data: URL), optional `frames_base64` (3–30) and `hints` {blink, pose}",
+        example = json!({"image_live_base64": "/9j/4AAQSkZJRg…", "frames_base64": null, "hints": {"blink": false, "pose": false}})),
+    responses((status = 200, description = "Verdict; billed as one `liveness` unit", body = Object,
+        example = json!({"is_live": true, "spoof_type": "none", "confidence": 0.97, "hints": [], "quality": {"sharpness": 212.4, "warnings": []}, "processing_ms": 96, "usage": {"module": "liveness", "units": 1, "billed": true, "overage": false}}))))]
 async fn analyze(
     principal: Principal,
     state: web::Data<AppState>,

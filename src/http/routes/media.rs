@@ -28,6 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/media/{media_id}").route(web::get().to(get_media)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(upload_json, list_media, get_media, erase_subject))]
+pub struct Doc;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UploadJson {
@@ -84,6 +89,11 @@ fn store_upload(
 }
 
 /// Stores an image (JSON with base64) of a subject, encrypted under the subject's key.
+#[utoipa::path(post, path = "/v1/subjects/{subject_id}/media", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
+    request_body(content = Object, description = "`kind` (selfie, document_front, document_back, face_crop, frame) and `image_base64`; or multipart/form-data with fields `kind` and `image`",
+        example = json!({"kind": "selfie", "image_base64": "/9j/4AAQSkZJRg…"})),
+    responses((status = 201, description = "Stored, encrypted under the subject's key", body = Object,
+        example = json!({"media_id": "med_…", "kind": "selfie", "bytes": 48213, "expires_at": "2026-12-23T10:00:00Z"}))))]
 async fn upload_json(
     principal: Principal,
     state: web::Data<AppState>,
@@ -135,6 +145,8 @@ async fn upload_multipart(
 }
 
 /// Lists a subject's stored media (metadata only).
+#[utoipa::path(get, path = "/v1/subjects/{subject_id}/media", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
+    responses((status = 200, description = "The subject's media (ids, kinds, sizes, expiry)", body = Object)))]
 async fn list_media(
     principal: Principal,
     state: web::Data<AppState>,
@@ -148,6 +160,8 @@ async fn list_media(
 }
 
 /// Returns a stored image, decrypted, as JPEG.
+#[utoipa::path(get, path = "/v1/media/{media_id}", tag = "data", params(("media_id" = String, Path, description = "Media id")),
+    responses((status = 200, description = "The image, decrypted", content_type = "image/jpeg", body = Vec<u8>)))]
 async fn get_media(
     principal: Principal,
     state: web::Data<AppState>,
@@ -164,6 +178,9 @@ async fn get_media(
 }
 
 /// Right to erasure: deletes the subject's media, embeddings and personal data; returns a receipt.
+#[utoipa::path(delete, path = "/v1/subjects/{subject_id}", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
+    responses((status = 200, description = "Right to erasure: media, embeddings and records deleted", body = Object,
+        example = json!({"subject_id": "customer-42", "deleted": {"media": 3, "embeddings": 1, "records": 2}, "at": "2026-11-23T10:00:00Z"}))))]
 async fn erase_subject(
     principal: Principal,
     state: web::Data<AppState>,

@@ -27,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/webhooks/deliveries/{id}/redeliver").route(web::post().to(redeliver)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, delete, deliveries, test_ping, redeliver))]
+pub struct Doc;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
@@ -40,6 +45,11 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// Adds an endpoint; its signing secret is in this response only.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "workflow",
+    request_body(content = Object, description = "`url` and `events` (kyc.completed, kyc.failed, quota.threshold)",
+        example = json!({"url": "https://hooks.example.com/kyc", "events": ["kyc.completed", "kyc.failed", "quota.threshold"]})),
+    responses((status = 201, description = "The endpoint, with its signing secret (shown once)", body = Object,
+        example = json!({"id": "whk_0a1b2c3d4e5f60718293a4b5", "url": "https://hooks.example.com/kyc", "events": ["kyc.completed"], "secret": "whsec_…"}))))]
 async fn create(
     principal: Principal,
     state: web::Data<AppState>,
@@ -88,6 +98,9 @@ async fn create(
     Ok(HttpResponse::Created().json(out))
 }
 
+/// The tenant's webhook endpoints, without secrets.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "workflow",
+    responses((status = 200, description = "The tenant's endpoints (no secrets)", body = Object, example = json!({"data": [{"id": "whk_0a1b…", "url": "https://hooks.example.com/kyc"}]}))))]
 async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let rows = web::block(move || {
@@ -99,6 +112,9 @@ async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(json!({ "data": rows })))
 }
 
+/// Deletes an endpoint; its pending deliveries are dropped.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 200, description = "Deleted; its pending deliveries are dropped", body = Object)))]
 async fn delete(
     principal: Principal,
     state: web::Data<AppState>,
@@ -124,6 +140,9 @@ async fn delete(
 }
 
 /// The endpoint's deliveries, newest first, each with its attempts.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 200, description = "Deliveries with their attempt log", body = Object,
+        example = json!({"data": [{"id": "dlv_…", "event": "kyc.completed", "status": "delivered", "attempts": 1, "attempt_log": [{"status": 200}]}]}))))]
 async fn deliveries(
     principal: Principal,
     state: web::Data<AppState>,
@@ -154,6 +173,8 @@ async fn deliveries(
 }
 
 /// Queues a `webhook.test` event to this endpoint only.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
+    responses((status = 202, description = "A `webhook.test` event was queued", body = Object)))]
 async fn test_ping(
     principal: Principal,
     state: web::Data<AppState>,
@@ -186,6 +207,9 @@ async fn test_ping(
     Ok(HttpResponse::Accepted().json(json!({ "delivery_id": delivery, "status": "pending" })))
 }
 
+/// Queues a settled delivery again (409 while it is pending or its endpoint is gone).
+#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/redeliver", tag = "workflow", params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 202, description = "Queued again (409 while pending or when the endpoint is gone)", body = Object)))]
 async fn redeliver(
     principal: Principal,
     state: web::Data<AppState>,

@@ -27,8 +27,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    verify,
+    get_job,
+    list_jobs,
+    get_workflow,
+    put_workflow,
+    admin_get_workflow,
+    admin_put_workflow
+))]
+pub struct Doc;
+
 /// Queues a verification: 202 with the job id, or the first job again for a repeated
 /// `Idempotency-Key` (200).
+#[utoipa::path(post, path = "/v1/kyc/verify", tag = "workflow",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key returns the first job (200, `Idempotent-Replayed: true`)")),
+    request_body(content = Object, description = "`selfie`, `document_front`, optional `document_back`, `frames` (3–30), `applicant` {name, email, phone, country, ip}, `reference`, `callback_url`",
+        example = json!({"selfie": "/9j/…", "document_front": "/9j/…", "applicant": {"name": "Anna Maria Eriksson", "email": "anna@example.com"}, "reference": "customer-42"})),
+    responses((status = 202, description = "Queued", body = Object, example = json!({"job_id": "job_1a2b3c4d5e6f7a8b9c0d1e2f", "status": "queued"})),
+        (status = 200, description = "Replayed: the job first queued with this Idempotency-Key", body = Object)))]
 async fn verify(
     principal: Principal,
     state: web::Data<AppState>,
@@ -70,6 +89,10 @@ async fn verify(
     })
 }
 
+/// A job: status, and once completed its score, decision, factors and reasons.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "workflow", params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "The job, with its result once completed", body = Object,
+        example = json!({"job_id": "job_1a2b3c4d5e6f7a8b9c0d1e2f", "status": "completed", "score": 94, "decision": "accepted", "reasons": ["score 94 ≥ 80 (accepted band)"], "factors": {"liveness": {"score": 97, "weight": 30}}}))))]
 async fn get_job(
     principal: Principal,
     state: web::Data<AppState>,
@@ -98,6 +121,9 @@ struct ListQuery {
 }
 
 /// Newest first; `next_cursor` continues the listing.
+#[utoipa::path(get, path = "/v1/jobs", tag = "workflow",
+    params(("status" = Option<String>, Query, description = "queued, running, completed or failed"), ("cursor" = Option<String>, Query, description = "From a previous page's `next_cursor`"), ("limit" = Option<i64>, Query, description = "1–100, default 20")),
+    responses((status = 200, description = "Newest first", body = Object, example = json!({"data": [{"job_id": "job_1a2b…", "status": "completed"}], "next_cursor": null}))))]
 async fn list_jobs(
     principal: Principal,
     state: web::Data<AppState>,
@@ -161,6 +187,10 @@ async fn list_jobs(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// The calling tenant's workflow (the defaults until set).
+#[utoipa::path(get, path = "/v1/workflow", tag = "workflow",
+    responses((status = 200, description = "The tenant's workflow (defaults until set)", body = Object,
+        example = json!({"steps": ["liveness", "ocr", "validate", "face_match", "kya"], "weights": {"liveness": 30, "face_match": 40, "document": 25, "kya": 5}, "bands": {"accepted": 80, "review": 60}}))))]
 async fn get_workflow(
     principal: Principal,
     state: web::Data<AppState>,
@@ -172,6 +202,11 @@ async fn get_workflow(
     Ok(HttpResponse::Ok().json(config))
 }
 
+/// Replaces the calling tenant's workflow; 422 names a bad field.
+#[utoipa::path(put, path = "/v1/workflow", tag = "workflow",
+    request_body(content = Object, description = "Steps, thresholds, weights, bands, mandatory fields, rules; 422 names a bad field (`weights.liveness`)",
+        example = json!({"weights": {"liveness": 30, "face_match": 40, "document": 25, "kya": 5}, "rules": [{"if": "age_below", "value": 18, "then": "rejected"}]})),
+    responses((status = 200, description = "The stored workflow", body = Object)))]
 async fn put_workflow(
     principal: Principal,
     state: web::Data<AppState>,
@@ -235,6 +270,10 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// A tenant's workflow.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/workflow", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    responses((status = 200, description = "A tenant's workflow", body = Object)))]
 async fn admin_get_workflow(
     _: Operator,
     state: web::Data<AppState>,
@@ -252,6 +291,11 @@ async fn admin_get_workflow(
     Ok(HttpResponse::Ok().json(config))
 }
 
+/// Replaces a tenant's workflow (audited).
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/workflow", tag = "admin",
+    params(("id" = String, Path, description = "Tenant or key id")),
+    request_body(content = Object, example = json!({"bands": {"accepted": 85, "review": 60}})),
+    responses((status = 200, description = "The stored workflow (audited)", body = Object)))]
 async fn admin_put_workflow(
     _: Operator,
     state: web::Data<AppState>,

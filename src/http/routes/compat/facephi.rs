@@ -47,6 +47,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/iad/version").route(web::get().to(version)));
 }
 
+/// This module's operations in the OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(evaluate, extract, get_config, set_config, health, version))]
+pub struct Doc;
+
 /// The IAD settings a client can read and the operator change at run time.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -191,6 +196,10 @@ fn not_enabled() -> HttpResponse {
 }
 
 /// Passive liveness on the capture, in FacePhi's reply shape; billed as `liveness`.
+#[utoipa::path(post, path = "/api/v1/iad/liveness/evaluate", tag = "compat",
+    request_body(content = Object, content_type = "multipart/form-data", description = "Field `capture`: an image, or JSON {image, timestamp}"),
+    responses((status = 200, description = "FacePhi IAD reply", body = Object,
+        example = json!({"diagnostic": "Live", "reason": "None", "probability": 0.97, "score": 0.98, "faceProbability": 0.99, "sdkDuration": 95, "queueDuration": 1}))))]
 async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpResponse, ApiError> {
     let arrived = Instant::now();
     let Some(tenant_id) = state.config.compat.facephi_tenant.clone() else {
@@ -261,6 +270,9 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
 }
 
 /// The image inside a capture, as base64 with its `mimeType`.
+#[utoipa::path(post, path = "/api/v1/iad/extract", tag = "compat",
+    request_body(content = Object, content_type = "multipart/form-data", description = "Field `capture`"),
+    responses((status = 200, description = "The capture's image as base64 with its mimeType", body = Object)))]
 async fn extract(state: web::Data<AppState>, form: Multipart) -> Result<HttpResponse, ApiError> {
     if state.config.compat.facephi_tenant.is_none() {
         return Ok(not_enabled());
@@ -277,12 +289,18 @@ async fn extract(state: web::Data<AppState>, form: Multipart) -> Result<HttpResp
     })))
 }
 
+/// FacePhi IAD replay-check settings.
+#[utoipa::path(get, path = "/api/v1/iad/config", tag = "compat",
+    responses((status = 200, description = "Replay-check settings", body = Object, example = json!({"replayCheck": false, "replayToleranceSeconds": 300}))))]
 async fn get_config(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.iad_settings())
 }
 
 /// Changes the IAD settings until restart; needs the operator token (FacePhi leaves its
 /// management port open; kycd shares one port, so it asks for the operator).
+#[utoipa::path(post, path = "/api/v1/iad/config", tag = "compat",
+    request_body(content = Object, example = json!({"replayCheck": true, "replayToleranceSeconds": 120})),
+    responses((status = 200, description = "The new settings (until restart)", body = Object)))]
 async fn set_config(
     _: Operator,
     state: web::Data<AppState>,
@@ -298,6 +316,8 @@ async fn set_config(
     HttpResponse::Ok().json(*s)
 }
 
+/// FacePhi IAD health probe.
+#[utoipa::path(get, path = "/api/v1/iad/health", tag = "compat", responses((status = 200, description = "Up", body = Object)))]
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
         HttpResponse::Ok().json(json!({ "message": "Healthy" }))
@@ -306,6 +326,8 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// FacePhi IAD version.
+#[utoipa::path(get, path = "/api/v1/iad/version", tag = "compat", responses((status = 200, description = "Version", body = Object)))]
 async fn version() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "message": format!("kycd {} (FacePhi IAD 2.0 compatible)", env!("CARGO_PKG_VERSION"))
