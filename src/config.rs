@@ -168,6 +168,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// An `EnvFilter` directive such as `info` or `kycd=debug`.
     pub level: String,
+    /// OTLP/HTTP collector (`http://collector:4318`): traces are exported there when set.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Log line format.
@@ -224,6 +226,7 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Json,
             level: "info".into(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -381,6 +384,9 @@ impl Config {
         }
         if let Some(v) = env("KYCD_LOG_LEVEL") {
             self.log.level = v;
+        }
+        if let Some(v) = env("KYCD_OTLP_ENDPOINT") {
+            self.log.otlp_endpoint = Some(v);
         }
         if let Some(v) = env("KYCD_LOG_FORMAT") {
             self.log.format = match v.as_str() {

@@ -283,7 +283,11 @@ impl Jobs {
             })
             .await;
             match claimed {
-                Ok(Ok(Some((job, input)))) => self.process(job, input).await,
+                Ok(Ok(Some((job, input)))) => {
+                    use tracing::Instrument;
+                    let span = tracing::info_span!("job", otel.name = "kyc.job", job_id = %job.id, tenant_id = %job.tenant_id);
+                    self.process(job, input).instrument(span).await
+                }
                 Ok(Ok(None)) => {
                     // Nothing queued: sleep until a submission wakes us (or a minute passes, in
                     // case another process queued something).

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 use image::RgbImage;
 use serde::Serialize;
@@ -84,10 +85,15 @@ pub async fn run(
     let subject = Arc::new(subject);
     let mut timings = serde_json::Map::new();
 
+    // A span per step (exported as OTLP spans when configured), under the caller's span.
+    let job_span = tracing::Span::current();
+    let step = move |name: &'static str| tracing::info_span!(parent: &job_span, "step", otel.name = name, step = name);
     // Liveness and the document are independent: both run at once, each in its own slot.
     let liveness_task = has(Step::Liveness).then(|| {
         let (vision, subject, t) = (vision.clone(), subject.clone(), settings.liveness);
+        let span = step("liveness");
         tokio::task::spawn_blocking(move || {
+            let _in = span.enter();
             let at = Instant::now();
             let r = vision.exclusive(|v| {
                 let challenges = Challenges::default();
@@ -98,7 +104,9 @@ pub async fn run(
     });
     let document_task = has(Step::Ocr).then(|| {
         let (vision, subject) = (vision.clone(), subject.clone());
+        let span = step("document");
         tokio::task::spawn_blocking(move || {
+            let _in = span.enter();
             let at = Instant::now();
             let r = vision.exclusive(|v| {
                 let hints = Hints::default();
@@ -191,6 +199,7 @@ pub async fn run(
         outcomes.document = Some(outcome);
     }
     if has(Step::FaceMatch) {
+        let _in = step("face_match").entered();
         let at = Instant::now();
         let portrait = reading.as_ref().and_then(|(f, b)| {
             f.portrait_face
@@ -226,7 +235,9 @@ pub async fn run(
             (Some(s), None) => Some(s.to_owned()),
             _ => None,
         };
-        let checks = kya::run(&subject.applicant, document_name.as_deref(), &settings.kya).await;
+        let checks = kya::run(&subject.applicant, document_name.as_deref(), &settings.kya)
+            .instrument(step("kya"))
+            .await;
         let mut k = KyaOutcome::default();
         for c in &checks {
             match c.status {

@@ -1,6 +1,8 @@
 //! Logs and metrics of the real binary carry no personal data and no secrets.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 
 use serde_json::json;
 
@@ -14,7 +16,12 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
     let kycd = env!("CARGO_BIN_EXE_kycd");
     let data = dir.path().join("data");
     let stderr = Stdio::from(std::fs::File::create(&log_path).unwrap());
-    let env = [("KYCD_LOG_LEVEL", "debug"), ("KYCD_LOG_FORMAT", "json")];
+    let (otlp_url, spans) = otlp_receiver();
+    let env = [
+        ("KYCD_LOG_LEVEL", "debug"),
+        ("KYCD_LOG_FORMAT", "json"),
+        ("KYCD_OTLP_ENDPOINT", otlp_url.as_str()),
+    ];
     let (mut child, agent) = crate::common::spawn_binary(port, &data, &env, stderr);
     let base = format!("http://127.0.0.1:{port}");
     let run = |args: &[&str]| -> serde_json::Value {
@@ -115,9 +122,48 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
             .count()
             >= 3
     );
-    for (name, text) in [("logs", &logs), ("metrics", &metrics)] {
+    // Shutting down flushed the spans: one per request, with its route pattern.
+    let spans: Vec<u8> = spans.try_iter().flatten().collect();
+    let spans = String::from_utf8_lossy(&spans).into_owned();
+    assert!(
+        spans.contains("/v1/document/validate"),
+        "no request span exported"
+    );
+    assert!(spans.contains("/v1/subjects/{subject_id}"));
+    assert!(spans.contains("kycd"), "service name");
+    for (name, text) in [("logs", &logs), ("metrics", &metrics), ("traces", &spans)] {
         assert!(!text.contains(MARKER), "personal data in {name}");
         assert!(!text.contains(&key.secret), "key secret in {name}");
         assert!(!text.contains(&key.secret[3..]), "key secret in {name}");
     }
+}
+
+/// A minimal OTLP/HTTP collector on loopback: answers 200 to every POST and hands the bodies over.
+fn otlp_receiver() -> (String, mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_ok() {
+                let _ = tx.send(body);
+            }
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
 }
