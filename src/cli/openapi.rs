@@ -19,6 +19,8 @@ pub struct OpenapiArgs {
 
 /// The collection's pre-request script (Postman's sandbox provides `CryptoJS` and `pm`).
 const SIGNER: &str = r#"// kycd request signing: X-API-SIGN = hex HMAC-SHA256(secret, ts\nMETHOD\npath?query\nhex(sha256(body))\nnonce)
+// The path is signed as written: keep path and query values URL-safe (ids are), since Postman
+// percent-encodes what it sends. Raw JSON bodies only; multipart uploads need another client.
 const path = pm.variables.replaceIn(pm.request.url.getPathWithQuery());
 if (path.startsWith('/v1/')) {
   const ts = Math.floor(Date.now() / 1000).toString();
@@ -31,7 +33,7 @@ if (path.startsWith('/v1/')) {
   pm.request.headers.upsert({ key: 'X-API-TIMESTAMP', value: ts });
   pm.request.headers.upsert({ key: 'X-API-NONCE', value: nonce });
   pm.request.headers.upsert({ key: 'X-API-SIGN', value: signature });
-} else if (path.startsWith('/admin/v1/')) {
+} else if (path.startsWith('/admin/v1/') || (path === '/api/v1/iad/config' && pm.request.method === 'POST')) {
   pm.request.headers.upsert({ key: 'Authorization', value: 'Bearer ' + pm.variables.get('adminToken') });
 }
 "#;

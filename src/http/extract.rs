@@ -57,6 +57,10 @@ impl FromRequest for Operator {
             if !token.is_empty() && state.admin_token.matches(token) {
                 Ok(Operator)
             } else {
+                state
+                    .auth
+                    .failures
+                    .add(Code::InvalidAdminToken.as_str(), None);
                 Err(ApiError::new(
                     Code::InvalidAdminToken,
                     "invalid admin token",

@@ -105,7 +105,7 @@ once (replays within 10 minutes are refused).";
 struct Base;
 
 /// Adds the shared error responses and the security requirement to one operation.
-fn decorate(path: &str, op: &mut Operation) {
+fn decorate(path: &str, post: bool, op: &mut Operation) {
     let (codes, security): (&[&str], Option<SecurityRequirement>) = if path.starts_with("/v1/") {
         let req = SecurityRequirement::new("X-API-KEY", Vec::<String>::new())
             .add("X-API-TIMESTAMP", Vec::<String>::new())
@@ -114,7 +114,7 @@ fn decorate(path: &str, op: &mut Operation) {
             &["400", "401", "403", "404", "413", "415", "422", "429"],
             Some(req),
         )
-    } else if path.starts_with("/admin/v1/") || path == "/api/v1/iad/config" {
+    } else if path.starts_with("/admin/v1/") || (path == "/api/v1/iad/config" && post) {
         let req = SecurityRequirement::new("operator", Vec::<String>::new());
         (&["400", "401", "404", "409", "422"], Some(req))
     } else {
@@ -194,17 +194,16 @@ fn build() -> OpenApi {
         ),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            decorate(path, op);
+        for (post, op) in [
+            (false, &mut item.get),
+            (false, &mut item.put),
+            (true, &mut item.post),
+            (false, &mut item.delete),
+            (false, &mut item.patch),
+        ] {
+            if let Some(op) = op {
+                decorate(path, post, op);
+            }
         }
     }
     doc

@@ -102,7 +102,13 @@ pub async fn middleware(
             .request()
             .app_data::<actix_web::web::Data<crate::http::AppState>>()
         {
-            let method = res.request().method().as_str().to_owned();
+            // Any token is a valid HTTP method: only the standard ones become label values, so
+            // nobody can mint metric series by inventing methods.
+            let method = match res.request().method().as_str() {
+                m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+                _ => "other",
+            }
+            .to_owned();
             let status = res.status().as_u16().to_string();
             let m = &state.metrics;
             m.http_requests

@@ -87,7 +87,9 @@ pub async fn middleware(
         }
         Err((err, decision)) => {
             let state = req.app_data::<web::Data<AppState>>();
-            if let Some(state) = state.filter(|_| decision.is_none()) {
+            // Refusals of who is calling; not body, size or storage errors.
+            let auth_refusal = matches!(err.code.status().as_u16(), 401 | 403);
+            if let Some(state) = state.filter(|_| decision.is_none() && auth_refusal) {
                 state
                     .metrics
                     .auth_failures

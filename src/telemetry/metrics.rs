@@ -37,6 +37,8 @@ pub struct Metrics {
     pub quota_used: IntGaugeVec,
     /// Monthly quota, by tenant and module (absent: unlimited).
     pub quota_limit: IntGaugeVec,
+    /// When the stored-state gauges were last refreshed; also serialises their refresh.
+    stored_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The stored state `/metrics` reports, read at scrape time.
@@ -153,11 +155,30 @@ impl Metrics {
             webhook_deliveries,
             quota_used,
             quota_limit,
+            stored_refreshed: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the stored-state gauges are older than `every` (claims the refresh when so).
+    pub fn stored_state_due(&self, every: std::time::Duration) -> bool {
+        let mut last = self
+            .stored_refreshed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= every);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// Sets the gauges that mirror stored state (stale label sets are dropped).
     pub fn set_stored_state(&self, s: &StoredState) {
+        // One refresh at a time: a scrape never sees the gauges half reset.
+        let _one = self
+            .stored_refreshed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         self.jobs.reset();
         for (status, n) in &s.jobs {
             self.jobs.with_label_values(&[status.as_str()]).set(*n);
@@ -182,6 +203,10 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        let _consistent = self
+            .stored_refreshed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

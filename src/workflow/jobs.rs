@@ -23,7 +23,7 @@ use crate::tenancy::plans::Module;
 use crate::vision::service::Vision;
 
 /// `POST /v1/kyc/verify`'s body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// The selfie, base64.
@@ -38,6 +38,7 @@ pub struct VerifyRequest {
     pub frames: Vec<String>,
     /// What the applicant declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub applicant: Option<Applicant>,
     /// The client's own reference (also the subject id for erasure when it is a valid one).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -70,7 +70,7 @@ fn the_description_validates_as_openapi_3_1() {
         let pip = Command::new("python3")
             .args(["-m", "pip", "install", "--quiet", "--target"])
             .arg(&target)
-            .arg("openapi-spec-validator")
+            .arg("openapi-spec-validator==0.9.0")
             .status()
             .expect("python3 runs");
         assert!(pip.success(), "installing openapi-spec-validator failed");
@@ -126,6 +126,8 @@ fn docs_load_offline_and_render_the_spec() {
             "--disable-component-update",
             "--disable-sync",
             "--virtual-time-budget=20000",
+            // Every non-loopback request goes to a dead proxy: the page must work offline.
+            "--proxy-server=http://127.0.0.1:9",
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))

@@ -71,10 +71,11 @@ async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
         .map_err(Into::into)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     name: String,
+    /// free (default), pro or enterprise.
     #[serde(default = "default_plan")]
     plan: String,
 }
@@ -83,20 +84,21 @@ fn default_plan() -> String {
     "free".into()
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     label: Option<String>,
     /// Also issue a Facia-compatible `hash_id`.
     #[serde(default)]
     facia_hash: bool,
-    /// Modules the key may call; absent = all.
+    /// Modules the key may call (liveness, ocr, validation, face_match); absent = all.
+    #[schema(value_type = Option<Vec<String>>)]
     scopes: Option<Vec<crate::tenancy::plans::Module>>,
     /// `sandbox` or `live`.
     environment: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateKey {
     /// How long the old secret keeps verifying (default 24 h, like the CLI).
@@ -118,7 +120,7 @@ fn default_overlap() -> i64 {
 
 /// Creates a tenant.
 #[utoipa::path(post, path = "/admin/v1/tenants", tag = "admin",
-    request_body(content = Object, example = json!({"name": "Example Bank", "plan": "pro"})),
+    request_body(content = CreateTenant, example = json!({"name": "Example Bank", "plan": "pro"})),
     responses((status = 201, description = "The tenant (audited)", body = Object, example = json!({"id": "ten_5b2c0e7a91d4f3a6", "name": "Example Bank", "plan": "pro", "status": "active", "created_at": 1795400000}))))]
 async fn create_tenant(
     _: Operator,
@@ -181,7 +183,7 @@ async fn activate_tenant(
 /// Creates a key; the response is the only time its secret is shown.
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/keys", tag = "admin",
     params(("id" = String, Path, description = "Tenant or key id")),
-    request_body(content = Object, example = json!({"label": "backend", "scopes": ["ocr", "validation"], "environment": "live", "facia_hash": false})),
+    request_body(content = CreateKey, example = json!({"label": "backend", "scopes": ["ocr", "validation"], "environment": "live", "facia_hash": false})),
     responses((status = 201, description = "The key with its secret, shown once", body = Object, example = json!({"id": "ak_0c1d2e3f4a5b6c7d8e9f0a1b", "tenant_id": "ten_…", "status": "active", "environment": "live", "secret": "sk_…"}))))]
 async fn create_key(
     _: Operator,
@@ -232,7 +234,7 @@ async fn revoke_key(
 /// Gives a key a new secret (shown once); the old one verifies for `overlap_seconds` more.
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/rotate", tag = "admin",
     params(("id" = String, Path, description = "Tenant or key id")),
-    request_body(content = Object, example = json!({"overlap_seconds": 86400})),
+    request_body(content = RotateKey, example = json!({"overlap_seconds": 86400})),
     responses((status = 200, description = "The new secret, shown once; the old one verifies until previous_secret_valid_until", body = Object, example = json!({"id": "ak_…", "secret": "sk_…", "previous_secret_valid_until": 1795486400}))))]
 async fn rotate_key(
     _: Operator,
@@ -274,7 +276,7 @@ async fn set_media_policy(
     Ok(HttpResponse::Ok().json(p))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FaceMatchSettings {
     threshold: f32,
@@ -283,7 +285,7 @@ struct FaceMatchSettings {
 /// Sets the tenant's face-match threshold (requests may only be stricter).
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/face-match", tag = "admin",
     params(("id" = String, Path, description = "Tenant or key id")),
-    request_body(content = Object, example = json!({"threshold": 0.8})),
+    request_body(content = FaceMatchSettings, example = json!({"threshold": 0.8})),
     responses((status = 200, description = "The threshold", body = Object, example = json!({"tenant_id": "ten_…", "threshold": 0.8}))))]
 async fn set_face_match(
     _: Operator,

@@ -194,13 +194,14 @@ async fn get_subscription(
     Ok(HttpResponse::Ok().json(s))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubscriptionChange {
     /// `free`, `pro` or `enterprise`; unchanged when absent.
     plan: Option<String>,
     /// A JSON merge patch over the plan; `null` clears, absent keeps.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
     overrides: Option<Value>,
 }
 
@@ -211,7 +212,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 
 /// Changes a tenant's plan and/or overrides.
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/plan", tag = "admin", params(("id" = String, Path, description = "Tenant id")),
-    request_body(content = Object, description = "`plan` and/or `overrides` (a JSON merge patch over the plan; null clears)",
+    request_body(content = SubscriptionChange, description = "`plan` and/or `overrides` (a JSON merge patch over the plan; null clears)",
         example = json!({"plan": "pro", "overrides": {"quota_mode": "soft", "modules": {"ocr": {"monthly_quota": 150}}}})),
     responses((status = 200, description = "The subscription (audited)", body = Object)))]
 async fn put_subscription(

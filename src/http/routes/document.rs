@@ -86,7 +86,7 @@ async fn validate_document(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OcrRequest {
     /// The page with the portrait (and the MRZ of a passport), base64 or `data:` URL.
@@ -101,7 +101,7 @@ struct OcrRequest {
 
 /// Reads a document photo (front, optional back); billed as `ocr`.
 #[utoipa::path(post, path = "/v1/document/ocr", tag = "verification",
-    request_body(content = Object, description = "`image_front_base64`, optional `image_back_base64`, `document_hint`, `country_hint`",
+    request_body(content = OcrRequest, description = "`image_front_base64`, optional `image_back_base64`, `document_hint`, `country_hint`",
         example = json!({"image_front_base64": "/9j/4AAQSkZJRg…", "document_hint": "passport", "country_hint": "UTO"})),
     responses((status = 200, description = "What was read; billed as one `ocr` unit", body = Object,
         example = json!({"detected": {"type": "passport", "country": "UTO", "confidence": 0.99, "source": "mrz"}, "fields": {"surname": "ERIKSSON", "given_names": "ANNA MARIA", "document_number": "L898902C3", "birth_date": "1974-08-12", "sex": "F", "nationality": "UTO", "expiry_date": "2012-04-15"}, "mrz": {"valid": true, "format": "TD3"}, "quality": {"sharpness": 180.2, "glare": 0.0}, "usage": {"module": "ocr", "units": 1, "billed": true, "overage": false}}))))]

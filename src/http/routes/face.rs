@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(match_faces))]
 pub struct Doc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MatchRequest {
     /// The selfie (exactly one face), base64 or `data:` URL.
@@ -37,7 +37,7 @@ struct MatchRequest {
 
 /// Compares the selfie's face with the reference's face; billed as `face_match`.
 #[utoipa::path(post, path = "/v1/face/match", tag = "verification",
-    request_body(content = Object, description = "`image_a_base64` (the selfie), `image_b_base64` (the reference), optional stricter `threshold`",
+    request_body(content = MatchRequest, description = "`image_a_base64` (the selfie), `image_b_base64` (the reference), optional stricter `threshold`",
         example = json!({"image_a_base64": "/9j/4AAQSkZJRg…", "image_b_base64": "/9j/4AAQSkZJRg…", "threshold": 0.8})),
     responses((status = 200, description = "Decision; billed as one `face_match` unit", body = Object,
         example = json!({"match": true, "similarity": 0.93, "cosine": 0.61, "threshold": 0.75, "processing_ms": 140, "usage": {"module": "face_match", "units": 1, "billed": true, "overage": false}}))))]

@@ -90,8 +90,8 @@ fn store_upload(
 
 /// Stores an image (JSON with base64) of a subject, encrypted under the subject's key.
 #[utoipa::path(post, path = "/v1/subjects/{subject_id}/media", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
-    request_body(content = Object, description = "`kind` (selfie, document_front, document_back, face_crop, frame) and `image_base64`; or multipart/form-data with fields `kind` and `image`",
-        example = json!({"kind": "selfie", "image_base64": "/9j/4AAQSkZJRg…"})),
+    request_body(description = "`kind` (selfie, document_front, document_back, face_crop, frame) and `image_base64`; or multipart/form-data with the fields `kind` and `image`",
+        content((Object = "application/json", example = json!({"kind": "selfie", "image_base64": "/9j/4AAQSkZJRg…"})), (Object = "multipart/form-data"))),
     responses((status = 201, description = "Stored, encrypted under the subject's key", body = Object,
         example = json!({"media_id": "med_…", "kind": "selfie", "bytes": 48213, "expires_at": "2026-12-23T10:00:00Z"}))))]
 async fn upload_json(

@@ -71,13 +71,19 @@ async fn docs_asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
 /// Prometheus text exposition; gauges of stored state (jobs, deliveries, quotas) are read at
 /// scrape time.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.store.clone();
-    match web::block(move || crate::telemetry::metrics::stored_state(&store, crate::store::now()))
-        .await
+    // The stored-state gauges are read at most every 10 s, so scraping (unauthenticated, and
+    // possibly frequent) cannot keep the blocking pool busy with database reads.
+    if state
+        .metrics
+        .stored_state_due(std::time::Duration::from_secs(10))
     {
-        Ok(Ok(s)) => state.metrics.set_stored_state(&s),
-        Ok(Err(e)) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
-        Err(e) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
+        let store = state.store.clone();
+        let read = move || crate::telemetry::metrics::stored_state(&store, crate::store::now());
+        match web::block(read).await {
+            Ok(Ok(s)) => state.metrics.set_stored_state(&s),
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
+            Err(e) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
+        }
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(paths(create, list, delete, deliveries, test_ping, redeliver))]
 pub struct Doc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
     url: String,
@@ -46,7 +46,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 /// Adds an endpoint; its signing secret is in this response only.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "workflow",
-    request_body(content = Object, description = "`url` and `events` (kyc.completed, kyc.failed, quota.threshold)",
+    request_body(content = CreateRequest, description = "`url` and `events` (kyc.completed, kyc.failed, quota.threshold)",
         example = json!({"url": "https://hooks.example.com/kyc", "events": ["kyc.completed", "kyc.failed", "quota.threshold"]})),
     responses((status = 201, description = "The endpoint, with its signing secret (shown once)", body = Object,
         example = json!({"id": "whk_0a1b2c3d4e5f60718293a4b5", "url": "https://hooks.example.com/kyc", "events": ["kyc.completed"], "secret": "whsec_…"}))))]

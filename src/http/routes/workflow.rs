@@ -44,7 +44,7 @@ pub struct Doc;
 /// `Idempotency-Key` (200).
 #[utoipa::path(post, path = "/v1/kyc/verify", tag = "workflow",
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key returns the first job (200, `Idempotent-Replayed: true`)")),
-    request_body(content = Object, description = "`selfie`, `document_front`, optional `document_back`, `frames` (3–30), `applicant` {name, email, phone, country, ip}, `reference`, `callback_url`",
+    request_body(content = VerifyRequest, description = "`selfie`, `document_front`, optional `document_back`, `frames` (3–30), `applicant` {name, email, phone, country, ip}, `reference`, `callback_url`",
         example = json!({"selfie": "/9j/…", "document_front": "/9j/…", "applicant": {"name": "Anna Maria Eriksson", "email": "anna@example.com"}, "reference": "customer-42"})),
     responses((status = 202, description = "Queued", body = Object, example = json!({"job_id": "job_1a2b3c4d5e6f7a8b9c0d1e2f", "status": "queued"})),
         (status = 200, description = "Replayed: the job first queued with this Idempotency-Key", body = Object)))]

@@ -39,7 +39,7 @@ pub struct Doc;
 
 /// `Service is live` once models are loaded; 503 before.
 #[utoipa::path(get, path = "/status_check", tag = "compat",
-    responses((status = 200, description = "Facia's liveness probe", body = Object, example = json!({"message": "Service is live"}))))]
+    responses((status = 200, description = "Facia's liveness probe", content_type = "text/plain", body = String, example = json!("Service is live"))))]
 async fn status_check(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
         HttpResponse::Ok()
@@ -75,7 +75,7 @@ enum Which {
 /// Liveness on the selfie and face match of selfie against document; billed as one
 /// `liveness` and one `face_match`.
 #[utoipa::path(post, path = "/process_face", tag = "compat",
-    request_body(content = Object, description = "Facia's body: `hash_id`, `selfie_image`, `document_image` (base64 or data: URLs)",
+    request_body(content = Object, description = "Facia's body: `hash_id` (the credential: a key's Facia hash id), `selfie_image`, `document_image` (base64 or data: URLs)",
         example = json!({"hash_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "selfie_image": "/9j/…", "document_image": "/9j/…"})),
     responses((status = 201, description = "Facia's reply; billed as one liveness and one face_match", body = Object,
         example = json!({"face_similarity_result": {"is_match": true, "similarity_score": 0.93}, "liveness_result": {"is_live": true, "liveness_score": 0.97}, "message": "Success"}))))]
