@@ -75,12 +75,14 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let vision = Arc::new(vision);
     let kya = crate::kya::settings(&config.kya).map_err(anyhow::Error::msg)?;
     let meter = Arc::new(crate::tenancy::meter::Meter::new(store.clone()));
+    let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
     let jobs = Arc::new(crate::workflow::jobs::Jobs::new(
         store.clone(),
         media.clone(),
         vision.clone(),
         kya,
         meter.clone(),
+        metrics.clone(),
         config.workflow.webhook_retry_scale,
     ));
     let job_workers = config.workflow.workers;
@@ -91,7 +93,6 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         media.clone(),
         vision,
         jobs.clone(),
-        meter,
     ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;

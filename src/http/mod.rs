@@ -60,7 +60,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state over an open store.
+    /// Builds the state over an open store; the meter and metrics are the job service's.
     pub fn new(
         config: Config,
         store: Arc<Store>,
@@ -68,8 +68,9 @@ impl AppState {
         media: Arc<MediaService>,
         vision: Arc<Vision>,
         jobs: Arc<crate::workflow::jobs::Jobs>,
-        meter: Arc<crate::tenancy::meter::Meter>,
     ) -> Self {
+        // The job service and the routes share one meter and one registry.
+        let (meter, metrics) = (jobs.meter(), jobs.metrics());
         let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
         let iad = routes::compat::facephi::IadSettings {
             replay_check: config.compat.iad_replay_check,
@@ -86,7 +87,7 @@ impl AppState {
             meter,
             rate_limiter: Default::default(),
             key_touches: Default::default(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             ready: AtomicBool::new(false),
             iad: std::sync::RwLock::new(iad),
         }

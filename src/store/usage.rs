@@ -106,7 +106,7 @@ pub fn mark_threshold(
 }
 
 /// A threshold crossing, as recorded.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Alert {
     /// The module.
     pub module: String,

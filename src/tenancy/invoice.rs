@@ -13,7 +13,7 @@ use super::TenancyError;
 use crate::store::{self, Store};
 
 /// One invoice line.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Line {
     /// The module.
     pub module: String,
@@ -32,7 +32,7 @@ pub struct Line {
 }
 
 /// A tenant's invoice for one month.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Invoice {
     /// The tenant.
     pub tenant_id: String,
@@ -100,7 +100,7 @@ pub fn invoice(store: &Store, tenant_id: &str, month: &str) -> Result<Invoice, T
 }
 
 /// One module's use of its quota in a month.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModuleUsage {
     /// The module.
     pub module: &'static str,
@@ -115,7 +115,7 @@ pub struct ModuleUsage {
 }
 
 /// A tenant's usage and quota state for a month (`GET /v1/usage`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageReport {
     /// `YYYY-MM`.
     pub month: String,

@@ -11,7 +11,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// A billable module: each is callable on its own, and a workflow bills each one it ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Module {
     /// Liveness and anti-spoof.
@@ -50,7 +62,7 @@ impl Module {
 }
 
 /// What happens past a monthly quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaMode {
     /// Refuse with 429 `quota_exceeded`.
@@ -60,7 +72,7 @@ pub enum QuotaMode {
 }
 
 /// One module's terms in a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleTerms {
     /// Units per calendar month (UTC); `null` = unlimited.
@@ -71,7 +83,7 @@ pub struct ModuleTerms {
 
 /// A volume discount: from the `from_units`-th unit of a module in a month on, units cost
 /// `discount_percent` less.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// The first unit (1-based, per module per month) the discount applies to.
@@ -81,7 +93,7 @@ pub struct Tier {
 }
 
 /// A request budget per API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     /// Requests per minute (also the burst).
@@ -91,7 +103,7 @@ pub struct Budget {
 }
 
 /// Rate limits per API key: a default budget and per-endpoint ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
     /// Requests per minute over every endpoint without its own budget.
@@ -123,7 +135,7 @@ impl RateLimits {
 }
 
 /// A plan, as stored and as the operator edits it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Display name.

@@ -40,13 +40,14 @@ pub fn effective_plan(conn: &Connection, tenant_id: &str) -> Result<Plan, StoreE
 }
 
 /// A tenant's subscription as the operator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     /// The tenant.
     pub tenant_id: String,
     /// `free`, `pro` or `enterprise`.
     pub plan: String,
     /// The tenant's overrides (a JSON merge patch over the plan), if any.
+    #[schema(value_type = Option<Object>)]
     pub overrides: Option<Value>,
     /// What applies.
     pub effective: Plan,

@@ -87,6 +87,7 @@ pub struct Jobs {
     vision: Arc<Vision>,
     kya: KyaSettings,
     meter: Arc<Meter>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
     wake: Notify,
     /// Webhook delivery (woken when a job's event is queued).
     pub deliverer: Arc<Deliverer>,
@@ -100,6 +101,7 @@ impl Jobs {
         vision: Arc<Vision>,
         kya: KyaSettings,
         meter: Arc<Meter>,
+        metrics: Arc<crate::telemetry::metrics::Metrics>,
         webhook_retry_scale: f64,
     ) -> Self {
         Jobs {
@@ -108,9 +110,20 @@ impl Jobs {
             vision,
             kya,
             meter,
+            metrics,
             wake: Notify::new(),
             deliverer: Arc::new(Deliverer::new(store, webhook_retry_scale)),
         }
+    }
+
+    /// The meter the jobs bill through.
+    pub fn meter(&self) -> Arc<Meter> {
+        self.meter.clone()
+    }
+
+    /// The metrics registry the jobs report to.
+    pub fn metrics(&self) -> Arc<crate::telemetry::metrics::Metrics> {
+        self.metrics.clone()
     }
 
     /// Validates and queues a verification; with an idempotency key already used by the tenant,
@@ -391,9 +404,23 @@ impl Jobs {
             .await
             .map_err(|e| e.to_string())??;
         let modules = billed_modules(&settings.workflow);
-        let outcome = pipeline::run(self.vision.clone(), subject, &settings, &|_, _| {})
+        // Each step's time into the same per-module histogram the standalone routes feed.
+        let metrics = self.metrics.clone();
+        let observe = move |step: &'static str, ms: u64| {
+            let pipeline = if step == "document" { "ocr" } else { step };
+            metrics
+                .inference_duration
+                .with_label_values(&[pipeline])
+                .observe(ms as f64 / 1000.0);
+        };
+        let started = std::time::Instant::now();
+        let outcome = pipeline::run(self.vision.clone(), subject, &settings, &observe)
             .await
             .map_err(|e| e.to_string())?;
+        self.metrics
+            .inference_duration
+            .with_label_values(&["workflow"])
+            .observe(started.elapsed().as_secs_f64());
         Ok((outcome, modules))
     }
 }

@@ -76,7 +76,7 @@ struct InvoiceQuery {
 
 /// The calling tenant's usage, quotas and charges for a month.
 #[utoipa::path(get, path = "/v1/usage", tag = "data", params(("month" = Option<String>, Query, description = "YYYY-MM; the current month by default")),
-    responses((status = 200, description = "Usage, quotas, thresholds crossed and charges so far", body = Object,
+    responses((status = 200, description = "Usage, quotas, thresholds crossed and charges so far", body = crate::tenancy::invoice::UsageReport,
         example = json!({"month": "2026-11", "resets_at": "2026-12-01T00:00:00Z", "quota_mode": "hard", "modules": [{"module": "ocr", "used": 120, "quota": 10000, "remaining": 9880, "unit_price_micros": 80000}], "alerts": [], "invoice": {"total_micros": 9600000, "total_minor": 960}}))))]
 async fn tenant_usage(
     principal: Principal,
@@ -91,7 +91,7 @@ async fn tenant_usage(
 
 /// A tenant's usage, as the operator sees it.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/usage", tag = "admin", params(("id" = String, Path, description = "Tenant id"), ("month" = Option<String>, Query, description = "YYYY-MM")),
-    responses((status = 200, description = "A tenant's usage report", body = Object)))]
+    responses((status = 200, description = "A tenant's usage report", body = crate::tenancy::invoice::UsageReport)))]
 async fn admin_usage(
     _: Operator,
     state: web::Data<AppState>,
@@ -110,7 +110,7 @@ async fn admin_usage(
 /// A tenant's invoice for a month, JSON or CSV (`?format=csv`).
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/invoices/{month}", tag = "admin",
     params(("id" = String, Path, description = "Tenant id"), ("month" = String, Path, description = "YYYY-MM"), ("format" = Option<String>, Query, description = "json (default) or csv")),
-    responses((status = 200, description = "A line per module and price; the total is the sum of billed usage rows", body = Object,
+    responses((status = 200, description = "A line per module and price; the total is the sum of billed usage rows", body = crate::tenancy::invoice::Invoice,
         example = json!({"tenant_id": "ten_…", "month": "2026-11", "status": "open", "currency": "USD", "lines": [{"module": "validation", "count": 3, "list_price_micros": 30000, "discount_percent": 25, "unit_price_micros": 22500, "amount_micros": 67500, "overage_units": 0}], "unbilled_units": {}, "total_micros": 67500, "total_minor": 7}))))]
 async fn get_invoice(
     _: Operator,
@@ -156,7 +156,7 @@ async fn list_plans(_: Operator, state: web::Data<AppState>) -> Result<HttpRespo
 
 /// One plan.
 #[utoipa::path(get, path = "/admin/v1/plans/{id}", tag = "admin", params(("id" = String, Path, description = "free, pro or enterprise")),
-    responses((status = 200, description = "The plan", body = Object,
+    responses((status = 200, description = "The plan", body = Plan,
         example = json!({"name": "Pro", "currency": "USD", "sandbox_only": false, "quota_mode": "hard", "modules": {"ocr": {"monthly_quota": 10000, "unit_price_micros": 80000}}, "tiers": [{"from_units": 1001, "discount_percent": 10}], "rate_limit": {"per_minute": 60, "per_day": 50000, "endpoints": {}}}))))]
 async fn get_plan(
     _: Operator,
@@ -169,8 +169,8 @@ async fn get_plan(
 
 /// Replaces a plan's definition (every tenant on it is affected at once).
 #[utoipa::path(put, path = "/admin/v1/plans/{id}", tag = "admin", params(("id" = String, Path, description = "free, pro or enterprise")),
-    request_body(content = Object, description = "The whole plan, as GET returns it"),
-    responses((status = 200, description = "The stored plan (audited)", body = Object)))]
+    request_body(content = Plan, description = "The whole plan, as GET returns it"),
+    responses((status = 200, description = "The stored plan (audited)", body = Plan)))]
 async fn put_plan(
     _: Operator,
     state: web::Data<AppState>,
@@ -184,7 +184,7 @@ async fn put_plan(
 
 /// A tenant's plan, overrides and the effective terms.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/plan", tag = "admin", params(("id" = String, Path, description = "Tenant id")),
-    responses((status = 200, description = "Plan, overrides and effective terms", body = Object)))]
+    responses((status = 200, description = "Plan, overrides and effective terms", body = subscription::Subscription)))]
 async fn get_subscription(
     _: Operator,
     state: web::Data<AppState>,
@@ -214,7 +214,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/plan", tag = "admin", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = SubscriptionChange, description = "`plan` and/or `overrides` (a JSON merge patch over the plan; null clears)",
         example = json!({"plan": "pro", "overrides": {"quota_mode": "soft", "modules": {"ocr": {"monthly_quota": 150}}}})),
-    responses((status = 200, description = "The subscription (audited)", body = Object)))]
+    responses((status = 200, description = "The subscription (audited)", body = subscription::Subscription)))]
 async fn put_subscription(
     _: Operator,
     state: web::Data<AppState>,
