@@ -44,6 +44,10 @@ pub struct Running {
     pub handle: ServerHandle,
     /// Completes when the server has stopped.
     pub server: actix_web::dev::Server,
+    /// The authenticator, whose counted refusals are written to the audit log at stop.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// The store they are written to.
+    pub store: Arc<crate::store::Store>,
 }
 
 /// Opens everything, loads and warms up the models, and binds; `/readyz` is 200 from the first
@@ -119,6 +123,8 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         addr,
         handle: server.handle(),
         server,
+        auth: state.auth.clone(),
+        store: state.store.clone(),
     })
 }
 
@@ -127,6 +133,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let running = start(config)?;
         running.server.await.context("server failed")?;
+        // The last minute's refused requests, which the periodic flush has not written yet.
+        if let Err(e) = running.auth.failures.flush(&running.store, 60) {
+            tracing::error!(error = %e, "writing auth failures to the audit log failed");
+        }
         tracing::info!("kycd stopped");
         Ok(())
     })

@@ -120,6 +120,16 @@ async fn method_not_allowed(req: actix_web::HttpRequest) -> Result<HttpResponse,
     ))
 }
 
+/// Runs blocking domain work off the actix threads, mapping its error into the envelope.
+pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(Into::into)
+}
+
 /// A resource whose unknown methods answer 405 in the error envelope.
 pub fn resource(path: &str) -> actix_web::Resource {
     openapi::record(path);

@@ -92,6 +92,15 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
         send("DELETE", &format!("/v1/subjects/{MARKER}"), b"", "c"),
         200
     );
+    // A forged signature: refused, and counted for the audit log.
+    let forged = agent
+        .get(format!("{base}/v1/ping"))
+        .header("X-API-KEY", &key.key_id)
+        .header("X-API-TIMESTAMP", crate::common::now().to_string())
+        .header("X-API-SIGN", "00".repeat(32))
+        .call()
+        .unwrap();
+    assert_eq!(forged.status(), 401);
     let metrics = agent
         .get(format!("{base}/metrics"))
         .call()
@@ -111,6 +120,20 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
         .status()
         .unwrap();
     child.wait().unwrap();
+    // Stopping wrote the refusals not yet flushed as one aggregated audit entry.
+    let db = rusqlite::Connection::open(data.join("kycd.db")).unwrap();
+    let details: String = db
+        .query_row(
+            "SELECT details FROM audit_log WHERE action = 'auth.failures'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+    assert_eq!(
+        details["counts"][0],
+        json!({ "code": "invalid_signature", "key_id": key.key_id, "count": 1 })
+    );
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         logs.contains(&key.tenant_id),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::auth::keys;
 use crate::error::ApiError;
 use crate::http::extract::{optional_json, Operator};
-use crate::http::{resource, AppState};
+use crate::http::{blocking, resource, AppState};
 use crate::tenancy;
 
 const ACTOR: &str = "operator";
@@ -60,16 +60,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rotate_key
 ))]
 pub struct Doc;
-
-/// Runs blocking domain work off the actix threads.
-async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(Into::into)
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

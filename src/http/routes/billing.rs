@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
-use crate::http::{resource, AppState};
+use crate::http::{blocking, resource, AppState};
 use crate::tenancy::invoice::{self, current_month};
 use crate::tenancy::plans::Plan;
 use crate::tenancy::subscription;
@@ -49,15 +49,6 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/tenants/{id}/usage").route(web::get().to(admin_usage)))
         .service(resource("/tenants/{id}/invoices/{month}").route(web::get().to(get_invoice)));
-}
-
-async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(Into::into)
 }
 
 #[derive(Deserialize)]
