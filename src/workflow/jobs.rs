@@ -444,6 +444,22 @@ pub fn billed_modules(wf: &WorkflowConfig) -> Vec<Module> {
         .collect()
 }
 
+/// A job's outcome in the audit trail: ids and outcome, never personal data.
+fn audit_job(
+    tx: &rusqlite::Transaction<'_>,
+    job: &JobRow,
+    action: &str,
+    details: Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    let actor = job.key_id.as_deref().unwrap_or("workflow");
+    let entry = NewEntry::new(actor, action)
+        .tenant(&job.tenant_id)
+        .target(&job.id)
+        .details(details);
+    store::audit::append(tx, &entry, now).map(drop)
+}
+
 /// Writes the result (or the failure) and the usage rows in one transaction. The job's quota
 /// reservation is settled when the result is written, released when it failed, and kept for
 /// the next try when the write did not happen.
@@ -488,19 +504,8 @@ fn finish(
                 now,
             )?;
             if done {
-                // The decision in the audit trail: ids and outcome, no personal data.
-                let actor = job.key_id.as_deref().unwrap_or("workflow");
-                store::audit::append(
-                    tx,
-                    &NewEntry::new(actor, "kyc.decision")
-                        .tenant(&job.tenant_id)
-                        .target(&job.id)
-                        .details(json!({
-                            "decision": o.verdict.decision.name(),
-                            "score": o.verdict.score,
-                        })),
-                    now,
-                )?;
+                let outcome = json!({ "decision": o.verdict.decision.name(), "score": o.verdict.score });
+                audit_job(tx, job, "kyc.decision", outcome, now)?;
                 let mut data = serde_json::to_value(o).unwrap_or_default();
                 data["job_id"] = json!(job.id);
                 data["status"] = json!("completed");
@@ -524,15 +529,7 @@ fn finish(
         Err(e) => {
             let failed = store::jobs::fail(tx, &job.id, e, now)?;
             if failed {
-                let actor = job.key_id.as_deref().unwrap_or("workflow");
-                store::audit::append(
-                    tx,
-                    &NewEntry::new(actor, "kyc.failed")
-                        .tenant(&job.tenant_id)
-                        .target(&job.id)
-                        .details(json!({})),
-                    now,
-                )?;
+                audit_job(tx, job, "kyc.failed", json!({}), now)?;
                 let data = json!({ "job_id": job.id, "status": "failed", "reference": job.reference, "error": e });
                 let body = webhooks::event_body("kyc.failed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
