@@ -133,7 +133,7 @@ async fn list_tenants(_: Operator, state: web::Data<AppState>) -> Result<HttpRes
 
 /// One tenant.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "The tenant", body = Object)))]
 async fn get_tenant(
     _: Operator,
@@ -146,7 +146,7 @@ async fn get_tenant(
 
 /// Suspends a tenant: its requests get 403 `tenant_suspended`.
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/suspend", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "Suspended: its requests get 403 tenant_suspended", body = Object)))]
 async fn suspend_tenant(
     _: Operator,
@@ -159,7 +159,7 @@ async fn suspend_tenant(
 
 /// Reactivates a tenant.
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/activate", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "Active again", body = Object)))]
 async fn activate_tenant(
     _: Operator,
@@ -172,7 +172,7 @@ async fn activate_tenant(
 
 /// Creates a key; the response is the only time its secret is shown.
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     request_body(content = CreateKey, example = json!({"label": "backend", "scopes": ["ocr", "validation"], "environment": "live", "facia_hash": false})),
     responses((status = 201, description = "The key with its secret, shown once", body = Object, example = json!({"id": "ak_0c1d2e3f4a5b6c7d8e9f0a1b", "tenant_id": "ten_…", "status": "active", "environment": "live", "secret": "sk_…"}))))]
 async fn create_key(
@@ -194,7 +194,7 @@ async fn create_key(
 
 /// Lists a tenant's keys, without secrets.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/keys", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "The tenant's keys, never their secrets", body = Object, example = json!({"keys": [{"id": "ak_…", "status": "active", "environment": "live", "scopes": null, "last_used_at": 1795400000}]}))))]
 async fn list_keys(
     _: Operator,
@@ -207,7 +207,7 @@ async fn list_keys(
 
 /// Revokes a key at once.
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/revoke", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Key id")),
     responses((status = 200, description = "Revoked at once", body = Object)))]
 async fn revoke_key(
     _: Operator,
@@ -223,7 +223,7 @@ async fn revoke_key(
 
 /// Gives a key a new secret (shown once); the old one verifies for `overlap_seconds` more.
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/rotate", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Key id")),
     request_body(content = RotateKey, example = json!({"overlap_seconds": 86400})),
     responses((status = 200, description = "The new secret, shown once; the old one verifies until previous_secret_valid_until", body = Object, example = json!({"id": "ak_…", "secret": "sk_…", "previous_secret_valid_until": 1795486400}))))]
 async fn rotate_key(
@@ -239,7 +239,7 @@ async fn rotate_key(
 
 /// How long the tenant's media is kept and which kinds.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/media-policy", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "Media retention", body = Object, example = json!({"media_retention_days": 30, "media_kinds": ["selfie", "face_crop", "document_front", "document_back"]}))))]
 async fn get_media_policy(
     _: Operator,
@@ -252,7 +252,7 @@ async fn get_media_policy(
 
 /// Sets how long the tenant's media is kept (0 = none is stored) and which kinds.
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/media-policy", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Object, example = json!({"media_retention_days": 7, "media_kinds": ["selfie"]})),
     responses((status = 200, description = "The policy (audited)", body = Object)))]
 async fn set_media_policy(
@@ -274,7 +274,7 @@ struct FaceMatchSettings {
 
 /// Sets the tenant's face-match threshold (requests may only be stricter).
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/face-match", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     request_body(content = FaceMatchSettings, example = json!({"threshold": 0.8})),
     responses((status = 200, description = "The threshold", body = Object, example = json!({"tenant_id": "ten_…", "threshold": 0.8}))))]
 async fn set_face_match(
@@ -293,7 +293,7 @@ async fn set_face_match(
 
 /// The tenant's liveness thresholds.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/liveness", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "Liveness thresholds", body = Object, example = json!({"min_model_real": 0.5, "max_texture": 0.5, "max_frame": 0.5}))))]
 async fn get_liveness(
     _: Operator,
@@ -306,7 +306,7 @@ async fn get_liveness(
 
 /// Sets the tenant's liveness thresholds; omitted fields take their defaults.
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/liveness", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Object, example = json!({"min_model_real": 0.6, "max_texture": 0.5, "max_frame": 0.5})),
     responses((status = 200, description = "The thresholds (audited)", body = Object)))]
 async fn set_liveness(

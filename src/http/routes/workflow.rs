@@ -272,7 +272,7 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
 
 /// A tenant's workflow.
 #[utoipa::path(get, path = "/admin/v1/tenants/{id}/workflow", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, description = "A tenant's workflow", body = Object)))]
 async fn admin_get_workflow(
     _: Operator,
@@ -293,7 +293,7 @@ async fn admin_get_workflow(
 
 /// Replaces a tenant's workflow (audited).
 #[utoipa::path(put, path = "/admin/v1/tenants/{id}/workflow", tag = "admin",
-    params(("id" = String, Path, description = "Tenant or key id")),
+    params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Object, example = json!({"bands": {"accepted": 85, "review": 60}})),
     responses((status = 200, description = "The stored workflow (audited)", body = Object)))]
 async fn admin_put_workflow(
