@@ -39,6 +39,20 @@ pub struct Config {
     pub workflow: WorkflowRunConfig,
     /// Know-your-applicant checks that need the outside world.
     pub kya: KyaConfig,
+    /// Where webhooks and job callbacks may be sent.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Where webhooks may go (see `workflow::egress`): loopback, link-local, the metadata service
+/// and kycd's own listeners never; private ranges only inside `allow_cidrs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Private ranges receivers may live in (`["10.20.0.0/16"]`); a loopback range must be
+    /// named itself (`127.0.0.0/8`) to allow a receiver on this host.
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// Let live keys use plain `http://` receivers (sandbox keys always may).
+    pub allow_http: bool,
 }
 
 /// How verification jobs run.
@@ -198,6 +212,7 @@ impl Default for Config {
             compat: CompatConfig::default(),
             workflow: WorkflowRunConfig::default(),
             kya: KyaConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -381,6 +396,17 @@ impl Config {
         }
         if let Some(v) = env("KYCD_CLAMD") {
             self.antivirus.clamd = Some(v);
+        }
+        if let Some(v) = env("KYCD_WEBHOOK_ALLOW_CIDRS") {
+            self.webhooks.allow_cidrs = v
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| parse("KYCD_WEBHOOK_ALLOW_CIDRS", c.to_owned()))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("KYCD_WEBHOOK_ALLOW_HTTP") {
+            self.webhooks.allow_http = parse("KYCD_WEBHOOK_ALLOW_HTTP", v)?;
         }
         if let Some(v) = env("KYCD_LOG_LEVEL") {
             self.log.level = v;

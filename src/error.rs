@@ -59,6 +59,7 @@ error_codes! {
     InvalidAdminToken => UNAUTHORIZED, "invalid_admin_token";
     TenantSuspended => FORBIDDEN, "tenant_suspended";
     ForbiddenModule => FORBIDDEN, "forbidden_module";
+    ForbiddenScope => FORBIDDEN, "forbidden_scope";
     // 404/405/409.
     NotFound => NOT_FOUND, "not_found";
     RouteNotFound => NOT_FOUND, "route_not_found";
@@ -86,6 +87,7 @@ error_codes! {
     // 503/500: our side.
     NotReady => SERVICE_UNAVAILABLE, "not_ready";
     AntivirusUnavailable => SERVICE_UNAVAILABLE, "antivirus_unavailable";
+    Overloaded => SERVICE_UNAVAILABLE, "overloaded";
     Internal => INTERNAL_SERVER_ERROR, "internal";
 }
 
@@ -213,7 +215,7 @@ mod tests {
         for code in Code::all() {
             let server_side = matches!(
                 code,
-                Code::Internal | Code::NotReady | Code::AntivirusUnavailable
+                Code::Internal | Code::NotReady | Code::AntivirusUnavailable | Code::Overloaded
             );
             assert_eq!(code.status().is_server_error(), server_side, "{code:?}");
         }

@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses the command line. See ARCHITECTURE.md for
 //! the map of the modules and the path of a request.
 
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -80,14 +80,21 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let kya = crate::kya::settings(&config.kya).map_err(anyhow::Error::msg)?;
     let meter = Arc::new(crate::tenancy::meter::Meter::new(store.clone()));
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
+    let egress = Arc::new(crate::workflow::egress::Policy::new(
+        config.webhooks.allow_cidrs.clone(),
+        config.webhooks.allow_http,
+    ));
     let jobs = Arc::new(crate::workflow::jobs::Jobs::new(
         store.clone(),
         media.clone(),
         vision.clone(),
-        kya,
         meter.clone(),
         metrics.clone(),
-        config.workflow.webhook_retry_scale,
+        crate::workflow::jobs::JobSettings {
+            kya,
+            webhook_retry_scale: config.workflow.webhook_retry_scale,
+            egress: egress.clone(),
+        },
     ));
     let job_workers = config.workflow.workers;
     let state = web::Data::new(AppState::new(
@@ -100,6 +107,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
+    egress.set_listeners(&[addr]);
     state
         .auth
         .warm()

@@ -5,6 +5,7 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
 
+use super::permissions::{self, Permission};
 use crate::audit::NewEntry;
 use crate::store::{self, keys::KeyRow, Store, StoreError};
 use crate::tenancy::plans::Module;
@@ -55,8 +56,30 @@ pub struct KeySpec {
     pub facia_hash_id: bool,
     /// Modules the key may call; absent = all.
     pub scopes: Option<Vec<Module>>,
+    /// What it may read or manage; absent = [`Permission::DEFAULTS`] (its own results).
+    pub permissions: Option<Vec<Permission>>,
     /// `sandbox` or `live`; absent = `sandbox` on a sandbox-only plan (Free), else `live`.
     pub environment: Option<String>,
+}
+
+/// Refuses permissions a key of `environment` may not hold (422 naming the first).
+fn check_permissions(perms: &[Permission], environment: &str) -> Result<(), TenancyError> {
+    if environment == "sandbox" {
+        if let Some((i, p)) = perms.iter().enumerate().find(|(_, p)| p.live_only()) {
+            return Err(invalid(
+                &format!("permissions[{i}]"),
+                &format!("a sandbox key cannot hold {p}: it changes live configuration"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn module_names(scopes: &[Module]) -> Vec<String> {
+    let mut names: Vec<String> = scopes.iter().map(|m| m.as_str().to_owned()).collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn new_secret() -> String {
@@ -118,12 +141,16 @@ pub fn create_key_with(
         Some(e @ ("sandbox" | "live")) => e,
         Some(_) => return Err(invalid("environment", "sandbox or live")),
     };
-    let scopes = spec.scopes.as_ref().map(|s| {
-        let mut names: Vec<String> = s.iter().map(|m| m.as_str().to_owned()).collect();
-        names.sort();
-        names.dedup();
-        names
-    });
+    let scopes = spec.scopes.as_deref().map(module_names);
+    let perms = spec
+        .permissions
+        .clone()
+        .unwrap_or_else(|| Permission::DEFAULTS.to_vec());
+    check_permissions(&perms, environment)?;
+    let permission_names: Vec<String> = permissions::names(&perms)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let facia = spec.facia_hash_id;
     let id = format!("ak_{}", hex::encode(random_token(12)));
     let secret = new_secret();
@@ -142,6 +169,7 @@ pub fn create_key_with(
         created_at: now,
         revoked_at: None,
         scopes: scopes.clone(),
+        permissions: permission_names.clone(),
         environment: environment.to_owned(),
         rotated_at: None,
         previous_secret_valid_until: None,
@@ -163,6 +191,7 @@ pub fn create_key_with(
                 .details(json!({
                     "facia_hash_id": facia_hash_id.is_some(),
                     "scopes": scopes,
+                    "permissions": permission_names,
                     "environment": environment,
                 })),
             now,
@@ -174,6 +203,74 @@ pub fn create_key_with(
         secret,
         facia_hash_id,
     })
+}
+
+/// What an existing key may do, as changed by the operator: `None` leaves a list as it is;
+/// `scopes: Some(None)` allows every module.
+#[derive(Debug, Clone, Default)]
+pub struct GrantChange {
+    /// Module scopes.
+    pub scopes: Option<Option<Vec<Module>>>,
+    /// Permissions.
+    pub permissions: Option<Vec<Permission>>,
+}
+
+/// Changes a key's module scopes and permissions (audited with both lists, before and after).
+pub fn set_grants(
+    store: &Store,
+    key_id: &str,
+    change: &GrantChange,
+    actor: &str,
+) -> Result<KeyRow, TenancyError> {
+    if let Some(Some(s)) = &change.scopes {
+        if s.is_empty() {
+            return Err(invalid("scopes", "at least one module, or null for all"));
+        }
+    }
+    let current = store
+        .read(|c| store::keys::get(c, key_id))?
+        .ok_or(StoreError::NotFound("key"))?;
+    let perms: Vec<Permission> = match &change.permissions {
+        Some(p) => p.clone(),
+        None => current
+            .permissions
+            .iter()
+            .filter_map(|p| Permission::parse(p))
+            .collect(),
+    };
+    // A key that later becomes a sandbox key (its tenant moved to Free) keeps its list, but
+    // `Principal::permit` never grants a sandbox key a live-only permission.
+    check_permissions(&perms, &current.environment)?;
+    let scopes = match &change.scopes {
+        Some(s) => s.as_deref().map(module_names),
+        None => current.scopes.clone(),
+    };
+    let scopes_json = scopes
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap_or_default());
+    let now = store::now();
+    let row = store.write(|tx| {
+        let before = store::keys::get(tx, key_id)?.ok_or(StoreError::NotFound("key"))?;
+        let row = store::keys::set_grants(
+            tx,
+            key_id,
+            scopes_json.as_deref(),
+            &permissions::to_stored(&perms),
+        )?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "key.grants")
+                .tenant(&row.tenant_id)
+                .target(key_id)
+                .details(json!({
+                    "scopes": { "before": before.scopes, "after": row.scopes },
+                    "permissions": { "before": before.permissions, "after": row.permissions },
+                })),
+            now,
+        )?;
+        Ok(row)
+    })?;
+    Ok(row)
 }
 
 /// A rotated key with its new secret: the only time it is shown.

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod failures;
 pub mod keys;
+pub mod permissions;
 pub mod replay;
 pub mod signing;
 
@@ -20,6 +21,7 @@ use crate::store::keys::KeyAuthRow;
 use crate::store::{self, Store, StoreError};
 use crate::tenancy::meter::Payer;
 use crate::tenancy::plans::Module;
+use permissions::Permission;
 use replay::ReplayCache;
 
 /// The authenticated caller of a `/v1` request.
@@ -33,6 +35,34 @@ pub struct Principal {
     pub sandbox: bool,
     /// Modules the key may call; `None` = all.
     pub scopes: Option<Vec<Module>>,
+    /// What the key may read or manage besides calling modules.
+    pub permissions: Vec<Permission>,
+}
+
+/// A key without a permission a route needs.
+#[derive(Debug, thiserror::Error)]
+#[error("this API key lacks the permission {permission}; it holds {held:?}")]
+pub struct ForbiddenScope {
+    /// The permission the route needs.
+    pub permission: Permission,
+    /// What the key holds.
+    pub held: Vec<&'static str>,
+    /// Set when the key could never hold it (a sandbox key and live configuration).
+    pub sandbox: bool,
+}
+
+impl ErrorCode for ForbiddenScope {
+    fn code(&self) -> Code {
+        Code::ForbiddenScope
+    }
+
+    fn details(&self) -> serde_json::Value {
+        let mut d = json!({ "permission": self.permission.as_str(), "permissions": self.held });
+        if self.sandbox {
+            d["reason"] = json!("sandbox keys cannot change live configuration");
+        }
+        d
+    }
 }
 
 /// A key without the scope for a module.
@@ -66,7 +96,31 @@ impl Principal {
                 .scopes
                 .as_ref()
                 .map(|s| s.iter().filter_map(|m| Module::parse(m)).collect()),
+            permissions: key
+                .permissions
+                .iter()
+                .filter_map(|p| Permission::parse(p))
+                .collect(),
         }
+    }
+
+    /// Refuses (403 `forbidden_scope`) unless the key holds `permission` (or one that implies
+    /// it); a sandbox key never holds one that changes live configuration.
+    pub fn permit(&self, permission: Permission) -> Result<(), ForbiddenScope> {
+        let sandbox_refused = self.sandbox && permission.live_only();
+        if !sandbox_refused && permission.granted_by(&self.permissions) {
+            return Ok(());
+        }
+        Err(ForbiddenScope {
+            permission,
+            held: permissions::names(&self.permissions),
+            sandbox: sandbox_refused,
+        })
+    }
+
+    /// Whether the key may read every job of its tenant, not only its own.
+    pub fn reads_all_results(&self) -> bool {
+        self.permissions.contains(&Permission::ResultsReadAll)
     }
 
     /// Refuses (403 `forbidden_module`) unless the key may call every one of `modules`.
@@ -308,6 +362,7 @@ impl Authenticator {
             key_id: parts.key_id.to_owned(),
             sandbox: row.sandbox,
             scopes,
+            permissions: permissions::from_stored(&row.permissions),
         })
     }
 

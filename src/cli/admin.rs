@@ -4,6 +4,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use crate::auth::keys;
+use crate::auth::permissions::Permission;
 use crate::config::Config;
 use crate::server::open_store;
 use crate::tenancy;
@@ -135,9 +136,29 @@ pub enum KeyCommand {
         /// all when absent.
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
+        /// What the key may read or manage, comma-separated (results:read, results:read_all,
+        /// media:read, media:write, subjects:erase, workflow:read, workflow:write, webhooks:read,
+        /// webhooks:write, audit:read, usage:read); default results:read.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
         /// sandbox or live (default: sandbox on the Free plan, live otherwise).
         #[arg(long)]
         environment: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change what a key may do (audited): its permissions and/or module scopes.
+    Grant {
+        /// Key id.
+        #[arg(long)]
+        key: String,
+        /// The key's whole permission list, comma-separated ("" for none).
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        /// The key's modules, comma-separated, or `all`.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -172,6 +193,29 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_modules(list: &[String]) -> anyhow::Result<Vec<Module>> {
+    list.iter()
+        .map(|m| {
+            Module::parse(m.trim()).ok_or_else(|| anyhow::anyhow!("unknown module {m} in --scopes"))
+        })
+        .collect()
+}
+
+fn parse_permissions(list: &[String]) -> anyhow::Result<Vec<Permission>> {
+    list.iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            Permission::parse(p).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown permission {p}; known: {}",
+                    Permission::ALL.map(Permission::as_str).join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 fn parse_overlap(s: &str) -> Result<i64, String> {
@@ -282,24 +326,15 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 label,
                 facia_hash,
                 scopes,
+                permissions,
                 environment,
                 json,
             } => {
-                let scopes = scopes
-                    .map(|s| {
-                        s.iter()
-                            .map(|m| {
-                                Module::parse(m.trim()).ok_or_else(|| {
-                                    anyhow::anyhow!("unknown module {m} in --scopes")
-                                })
-                            })
-                            .collect::<anyhow::Result<Vec<_>>>()
-                    })
-                    .transpose()?;
                 let spec = keys::KeySpec {
                     label,
                     facia_hash_id: facia_hash,
-                    scopes,
+                    scopes: scopes.as_deref().map(parse_modules).transpose()?,
+                    permissions: permissions.as_deref().map(parse_permissions).transpose()?,
                     environment,
                 };
                 let k = keys::create_key_with(&store, &tenant, &spec, ACTOR)?;
@@ -339,6 +374,31 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     format!(
                         "key_id: {}\nnew secret: {}\nthe old secret verifies for {overlap} s more\n(shown only now; store it safely)",
                         k.key.id, k.secret
+                    )
+                });
+            }
+            KeyCommand::Grant {
+                key,
+                permissions,
+                scopes,
+                json,
+            } => {
+                let scopes = match scopes.as_deref() {
+                    None => None,
+                    Some([all]) if all == "all" => Some(None),
+                    Some(list) => Some(Some(parse_modules(list)?)),
+                };
+                let change = keys::GrantChange {
+                    scopes,
+                    permissions: permissions.as_deref().map(parse_permissions).transpose()?,
+                };
+                let k = keys::set_grants(&store, &key, &change, ACTOR)?;
+                print(json, &k, |k| {
+                    format!(
+                        "key {}\nscopes: {}\npermissions: {}",
+                        k.id,
+                        k.scopes.as_ref().map_or("all".into(), |s| s.join(",")),
+                        k.permissions.join(",")
                     )
                 });
             }

@@ -2,6 +2,7 @@
 //! actix's payload, JSON, query and path errors into coded errors.
 
 use std::future::{ready, Ready};
+use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -9,18 +10,136 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use serde_json::json;
 
 use super::AppState;
+use crate::auth::permissions::Permission;
 use crate::auth::Principal;
 use crate::error::{ApiError, Code};
+use crate::tenancy::plans::Module;
 
-impl FromRequest for Principal {
+/// What a `/v1` route needs of its caller, stated by the marker type of [`Authorized`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    /// Only a valid signature (`GET /v1/ping`).
+    Signed,
+    /// The module scope of a billable route (403 `forbidden_module`).
+    Module(Module),
+    /// The modules the tenant's workflow runs; judged by the handler against the stored
+    /// workflow (`POST /v1/kyc/verify`).
+    WorkflowModules,
+    /// A permission (403 `forbidden_scope`).
+    Permission(Permission),
+}
+
+/// A marker naming what a route needs; see [`need`].
+pub trait Need {
+    /// The requirement.
+    const REQUIRED: Required;
+}
+
+/// The markers, one per requirement.
+pub mod need {
+    use super::{Need, Required};
+    use crate::auth::permissions::Permission;
+    use crate::tenancy::plans::Module;
+
+    macro_rules! needs {
+        ($($(#[$doc:meta])* $name:ident => $req:expr;)*) => {$(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl Need for $name {
+                const REQUIRED: Required = $req;
+            }
+        )*};
+    }
+
+    needs! {
+        /// A valid signature only.
+        Signed => Required::Signed;
+        /// The `liveness` module.
+        Liveness => Required::Module(Module::Liveness);
+        /// The `ocr` module.
+        Ocr => Required::Module(Module::Ocr);
+        /// The `validation` module.
+        Validation => Required::Module(Module::Validation);
+        /// The `face_match` module.
+        FaceMatch => Required::Module(Module::FaceMatch);
+        /// The modules of the tenant's workflow.
+        Verify => Required::WorkflowModules;
+        /// `results:read` (own jobs; `results:read_all` widens it to the tenant's).
+        ResultsRead => Required::Permission(Permission::ResultsRead);
+        /// `media:read`.
+        MediaRead => Required::Permission(Permission::MediaRead);
+        /// `media:write`.
+        MediaWrite => Required::Permission(Permission::MediaWrite);
+        /// `subjects:erase`.
+        SubjectsErase => Required::Permission(Permission::SubjectsErase);
+        /// `workflow:read`.
+        WorkflowRead => Required::Permission(Permission::WorkflowRead);
+        /// `workflow:write`.
+        WorkflowWrite => Required::Permission(Permission::WorkflowWrite);
+        /// `webhooks:read`.
+        WebhooksRead => Required::Permission(Permission::WebhooksRead);
+        /// `webhooks:write`.
+        WebhooksWrite => Required::Permission(Permission::WebhooksWrite);
+        /// `audit:read`.
+        AuditRead => Required::Permission(Permission::AuditRead);
+        /// `usage:read`.
+        UsageRead => Required::Permission(Permission::UsageRead);
+    }
+}
+
+/// The signed caller of a `/v1` route, proven to hold what `N` names. There is no other way
+/// for a handler to get a [`Principal`], so a route without this extractor cannot see who
+/// called it.
+#[derive(Debug)]
+pub struct Authorized<N: Need> {
+    /// The caller.
+    pub principal: Principal,
+    need: PhantomData<N>,
+}
+
+impl<N: Need> std::ops::Deref for Authorized<N> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<N: Need> Authorized<N> {
+    /// The caller, by value.
+    pub fn into_inner(self) -> Principal {
+        self.principal
+    }
+}
+
+/// Whether `principal` holds what `required` names.
+pub fn authorize(principal: &Principal, required: Required) -> Result<(), ApiError> {
+    match required {
+        Required::Signed | Required::WorkflowModules => Ok(()),
+        Required::Module(m) => Ok(principal.require(&[m])?),
+        Required::Permission(p) => Ok(principal.permit(p)?),
+    }
+}
+
+impl<N: Need> FromRequest for Authorized<N> {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = req.extensions().get::<Principal>().cloned();
         ready(
-            req.extensions().get::<Principal>().cloned().ok_or_else(|| {
-                ApiError::new(Code::MissingAuth, "this route needs a signed request")
-            }),
+            principal
+                .ok_or_else(|| {
+                    ApiError::new(Code::MissingAuth, "this route needs a signed request")
+                })
+                .and_then(|p| {
+                    authorize(&p, N::REQUIRED)?;
+                    Ok(Authorized {
+                        principal: p,
+                        need: PhantomData,
+                    })
+                }),
         )
     }
 }

@@ -107,11 +107,17 @@ struct Base;
 /// Adds the shared error responses and the security requirement to one operation.
 fn decorate(path: &str, post: bool, op: &mut Operation) {
     let (codes, security): (&[&str], Option<SecurityRequirement>) = if path.starts_with("/v1/") {
+        // A handler names what it needs as a role of the signature scheme (`X-API-SIGN`:
+        // `["workflow:write"]`); the requirement is the three headers, with that role.
+        let needed = permission_of(op).map(|p| vec![p]).unwrap_or_default();
+        op.security = None;
         let req = SecurityRequirement::new("X-API-KEY", Vec::<String>::new())
             .add("X-API-TIMESTAMP", Vec::<String>::new())
-            .add("X-API-SIGN", Vec::<String>::new());
+            .add("X-API-SIGN", needed);
         (
-            &["400", "401", "403", "404", "413", "415", "422", "429"],
+            &[
+                "400", "401", "403", "404", "413", "415", "422", "429", "503",
+            ],
             Some(req),
         )
     } else if path.starts_with("/admin/v1/") || (path == "/api/v1/iad/config" && post) {
@@ -131,6 +137,14 @@ fn decorate(path: &str, post: bool, op: &mut Operation) {
             op.security = Some(vec![req]);
         }
     }
+}
+
+/// The permission or module scope an operation declares on `X-API-SIGN`, if any.
+pub fn permission_of(op: &Operation) -> Option<String> {
+    op.security.as_ref()?.iter().find_map(|req| {
+        let v = serde_json::to_value(req).ok()?;
+        v.get("X-API-SIGN")?.get(0)?.as_str().map(str::to_owned)
+    })
 }
 
 fn build() -> OpenApi {

@@ -318,12 +318,19 @@ impl MediaService {
         Ok((row, plain.to_vec()))
     }
 
-    /// A subject's media.
+    /// A subject's media; 404 when the tenant never had such a subject.
     pub fn list(&self, tenant_id: &str, subject_id: &str) -> Result<Vec<MediaRow>, MediaError> {
         validate_subject_id(subject_id)?;
-        Ok(self
-            .store
-            .read(|c| store::media::list_for_subject(c, tenant_id, subject_id))?)
+        Ok(self.store.read(|c| {
+            let rows = store::media::list_for_subject(c, tenant_id, subject_id)?;
+            let pseudonym = subject_reference(tenant_id, subject_id);
+            if rows.is_empty()
+                && !store::media::subject_known(c, tenant_id, subject_id, &pseudonym)?
+            {
+                return Err(StoreError::NotFound("subject"));
+            }
+            Ok(rows)
+        })?)
     }
 
     /// Deletes every blob whose retention ended at or before `now`; returns how many.
@@ -356,24 +363,31 @@ impl MediaService {
         now: i64,
     ) -> Result<ErasureReceipt, MediaError> {
         validate_subject_id(subject_id)?;
-        let (media, had_key) = self.store.write(|tx| {
-            let (media, had_key) = store::media::erase_subject(tx, tenant_id, subject_id)?;
-            let counts = json!({ "media": media.len(), "records": usize::from(had_key) });
+        let pseudonym = subject_reference(tenant_id, subject_id);
+        let erased = self.store.write(|tx| {
+            let erased = store::media::erase_subject(tx, tenant_id, subject_id, &pseudonym, now)?;
+            let counts = json!({
+                "media": erased.media.len(),
+                "key": erased.key,
+                "jobs": erased.jobs,
+                "deliveries": erased.deliveries,
+            });
             store::audit::append(
                 tx,
                 &NewEntry::new(actor, "subject.erase")
                     .tenant(tenant_id)
-                    .target(subject_reference(tenant_id, subject_id))
+                    .target(&pseudonym)
                     .details(counts),
                 now,
             )?;
-            Ok((media, had_key))
+            Ok(erased)
         })?;
+        let media = &erased.media;
         if let Err(e) = self.store.checkpoint_truncate() {
             // Readers can hold the WAL open; the next checkpoint finishes the job.
             tracing::warn!(error = %e, "checkpoint after erasure did not complete");
         }
-        for m in &media {
+        for m in media {
             if let Err(e) = self.objects.delete(&m.object) {
                 // The key is gone, so the blob is already unreadable; the sweep of orphans is
                 // a space matter, not a privacy one.
@@ -385,7 +399,7 @@ impl MediaService {
             deleted: ErasureCounts {
                 media: media.len(),
                 embeddings: 0,
-                records: usize::from(had_key),
+                records: usize::from(erased.key) + erased.jobs + erased.deliveries,
             },
             at: time::OffsetDateTime::from_unix_timestamp(now)
                 .ok()

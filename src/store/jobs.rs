@@ -117,10 +117,12 @@ pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<JobRow
         .optional()?)
 }
 
-/// A tenant's jobs, newest first, optionally of one status, after the `(created_at, id)` cursor.
+/// A tenant's jobs (only those `key_id` submitted, when given), newest first, optionally of one
+/// status, after the `(created_at, id)` cursor.
 pub fn list(
     conn: &Connection,
     tenant_id: &str,
+    key_id: Option<&str>,
     status: Option<&str>,
     before: Option<(i64, &str)>,
     limit: i64,
@@ -128,10 +130,11 @@ pub fn list(
     let (at, id) = before.unzip();
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR (created_at, id) < (?3, ?4)) ORDER BY created_at DESC, id DESC LIMIT ?5"
+         AND (?3 IS NULL OR (created_at, id) < (?3, ?4)) AND (?6 IS NULL OR key_id = ?6) \
+         ORDER BY created_at DESC, id DESC LIMIT ?5"
     ))?;
     let rows = stmt
-        .query_map(params![tenant_id, status, at, id, limit], row)?
+        .query_map(params![tenant_id, status, at, id, limit, key_id], row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -30,6 +30,8 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
     /// Modules the key may call; `None` = all.
     pub scopes: Option<Vec<String>>,
+    /// What the key may read or manage (`results:read`, `workflow:write`, …).
+    pub permissions: Vec<String>,
     /// `sandbox` (recorded, not billed) or `live`.
     pub environment: String,
     /// Unix seconds of the last rotation.
@@ -57,10 +59,12 @@ pub struct KeyAuthRow {
     pub sandbox: bool,
     /// Modules the key may call (JSON array); `None` = all.
     pub scopes: Option<String>,
+    /// Permissions (JSON array).
+    pub permissions: String,
 }
 
 const COLUMNS: &str = "id, tenant_id, label, status, created_at, revoked_at, scopes, environment, \
-                       rotated_at, prev_valid_until, last_used_at";
+                       rotated_at, prev_valid_until, last_used_at, permissions";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
     let scopes: Option<String> = r.get(6)?;
@@ -76,14 +80,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         rotated_at: r.get(8)?,
         previous_secret_valid_until: r.get(9)?,
         last_used_at: r.get(10)?,
+        permissions: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
     })
 }
 
 /// Inserts a key with its sealed secret.
 pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<()> {
     tx.execute(
-        "INSERT INTO api_keys (id, tenant_id, secret_enc, label, status, created_at, scopes, environment) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO api_keys (id, tenant_id, secret_enc, label, status, created_at, scopes, environment, \
+         permissions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             key.id,
             key.tenant_id,
@@ -92,7 +97,8 @@ pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<(
             key.status,
             key.created_at,
             key.scopes.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
-            key.environment
+            key.environment,
+            serde_json::to_string(&key.permissions).unwrap_or_else(|_| "[]".into())
         ],
     )?;
     Ok(())
@@ -119,7 +125,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<KeyRow>> {
 pub fn auth_row(conn: &Connection, id: &str) -> Result<Option<KeyAuthRow>> {
     conn.prepare_cached(
         "SELECT k.tenant_id, k.secret_enc, k.status, t.status, k.prev_secret_enc, k.prev_valid_until, \
-         k.environment, k.scopes FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
+         k.environment, k.scopes, k.permissions FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
     )?
     .query_row([id], |r| {
         let prev: Option<Vec<u8>> = r.get(4)?;
@@ -132,6 +138,7 @@ pub fn auth_row(conn: &Connection, id: &str) -> Result<Option<KeyAuthRow>> {
             previous: prev.zip(until),
             sandbox: r.get::<_, String>(6)? == "sandbox",
             scopes: r.get(7)?,
+            permissions: r.get(8)?,
         })
     })
     .map(Some)
@@ -187,6 +194,24 @@ pub fn rotate(
         "UPDATE api_keys SET prev_secret_enc = CASE WHEN ?3 IS NULL THEN NULL ELSE secret_enc END, \
          prev_valid_until = ?3, secret_enc = ?2, rotated_at = ?4 WHERE id = ?1 AND status = 'active'",
         params![id, new_secret_enc, prev_valid_until, at],
+    )?;
+    let row = get(tx, id)?.ok_or(StoreError::NotFound("key"))?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("key {id} is revoked")));
+    }
+    Ok(row)
+}
+
+/// Replaces what an active key may do: its module scopes (`None` = all) and permissions (JSON).
+pub fn set_grants(
+    tx: &Transaction<'_>,
+    id: &str,
+    scopes: Option<&str>,
+    permissions: &str,
+) -> Result<KeyRow> {
+    let n = tx.execute(
+        "UPDATE api_keys SET scopes = ?2, permissions = ?3 WHERE id = ?1 AND status = 'active'",
+        params![id, scopes, permissions],
     )?;
     let row = get(tx, id)?.ok_or(StoreError::NotFound("key"))?;
     if n == 0 {

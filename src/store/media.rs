@@ -147,13 +147,30 @@ pub fn take_expired(tx: &Transaction<'_>, now: i64, limit: i64) -> Result<Vec<Me
     Ok(rows)
 }
 
-/// Deletes a subject's media rows and its data key; returns the deleted media and whether a key
-/// existed.
+/// What erasing a subject removed.
+#[derive(Debug, Default)]
+pub struct Erased {
+    /// The media rows deleted (their blobs are the caller's to delete).
+    pub media: Vec<MediaRow>,
+    /// Whether the subject's data key was deleted (crypto-shredding everything sealed with it).
+    pub key: bool,
+    /// Jobs filed under the subject: their reference and callback URL removed, their subject
+    /// id replaced by `pseudonym`; queued ones failed.
+    pub jobs: usize,
+    /// Webhook deliveries of the subject: undelivered ones failed, callback URLs removed.
+    pub deliveries: usize,
+}
+
+/// Erases a subject: media rows and key deleted; jobs and deliveries filed under it keep only
+/// ids and outcomes, under `pseudonym` (a non-reversible reference). `NotFound` when the
+/// tenant holds nothing of the subject.
 pub fn erase_subject(
     tx: &Transaction<'_>,
     tenant_id: &str,
     subject_id: &str,
-) -> Result<(Vec<MediaRow>, bool)> {
+    pseudonym: &str,
+    now: i64,
+) -> Result<Erased> {
     let media = list_for_subject(tx, tenant_id, subject_id)?;
     tx.execute(
         "DELETE FROM media WHERE tenant_id = ?1 AND subject_id = ?2",
@@ -163,7 +180,66 @@ pub fn erase_subject(
         "DELETE FROM subjects WHERE tenant_id = ?1 AND id = ?2",
         params![tenant_id, subject_id],
     )?;
-    Ok((media, keys > 0))
+    tx.execute(
+        "DELETE FROM job_inputs WHERE job_id IN \
+         (SELECT id FROM jobs WHERE tenant_id = ?1 AND subject_id = ?2)",
+        params![tenant_id, subject_id],
+    )?;
+    let jobs = tx.execute(
+        "UPDATE jobs SET reference = NULL, callback_url = NULL, subject_id = ?3, \
+         status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END, \
+         error = CASE WHEN status = 'queued' THEN 'the subject was erased' ELSE error END, \
+         finished_at = CASE WHEN status = 'queued' THEN ?4 ELSE finished_at END \
+         WHERE tenant_id = ?1 AND subject_id = ?2",
+        params![tenant_id, subject_id, pseudonym, now],
+    )?;
+    let deliveries = tx.execute(
+        "UPDATE webhook_deliveries SET subject_id = ?3, \
+         url = CASE WHEN webhook_id IS NULL THEN '' ELSE url END, \
+         status = CASE WHEN status = 'pending' THEN 'failed' ELSE status END, \
+         last_error = CASE WHEN status = 'pending' THEN 'subject_erased' ELSE last_error END \
+         WHERE tenant_id = ?1 AND subject_id = ?2",
+        params![tenant_id, subject_id, pseudonym],
+    )?;
+    if media.is_empty() && keys == 0 && jobs == 0 && deliveries == 0 {
+        // Erasing again is not an error; erasing what was never there is.
+        if !erased_before(tx, tenant_id, pseudonym)? {
+            return Err(StoreError::NotFound("subject"));
+        }
+    }
+    Ok(Erased {
+        media,
+        key: keys > 0,
+        jobs,
+        deliveries,
+    })
+}
+
+/// Whether the tenant erased the subject known by `pseudonym` before.
+fn erased_before(conn: &Connection, tenant_id: &str, pseudonym: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE tenant_id = ?1 AND target = ?2 \
+         AND action = 'subject.erase')",
+        params![tenant_id, pseudonym],
+        |r| r.get(0),
+    )?)
+}
+
+/// Whether the tenant holds or held anything of this subject: its key, a job filed under it,
+/// or an erasure of it (`pseudonym` is its audit reference).
+pub fn subject_known(
+    conn: &Connection,
+    tenant_id: &str,
+    subject_id: &str,
+    pseudonym: &str,
+) -> Result<bool> {
+    let held: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM subjects WHERE tenant_id = ?1 AND id = ?2) \
+         OR EXISTS (SELECT 1 FROM jobs WHERE tenant_id = ?1 AND subject_id = ?2)",
+        params![tenant_id, subject_id],
+        |r| r.get(0),
+    )?;
+    Ok(held || erased_before(conn, tenant_id, pseudonym)?)
 }
 
 /// A tenant's media policy: retention in days (0 = store nothing) and the kinds kept

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_liveness_compat.sql"),
     include_str!("migrations/0006_workflow.sql"),
     include_str!("migrations/0007_billing.sql"),
+    include_str!("migrations/0008_hardening.sql"),
 ];
 
 /// Brings the schema up to the latest version, one transaction per migration.

@@ -113,3 +113,25 @@ pub fn set_liveness_thresholds(tx: &Transaction<'_>, id: &str, json: &str) -> Re
     }
     Ok(())
 }
+
+/// A tenant's workflow floors as stored JSON and its face-match threshold (the face-match
+/// floor); `None` JSON when the defaults apply.
+pub fn workflow_floors(conn: &Connection, id: &str) -> Result<(Option<String>, f32)> {
+    conn.prepare_cached("SELECT workflow_floors, face_match_threshold FROM tenants WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as f32)))
+        .map(Some)
+        .or_else(none_if_no_rows)?
+        .ok_or(StoreError::NotFound("tenant"))
+}
+
+/// Sets a tenant's workflow floors (JSON, already validated) and face-match threshold.
+pub fn set_workflow_floors(tx: &Transaction<'_>, id: &str, json: &str, face: f32) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE tenants SET workflow_floors = ?2, face_match_threshold = ?3 WHERE id = ?1",
+        params![id, json, f64::from(face)],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("tenant"));
+    }
+    Ok(())
+}

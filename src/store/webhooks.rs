@@ -91,6 +91,32 @@ pub fn sealed_secret(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
         .optional()?)
 }
 
+/// Sets (or replaces) a tenant's sealed callback secret.
+pub fn set_callback_secret(
+    tx: &Transaction<'_>,
+    tenant_id: &str,
+    sealed: &[u8],
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO callback_secrets (tenant_id, secret, created_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(tenant_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at",
+        params![tenant_id, sealed, now],
+    )?;
+    Ok(())
+}
+
+/// A tenant's sealed callback secret, if it made one.
+pub fn callback_secret(conn: &Connection, tenant_id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row(
+            "SELECT secret FROM callback_secrets WHERE tenant_id = ?1",
+            [tenant_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// A delivery of one event to one URL.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryRow {
@@ -190,7 +216,7 @@ pub fn take_due(
 pub struct Attempt<'a> {
     /// HTTP status, when a response came.
     pub status: Option<i64>,
-    /// Transport error or non-2xx summary.
+    /// The failure class (`connect_failed`, `timeout`, `tls`, `http_5xx`, …); never raw text.
     pub error: Option<&'a str>,
     /// Duration of the attempt.
     pub duration_ms: i64,

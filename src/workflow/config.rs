@@ -264,6 +264,179 @@ impl FieldError {
     }
 }
 
+/// Most rules a workflow may hold (each is copied into every verification's reasoning).
+pub const MAX_RULES: usize = 32;
+
+/// What the operator holds every workflow of a tenant to: a tenant may be stricter, never
+/// laxer. The face-match floor is the tenant's face-match threshold (the one `/v1/face/match`
+/// enforces); the rest is set per tenant by the operator (defaults below).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Floors {
+    /// Lowest `thresholds.face_match`.
+    pub face_match: f32,
+    /// Lowest `thresholds.liveness`.
+    pub liveness: f32,
+    /// Lowest decision bands.
+    pub bands: Bands,
+    /// Rules every workflow holds, at least as strict.
+    pub rules: Vec<Rule>,
+}
+
+impl Default for Floors {
+    fn default() -> Self {
+        Floors {
+            face_match: Thresholds::default().face_match,
+            liveness: Thresholds::default().liveness,
+            bands: Bands {
+                accepted: 70,
+                review: 50,
+            },
+            rules: vec![Rule {
+                when: Condition::SpoofDetected,
+                value: None,
+                decision: Decision::Rejected,
+            }],
+        }
+    }
+}
+
+impl Floors {
+    /// Checks the operator's own values (0–1, bands in order, rules that can be held).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if !(0.5..=0.99).contains(&self.face_match) {
+            // Below 0.5 the decision is looser than the model's own operating point.
+            return Err(FieldError::new(
+                "face_match",
+                "must be between 0.5 and 0.99",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.liveness) {
+            return Err(FieldError::new("liveness", "must be within 0–1"));
+        }
+        if self.bands.accepted > 100 {
+            return Err(FieldError::new("bands.accepted", "must be 0–100"));
+        }
+        if self.bands.review > self.bands.accepted {
+            return Err(FieldError::new(
+                "bands.review",
+                "must not be above bands.accepted",
+            ));
+        }
+        if self.rules.len() > MAX_RULES {
+            return Err(FieldError::new(
+                "rules",
+                format!("at most {MAX_RULES} rules"),
+            ));
+        }
+        let probe = WorkflowConfig {
+            rules: self.rules.clone(),
+            ..WorkflowConfig::default()
+        };
+        probe.validate()
+    }
+
+    /// The required rule a workflow's rules do not meet, if any.
+    fn unmet_rule<'a>(&'a self, rules: &[Rule]) -> Option<(usize, &'a Rule)> {
+        self.rules.iter().enumerate().find(|(_, need)| {
+            !rules.iter().any(|r| {
+                r.when == need.when && r.value == need.value && r.decision >= need.decision
+            })
+        })
+    }
+}
+
+impl WorkflowConfig {
+    /// Refuses (naming the field) a value laxer than the operator's floor.
+    pub fn check_floors(&self, floors: &Floors) -> Result<(), FieldError> {
+        let below = |field: &str, v: String, floor: String| {
+            FieldError::new(
+                field,
+                format!("{v} is below the operator's floor of {floor} for this tenant"),
+            )
+        };
+        if self.thresholds.face_match < floors.face_match {
+            return Err(below(
+                "thresholds.face_match",
+                self.thresholds.face_match.to_string(),
+                floors.face_match.to_string(),
+            ));
+        }
+        if self.thresholds.liveness < floors.liveness {
+            return Err(below(
+                "thresholds.liveness",
+                self.thresholds.liveness.to_string(),
+                floors.liveness.to_string(),
+            ));
+        }
+        if self.bands.accepted < floors.bands.accepted {
+            return Err(below(
+                "bands.accepted",
+                self.bands.accepted.to_string(),
+                floors.bands.accepted.to_string(),
+            ));
+        }
+        if self.bands.review < floors.bands.review {
+            return Err(below(
+                "bands.review",
+                self.bands.review.to_string(),
+                floors.bands.review.to_string(),
+            ));
+        }
+        if let Some((_, need)) = floors.unmet_rule(&self.rules) {
+            return Err(FieldError::new(
+                "rules",
+                format!(
+                    "the operator requires the rule {} → {} (or stricter) for this tenant",
+                    serde_json::to_value(need.when).unwrap_or_default(),
+                    need.decision.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This workflow held to `floors`: what runs, whatever was stored before the operator
+    /// raised a floor.
+    pub fn bound_by(mut self, floors: &Floors) -> WorkflowConfig {
+        let t = &mut self.thresholds;
+        t.face_match = t.face_match.max(floors.face_match);
+        t.liveness = t.liveness.max(floors.liveness);
+        let b = &mut self.bands;
+        b.accepted = b.accepted.max(floors.bands.accepted);
+        b.review = b.review.max(floors.bands.review).min(b.accepted);
+        while let Some((_, need)) = floors.unmet_rule(&self.rules) {
+            self.rules.push(need.clone());
+        }
+        self
+    }
+}
+
+/// Parses a tenant's change as a JSON merge patch over `base` (the defaults held to the
+/// operator's floors), so a field left out takes the base's value; then validates it and
+/// checks it against `floors`. Errors name the field.
+pub fn from_json_over(
+    body: &[u8],
+    base: &WorkflowConfig,
+    floors: &Floors,
+) -> Result<WorkflowConfig, FieldError> {
+    let patch: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| FieldError::new("", format!("not JSON: {e}")))?;
+    if !patch.is_object() {
+        return Err(FieldError::new("", "the workflow is a JSON object"));
+    }
+    let mut merged = serde_json::to_value(base).unwrap_or_default();
+    crate::tenancy::plans::merge_patch(&mut merged, &patch);
+    let config: WorkflowConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        FieldError::new(field, e.inner().to_string())
+    })?;
+    config.validate()?;
+    config.check_floors(floors)?;
+    Ok(config)
+}
+
 /// Parses a configuration from JSON: a type error or unknown field names its path.
 pub fn from_json(body: &[u8]) -> Result<WorkflowConfig, FieldError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
@@ -357,7 +530,19 @@ impl WorkflowConfig {
                 format!("{} is above bands.accepted ({})", b.review, b.accepted),
             ));
         }
+        if self.rules.len() > MAX_RULES {
+            return Err(FieldError::new(
+                "rules",
+                format!("at most {MAX_RULES} rules"),
+            ));
+        }
         for (i, f) in self.mandatory_fields.iter().enumerate() {
+            if self.mandatory_fields[..i].contains(f) {
+                return Err(FieldError::new(
+                    format!("mandatory_fields[{i}]"),
+                    format!("`{f}` is listed twice"),
+                ));
+            }
             if !KNOWN_FIELDS.contains(&f.as_str()) {
                 return Err(FieldError::new(
                     format!("mandatory_fields[{i}]"),

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::config::{self, Step, WorkflowConfig};
+use super::config::{Step, WorkflowConfig};
+use super::egress;
 use super::pipeline::{self, Settings, Subject};
+use super::tenant_config;
 use super::webhooks::{self, Deliverer};
 use crate::audit::NewEntry;
 use crate::kya::{Applicant, KyaSettings};
@@ -43,7 +45,7 @@ pub struct VerifyRequest {
     /// The client's own reference (also the subject id for erasure when it is a valid one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// Where to POST the result, signed with the submitting key's secret.
+    /// Where to POST the result, signed with the tenant's callback secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
 }
@@ -73,12 +75,25 @@ pub enum JobError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The tenant's workflow could not be read.
+    #[error(transparent)]
+    Config(#[from] tenant_config::ConfigError),
 }
 
 /// Times a job is started (a crash mid-job restarts it) before it is failed.
 const MAX_ATTEMPTS: i64 = 3;
 /// Most frames a request may carry.
 const MAX_FRAMES: usize = 30;
+
+/// How jobs run and where their webhooks may go.
+pub struct JobSettings {
+    /// KYA's outside world.
+    pub kya: KyaSettings,
+    /// Multiplies the webhook retry schedule.
+    pub webhook_retry_scale: f64,
+    /// Where webhooks and callbacks may be sent.
+    pub egress: Arc<egress::Policy>,
+}
 
 /// The job service.
 pub struct Jobs {
@@ -89,6 +104,7 @@ pub struct Jobs {
     meter: Arc<Meter>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
     wake: Notify,
+    egress: Arc<egress::Policy>,
     /// Webhook delivery (woken when a job's event is queued).
     pub deliverer: Arc<Deliverer>,
 }
@@ -99,21 +115,31 @@ impl Jobs {
         store: Arc<Store>,
         media: Arc<MediaService>,
         vision: Arc<Vision>,
-        kya: KyaSettings,
         meter: Arc<Meter>,
         metrics: Arc<crate::telemetry::metrics::Metrics>,
-        webhook_retry_scale: f64,
+        settings: JobSettings,
     ) -> Self {
+        let egress = settings.egress;
         Jobs {
             store: store.clone(),
             media,
             vision,
-            kya,
+            kya: settings.kya,
             meter,
             metrics,
             wake: Notify::new(),
-            deliverer: Arc::new(Deliverer::new(store, webhook_retry_scale)),
+            deliverer: Arc::new(Deliverer::new(
+                store,
+                settings.webhook_retry_scale,
+                egress.clone(),
+            )),
+            egress,
         }
+    }
+
+    /// Where webhooks and callbacks may go.
+    pub fn egress(&self) -> &egress::Policy {
+        &self.egress
     }
 
     /// The meter the jobs bill through.
@@ -132,6 +158,7 @@ impl Jobs {
         &self,
         tenant_id: &str,
         key_id: Option<&str>,
+        live: bool,
         request_id: &str,
         request: &VerifyRequest,
         idempotency_key: Option<&str>,
@@ -149,17 +176,33 @@ impl Jobs {
         }
         // Each module the workflow will run holds a unit under its quota until the job ends;
         // judged before the images are decoded, so a tenant over quota costs little.
-        let modules = billed_modules(&workflow_config(&self.store, tenant_id));
+        let modules = billed_modules(&tenant_config::effective(&self.store, tenant_id)?);
         let reservation = self.meter.reserve(tenant_id, &modules, store::now())?;
         self.check_images(request)?;
+        if let Some(r) = &request.reference {
+            media::validate_subject_id(r).map_err(|_| {
+                invalid(
+                    "reference",
+                    "1 to 128 characters of A–Z, a–z, 0–9, '-', '_', '.', ':' (it is the subject id erasure goes by)",
+                )
+            })?;
+        }
         if let Some(url) = &request.callback_url {
-            check_url(url).map_err(|reason| invalid("callback_url", &reason))?;
+            if !webhooks::has_callback_secret(&self.store, tenant_id)? {
+                return Err(invalid(
+                    "callback_url",
+                    "the tenant has no callback secret to sign it with; create one with POST /v1/webhooks/callback-secret",
+                ));
+            }
+            self.egress
+                .check(url, live)
+                .map_err(|reason| invalid("callback_url", &reason.to_string()))?;
         }
         let id = format!("job_{}", random_hex(12));
+        // The reference is the subject id, so erasing by it reaches every job filed under it.
         let subject_id = match &request.reference {
-            Some(r) if media::validate_subject_id(r).is_ok() => r.clone(),
-            Some(r) if r.len() > 256 => return Err(invalid("reference", "at most 256 characters")),
-            _ => id.clone(),
+            Some(r) => r.clone(),
+            None => id.clone(),
         };
         let now = store::now();
         let row = JobRow {
@@ -394,7 +437,8 @@ impl Jobs {
                     applicant: request.applicant.clone().unwrap_or_default(),
                 };
                 let settings = Settings {
-                    workflow: workflow_config(&store, &job.tenant_id),
+                    workflow: tenant_config::effective(&store, &job.tenant_id)
+                        .map_err(|e| e.to_string())?,
                     liveness: tenancy::liveness_thresholds(&store, &job.tenant_id)
                         .unwrap_or_default(),
                     kya,
@@ -533,7 +577,15 @@ fn finish(
                 let data = json!({ "job_id": job.id, "status": "failed", "reference": job.reference, "error": e });
                 let body = webhooks::event_body("kyc.failed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
-                webhooks::enqueue_event(&hooks_key, None, tx, &job.tenant_id, "kyc.failed", &body, callback)?;
+                // Sealed with the subject's key, like kyc.completed: it carries the reference,
+                // and erasing the subject must shred it. A subject already erased gets no event.
+                match store.existing_subject_key(tx, &job.tenant_id, &job.subject_id) {
+                    Ok(key) => {
+                        webhooks::enqueue_event(&key, Some(&job.subject_id), tx, &job.tenant_id, "kyc.failed", &body, callback)?;
+                    }
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(failed.then_some(false))
         }
@@ -546,34 +598,11 @@ fn finish(
     written.map(|w| w.is_some())
 }
 
-/// The tenant's workflow (the defaults when unset or, after tampering, unreadable).
-pub fn workflow_config(store: &Store, tenant_id: &str) -> WorkflowConfig {
-    store
-        .read(|c| store::jobs::workflow_config(c, tenant_id))
-        .ok()
-        .flatten()
-        .and_then(|json| config::from_json(json.as_bytes()).ok())
-        .unwrap_or_default()
-}
-
 fn invalid(field: &str, reason: &str) -> JobError {
     JobError::Invalid {
         field: field.to_owned(),
         reason: reason.to_owned(),
     }
-}
-
-/// An `http(s)://` URL with a host.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("must start with http:// or https://")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-        return Err("not a usable URL".into());
-    }
-    Ok(())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -601,6 +630,7 @@ impl crate::error::ErrorCode for JobError {
             JobError::Image { source, .. } => source.code(),
             JobError::Quota(e) => e.code(),
             JobError::Store(e) => e.code(),
+            JobError::Config(e) => e.code(),
         }
     }
 
@@ -617,6 +647,7 @@ impl crate::error::ErrorCode for JobError {
             }
             JobError::Quota(e) => e.details(),
             JobError::Store(e) => e.details(),
+            JobError::Config(e) => e.details(),
         }
     }
 }

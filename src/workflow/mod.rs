@@ -3,7 +3,9 @@
 //! runner call into it; nothing here touches storage or models.
 
 pub mod config;
+pub mod egress;
 pub mod jobs;
 pub mod pipeline;
 pub mod score;
+pub mod tenant_config;
 pub mod webhooks;

@@ -5,7 +5,9 @@
 //! tenants.
 //!
 //! Signature: `X-KYCD-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; endpoints
-//! use their own secret (shown once at creation), a job's `callback_url` the submitting key's.
+//! use their own secret (shown once at creation), a job's `callback_url` the tenant's callback
+//! secret (`POST /v1/webhooks/callback-secret`, shown once) — never an API key's secret, and
+//! nothing is sent for a job whose key was revoked since.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use super::egress;
 use crate::store::crypto::DataKey;
 use crate::store::{self, webhooks::DeliveryRow, Store, StoreError};
 
@@ -151,6 +154,7 @@ pub fn enqueue_one(
 pub struct Deliverer {
     store: Arc<Store>,
     retry_scale: f64,
+    egress: Arc<egress::Policy>,
     in_flight: Mutex<HashMap<String, usize>>,
     /// Wakes the loop early (after an event was queued).
     pub wake: tokio::sync::Notify,
@@ -158,10 +162,11 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// A deliverer over `store`; `retry_scale` multiplies the backoff schedule.
-    pub fn new(store: Arc<Store>, retry_scale: f64) -> Self {
+    pub fn new(store: Arc<Store>, retry_scale: f64, egress: Arc<egress::Policy>) -> Self {
         Deliverer {
             store,
             retry_scale,
+            egress,
             in_flight: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         }
@@ -220,19 +225,26 @@ impl Deliverer {
         let outcome = self.send(d);
         let now = store::now();
         let made = d.attempts + 1;
-        let (status, error, delivered) = match &outcome {
-            Ok(code) if (200..300).contains(code) => (Some(i64::from(*code)), None, true),
-            Ok(code) => (Some(i64::from(*code)), Some(format!("HTTP {code}")), false),
-            Err(e) => (None, Some(e.clone()), false),
+        // The log keeps a class, never the transport's own text: a tenant must not learn what
+        // answers on which internal port from it.
+        let (status, error, delivered) = match outcome {
+            Ok(code) if (200..300).contains(&code) => (Some(i64::from(code)), None, true),
+            Ok(code) => (Some(i64::from(code)), Some(status_class(code)), false),
+            Err(class) => (None, Some(class), false),
         };
-        let retry_at = if delivered {
+        // Some failures cannot heal: the payload was erased, the signing key revoked.
+        let terminal = matches!(
+            error,
+            Some("payload_unreadable" | "key_revoked" | "no_signing_secret")
+        );
+        let retry_at = if delivered || terminal {
             None
         } else {
             next_attempt(now, made, self.retry_scale)
         };
         let attempt = store::webhooks::Attempt {
             status,
-            error: error.as_deref(),
+            error,
             duration_ms: started.elapsed().as_millis() as i64,
             retry_at,
             delivered,
@@ -245,7 +257,7 @@ impl Deliverer {
         }
     }
 
-    fn send(&self, d: &DeliveryRow) -> Result<u16, String> {
+    fn send(&self, d: &DeliveryRow) -> Result<u16, &'static str> {
         let key = match &d.subject_id {
             Some(subject) => self
                 .store
@@ -254,15 +266,24 @@ impl Deliverer {
         };
         let body = key
             .and_then(|k| Ok(k.open(&d.payload, d.id.as_bytes())?.to_vec()))
-            .map_err(|e| format!("payload unreadable (subject erased?): {e}"))?;
+            .map_err(|e| {
+                tracing::warn!(delivery = %d.id, error = %e, "webhook payload unreadable");
+                "payload_unreadable"
+            })?;
         let secret = self.secret(d)?;
         let t = store::now();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
             .max_redirects(0)
-            .build()
-            .into();
+            // Never through a proxy from the environment: the address checked is the one used.
+            .proxy(None)
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            egress::CheckedResolver(self.egress.clone()),
+        );
         let resp = agent
             .post(&d.url)
             .header("Content-Type", "application/json")
@@ -271,11 +292,15 @@ impl Deliverer {
             .header("X-KYCD-Delivery", &d.id)
             .header("X-KYCD-Signature", &signature(&secret, t, &body))
             .send(&body[..])
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                let class = error_class(&e);
+                tracing::info!(delivery = %d.id, class, error = %e, "webhook attempt failed");
+                class
+            })?;
         Ok(resp.status().as_u16())
     }
 
-    fn secret(&self, d: &DeliveryRow) -> Result<Vec<u8>, String> {
+    fn secret(&self, d: &DeliveryRow) -> Result<Vec<u8>, &'static str> {
         let result = match (&d.webhook_id, &d.key_id) {
             (Some(w), _) => self
                 .store
@@ -288,20 +313,114 @@ impl Deliverer {
                         .open(&sealed, w.as_bytes())?
                         .to_vec())
                 }),
-            (None, Some(k)) => self
-                .store
-                .read(|c| store::keys::auth_row(c, k))
-                .and_then(|row| {
-                    let row = row.ok_or(StoreError::NotFound("key"))?;
-                    Ok(self
-                        .store
-                        .data_key(store::keys::SECRET_FAMILY)?
-                        .open(&row.secret_enc, &store::keys::secret_aad(k))?
-                        .to_vec())
-                }),
+            (None, Some(k)) => {
+                // A callback of a job whose key was revoked since is not sent at all.
+                let revoked = self
+                    .store
+                    .read(|c| store::keys::auth_row(c, k))
+                    .map(|row| row.is_none_or(|r| r.revoked));
+                if matches!(revoked, Ok(true)) {
+                    return Err("key_revoked");
+                }
+                revoked.and_then(|_| open_callback_secret(&self.store, &d.tenant_id))
+            }
             (None, None) => Err(StoreError::NotFound("signing secret")),
         };
-        result.map_err(|e| format!("no signing secret: {e}"))
+        result.map_err(|e| {
+            tracing::warn!(delivery = %d.id, error = %e, "no webhook signing secret");
+            "no_signing_secret"
+        })
+    }
+}
+
+fn callback_aad(tenant_id: &str) -> Vec<u8> {
+    format!("callback_secret:{tenant_id}").into_bytes()
+}
+
+/// The tenant's callback secret, opened.
+fn open_callback_secret(store: &Store, tenant_id: &str) -> Result<Vec<u8>, StoreError> {
+    let sealed = store
+        .read(|c| store::webhooks::callback_secret(c, tenant_id))?
+        .ok_or(StoreError::NotFound("callback secret"))?;
+    Ok(store
+        .data_key(FAMILY)?
+        .open(&sealed, &callback_aad(tenant_id))?
+        .to_vec())
+}
+
+/// Whether the tenant has a callback secret (a job's `callback_url` needs one).
+pub fn has_callback_secret(store: &Store, tenant_id: &str) -> Result<bool, StoreError> {
+    Ok(store
+        .read(|c| store::webhooks::callback_secret(c, tenant_id))?
+        .is_some())
+}
+
+/// Makes (or replaces) the tenant's callback secret and returns it: the only time it is shown.
+/// Callbacks queued from then on are signed with it. Audited.
+pub fn rotate_callback_secret(
+    store: &Store,
+    tenant_id: &str,
+    actor: &str,
+) -> Result<String, StoreError> {
+    let secret = format!("whsec_{}", random_hex(24));
+    let key = store.data_key(FAMILY)?;
+    let sealed = key.seal(secret.as_bytes(), &callback_aad(tenant_id))?;
+    let now = store::now();
+    store.write(|tx| {
+        if store::tenants::get(tx, tenant_id)?.is_none() {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        store::webhooks::set_callback_secret(tx, tenant_id, &sealed, now)?;
+        let entry = crate::audit::NewEntry::new(actor, "webhook.callback_secret")
+            .tenant(tenant_id)
+            .target(tenant_id);
+        store::audit::append(tx, &entry, now)?;
+        Ok(())
+    })?;
+    Ok(secret)
+}
+
+/// The class of a receiver's non-2xx answer.
+fn status_class(code: u16) -> &'static str {
+    match code {
+        300..=399 => "http_3xx",
+        400..=499 => "http_4xx",
+        500..=599 => "http_5xx",
+        _ => "http_other",
+    }
+}
+
+/// The class of a failed attempt: what the delivery log shows instead of the raw error.
+pub fn error_class(e: &ureq::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Timeout(_) => "timeout",
+        ureq::Error::HostNotFound => "dns_failed",
+        ureq::Error::ConnectionFailed => "connect_failed",
+        ureq::Error::Io(io) => match io.kind() {
+            K::TimedOut | K::WouldBlock => "timeout",
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::BrokenPipe
+            | K::UnexpectedEof => "connect_failed",
+            _ => "io_error",
+        },
+        ureq::Error::Tls(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::Pem(_)
+        | ureq::Error::TlsRequired => "tls",
+        ureq::Error::Other(inner) => inner
+            .downcast_ref::<egress::Refusal>()
+            .map_or("request_failed", egress::Refusal::class),
+        ureq::Error::Protocol(_)
+        | ureq::Error::LargeResponseHeader(..)
+        | ureq::Error::BodyStalled => "protocol_error",
+        _ => "request_failed",
     }
 }
 

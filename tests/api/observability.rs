@@ -40,6 +40,8 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
         "create",
         "--tenant",
         tenant["tenant_id"].as_str().unwrap(),
+        "--permissions",
+        "media:write,subjects:erase,results:read",
         "--json",
     ]);
     let key = Key {
@@ -90,7 +92,8 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
     );
     assert_eq!(
         send("DELETE", &format!("/v1/subjects/{MARKER}"), b"", "c"),
-        200
+        404,
+        "nothing was ever stored for the subject"
     );
     // A forged signature: refused, and counted for the audit log.
     let forged = agent

@@ -19,7 +19,7 @@ fn face(name: &str) -> image::RgbImage {
     image::open(path).unwrap().to_rgb8()
 }
 
-fn face_b64(name: &str) -> String {
+pub fn face_b64(name: &str) -> String {
     let path = format!("{}/tests/fixtures/faces/{name}", env!("CARGO_MANIFEST_DIR"));
     b64(&std::fs::read(path).unwrap())
 }
@@ -424,7 +424,11 @@ fn jobs_accepted_before_a_kill_9_finish_after_restart_billed_once() {
         .as_str()
         .unwrap()
         .to_owned();
-    let k = admin("POST", &format!("/tenants/{tenant}/keys"), "{}");
+    let k = admin(
+        "POST",
+        &format!("/tenants/{tenant}/keys"),
+        r#"{"permissions":["workflow:write","results:read"]}"#,
+    );
     let key = Key {
         tenant_id: tenant.clone(),
         key_id: k["id"].as_str().unwrap().to_owned(),
@@ -521,7 +525,7 @@ fn jobs_accepted_before_a_kill_9_finish_after_restart_billed_once() {
 /// A webhook receiver on 127.0.0.1 answering 500 to the first `failures` requests, then 200;
 /// returns its URL and the requests it got (headers lower-cased, body).
 #[allow(clippy::type_complexity)]
-fn receiver(
+pub fn receiver(
     failures: usize,
 ) -> (
     String,

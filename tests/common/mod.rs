@@ -15,6 +15,32 @@ use serde_json::{json, Value};
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Every key permission.
+pub const ALL_PERMISSIONS: &[&str] = &[
+    "results:read",
+    "results:read_all",
+    "media:read",
+    "media:write",
+    "subjects:erase",
+    "workflow:read",
+    "workflow:write",
+    "webhooks:read",
+    "webhooks:write",
+    "audit:read",
+    "usage:read",
+];
+
+/// Permissions a sandbox key can never hold.
+pub const LIVE_ONLY_PERMISSIONS: &[&str] = &["workflow:write", "webhooks:write"];
+
+fn key_of(tenant_id: &str, r: &Resp) -> Key {
+    Key {
+        tenant_id: tenant_id.to_owned(),
+        key_id: r.body["id"].as_str().unwrap().to_owned(),
+        secret: r.body["secret"].as_str().unwrap().to_owned(),
+    }
+}
+
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -89,6 +115,10 @@ impl TestApp {
             ..Config::default()
         };
         config.http.workers = 1;
+        // Test receivers listen on this host over plain http; the SSRF tests put the defaults
+        // back (`c.webhooks = Default::default()`).
+        config.webhooks.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+        config.webhooks.allow_http = true;
         adjust(&mut config);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -184,15 +214,33 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a key for `tenant_id` through the admin API.
+    /// Creates a key for `tenant_id` through the admin API with every permission its
+    /// environment allows (sandbox keys cannot change live configuration).
     pub fn create_key(&self, tenant_id: &str) -> Key {
-        let r = self.admin("POST", &format!("/tenants/{tenant_id}/keys"), None);
-        assert_eq!(r.status, 201, "{}", r.text);
-        Key {
-            tenant_id: tenant_id.to_owned(),
-            key_id: r.body["id"].as_str().unwrap().to_owned(),
-            secret: r.body["secret"].as_str().unwrap().to_owned(),
+        let path = format!("/tenants/{tenant_id}/keys");
+        let r = self.admin(
+            "POST",
+            &path,
+            Some(json!({ "permissions": ALL_PERMISSIONS })),
+        );
+        if r.status == 422 {
+            let allowed: Vec<&str> = ALL_PERMISSIONS
+                .iter()
+                .copied()
+                .filter(|p| !LIVE_ONLY_PERMISSIONS.contains(p))
+                .collect();
+            return self.create_key_with(tenant_id, json!({ "permissions": allowed }));
         }
+        assert_eq!(r.status, 201, "{}", r.text);
+        key_of(tenant_id, &r)
+    }
+
+    /// Creates a key for `tenant_id` with the admin API body `spec` (`scopes`, `permissions`,
+    /// `environment`, …).
+    pub fn create_key_with(&self, tenant_id: &str, spec: Value) -> Key {
+        let r = self.admin("POST", &format!("/tenants/{tenant_id}/keys"), Some(spec));
+        assert_eq!(r.status, 201, "{}", r.text);
+        key_of(tenant_id, &r)
     }
 
     /// A new tenant with one key.

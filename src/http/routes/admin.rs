@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::auth::keys;
+use crate::auth::permissions::Permission;
 use crate::error::ApiError;
 use crate::http::extract::{optional_json, Operator};
 use crate::http::{blocking, resource, AppState};
@@ -37,6 +38,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_keys))
             .route(web::post().to(create_key)),
     )
+    .service(
+        resource("/tenants/{id}/callback-secret").route(web::post().to(tenant_callback_secret)),
+    )
+    .service(resource("/keys/{id}").route(web::patch().to(update_key)))
     .service(resource("/keys/{id}/revoke").route(web::post().to(revoke_key)))
     .service(resource("/keys/{id}/rotate").route(web::post().to(rotate_key)));
 }
@@ -56,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     set_media_policy,
     list_keys,
     create_key,
+    update_key,
+    tenant_callback_secret,
     revoke_key,
     rotate_key
 ))]
@@ -84,8 +91,30 @@ struct CreateKey {
     /// Modules the key may call (liveness, ocr, validation, face_match); absent = all.
     #[schema(value_type = Option<Vec<String>>)]
     scopes: Option<Vec<crate::tenancy::plans::Module>>,
+    /// What the key may read or manage (`results:read`, `workflow:write`, …); absent =
+    /// `["results:read"]`: it verifies and reads its own results.
+    #[schema(value_type = Option<Vec<String>>)]
+    permissions: Option<Vec<Permission>>,
     /// `sandbox` or `live`.
     environment: Option<String>,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateKey {
+    /// Modules the key may call; `null` = all; absent = unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    scopes: Option<Option<Vec<crate::tenancy::plans::Module>>>,
+    /// The key's whole permission list; absent = unchanged.
+    #[schema(value_type = Option<Vec<String>>)]
+    permissions: Option<Vec<Permission>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -186,6 +215,7 @@ async fn create_key(
         label: body.label,
         facia_hash_id: body.facia_hash,
         scopes: body.scopes,
+        permissions: body.permissions,
         environment: body.environment,
     };
     let k = blocking(move || keys::create_key_with(&state.store, &id, &spec, ACTOR)).await?;
@@ -203,6 +233,43 @@ async fn list_keys(
 ) -> Result<HttpResponse, ApiError> {
     let list = blocking(move || keys::list_keys(&state.store, Some(&id))).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": list })))
+}
+
+/// Makes (or replaces) the tenant's callback secret (signs job `callback_url` deliveries); shown
+/// only here.
+#[utoipa::path(post, path = "/admin/v1/tenants/{id}/callback-secret", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, description = "The secret, shown once (audited)", body = Object, example = json!({"secret": "whsec_…"}))))]
+async fn tenant_callback_secret(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = blocking(move || {
+        crate::workflow::webhooks::rotate_callback_secret(&state.store, &id, ACTOR)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "secret": secret })))
+}
+
+/// Changes what a key may do: its permissions and/or module scopes (audited).
+#[utoipa::path(patch, path = "/admin/v1/keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Key id")),
+    request_body(content = UpdateKey, example = json!({"permissions": ["results:read_all", "workflow:write", "webhooks:write"]})),
+    responses((status = 200, description = "The key with its new grants (audited)", body = Object)))]
+async fn update_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<UpdateKey>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let change = keys::GrantChange {
+        scopes: body.scopes,
+        permissions: body.permissions,
+    };
+    let k = blocking(move || keys::set_grants(&state.store, &id, &change, ACTOR)).await?;
+    Ok(HttpResponse::Ok().json(k))
 }
 
 /// Revokes a key at once.

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
+use crate::http::extract::{need, Authorized};
 use crate::http::{resource, AppState};
 use crate::store::audit::{self, Search};
 
@@ -104,11 +104,11 @@ async fn admin_audit(
 }
 
 /// Searches the calling tenant's own audit entries.
-#[utoipa::path(get, path = "/v1/audit", tag = "data",
+#[utoipa::path(get, path = "/v1/audit", security(("X-API-SIGN" = ["audit:read"])), tag = "data",
     params(("q" = Option<String>, Query, description = "FTS5 query"), ("from" = Option<String>, Query, description = "Unix seconds or RFC 3339"), ("to" = Option<String>, Query, description = "Unix seconds or RFC 3339"), ("limit" = Option<i64>, Query, description = "1–1000, default 100")),
     responses((status = 200, description = "The calling tenant's own entries", body = Object)))]
 async fn tenant_audit(
-    principal: Principal,
+    principal: Authorized<need::AuditRead>,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -123,5 +123,5 @@ async fn tenant_audit(
                 .with_details(serde_json::json!({ "field": "tenant" })),
         );
     }
-    run_search(state, query, Some(principal.tenant_id)).await
+    run_search(state, query, Some(principal.into_inner().tenant_id)).await
 }

@@ -5,9 +5,9 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
+use crate::http::extract::{need, Authorized};
 use crate::http::{blocking, resource, AppState};
 use crate::tenancy::invoice::{self, current_month};
 use crate::tenancy::plans::Plan;
@@ -66,11 +66,11 @@ struct InvoiceQuery {
 }
 
 /// The calling tenant's usage, quotas and charges for a month.
-#[utoipa::path(get, path = "/v1/usage", tag = "data", params(("month" = Option<String>, Query, description = "YYYY-MM; the current month by default")),
+#[utoipa::path(get, path = "/v1/usage", security(("X-API-SIGN" = ["usage:read"])), tag = "data", params(("month" = Option<String>, Query, description = "YYYY-MM; the current month by default")),
     responses((status = 200, description = "Usage, quotas, thresholds crossed and charges so far", body = crate::tenancy::invoice::UsageReport,
         example = json!({"month": "2026-11", "resets_at": "2026-12-01T00:00:00Z", "quota_mode": "hard", "modules": [{"module": "ocr", "used": 120, "quota": 10000, "remaining": 9880, "unit_price_micros": 80000}], "alerts": [], "invoice": {"total_micros": 9600000, "total_minor": 960}}))))]
 async fn tenant_usage(
-    principal: Principal,
+    principal: Authorized<need::UsageRead>,
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {

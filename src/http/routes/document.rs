@@ -4,12 +4,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Principal;
 use crate::document::mrz::MrzInput;
 use crate::document::read::{self, Hints};
 use crate::document::report;
 use crate::document::validate::{self, ValidateOptions, VizFields};
 use crate::error::{ApiError, Code};
+use crate::http::extract::{need, Authorized};
 use crate::http::metered::{metered, usage_json};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
@@ -48,13 +48,13 @@ struct ValidateRequestOptions {
 }
 
 /// Validates an MRZ (and optional printed fields): check digits, dates, codes, coherence.
-#[utoipa::path(post, path = "/v1/document/validate", tag = "verification",
+#[utoipa::path(post, path = "/v1/document/validate", security(("X-API-SIGN" = ["validation"])), tag = "verification",
     request_body(content = Object, description = "`mrz` (string with newlines, or array of lines), optional printed `fields`, `options` {check_expiry, min_age}",
         example = json!({"mrz": ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"], "options": {"check_expiry": false}})),
     responses((status = 200, description = "Checks; billed as one `validation` unit", body = Object,
         example = json!({"document_valid": true, "format": "TD3", "checks": [{"name": "mrz_checksum_document_number", "status": "pass", "detail": "check digit 6"}], "confidence": 0.98, "usage": {"module": "validation", "units": 1, "billed": true, "overage": false}}))))]
 async fn validate_document(
-    principal: Principal,
+    principal: Authorized<need::Validation>,
     state: web::Data<AppState>,
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -100,13 +100,13 @@ struct OcrRequest {
 }
 
 /// Reads a document photo (front, optional back); billed as `ocr`.
-#[utoipa::path(post, path = "/v1/document/ocr", tag = "verification",
+#[utoipa::path(post, path = "/v1/document/ocr", security(("X-API-SIGN" = ["ocr"])), tag = "verification",
     request_body(content = OcrRequest, description = "`image_front_base64`, optional `image_back_base64`, `document_hint`, `country_hint`",
         example = json!({"image_front_base64": "/9j/4AAQSkZJRg…", "document_hint": "passport", "country_hint": "UTO"})),
     responses((status = 200, description = "What was read; billed as one `ocr` unit", body = Object,
         example = json!({"detected": {"type": "passport", "country": "UTO", "confidence": 0.99, "source": "mrz"}, "fields": {"surname": "ERIKSSON", "given_names": "ANNA MARIA", "document_number": "L898902C3", "birth_date": "1974-08-12", "sex": "F", "nationality": "UTO", "expiry_date": "2012-04-15"}, "mrz": {"valid": true, "format": "TD3"}, "quality": {"sharpness": 180.2, "glare": 0.0}, "usage": {"module": "ocr", "units": 1, "billed": true, "overage": false}}))))]
 async fn ocr_document(
-    principal: Principal,
+    principal: Authorized<need::Ocr>,
     state: web::Data<AppState>,
     body: web::Json<OcrRequest>,
 ) -> Result<HttpResponse, ApiError> {

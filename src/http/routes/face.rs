@@ -6,8 +6,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Principal;
 use crate::error::{ApiError, Code};
+use crate::http::extract::{need, Authorized};
 use crate::http::metered::{metered, usage_json};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
@@ -36,13 +36,13 @@ struct MatchRequest {
 }
 
 /// Compares the selfie's face with the reference's face; billed as `face_match`.
-#[utoipa::path(post, path = "/v1/face/match", tag = "verification",
+#[utoipa::path(post, path = "/v1/face/match", security(("X-API-SIGN" = ["face_match"])), tag = "verification",
     request_body(content = MatchRequest, description = "`image_a_base64` (the selfie), `image_b_base64` (the reference), optional stricter `threshold`",
         example = json!({"image_a_base64": "/9j/4AAQSkZJRg…", "image_b_base64": "/9j/4AAQSkZJRg…", "threshold": 0.8})),
     responses((status = 200, description = "Decision; billed as one `face_match` unit", body = Object,
         example = json!({"match": true, "similarity": 0.93, "cosine": 0.61, "threshold": 0.75, "processing_ms": 140, "usage": {"module": "face_match", "units": 1, "billed": true, "overage": false}}))))]
 async fn match_faces(
-    principal: Principal,
+    principal: Authorized<need::FaceMatch>,
     state: web::Data<AppState>,
     body: web::Json<MatchRequest>,
 ) -> Result<HttpResponse, ApiError> {

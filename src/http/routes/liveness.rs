@@ -7,8 +7,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Principal;
 use crate::error::{ApiError, Code};
+use crate::http::extract::{need, Authorized};
 use crate::http::metered::{metered, usage_json};
 use crate::http::{request_id, resource, AppState};
 use crate::media::intake;
@@ -40,13 +40,13 @@ struct AnalyzeRequest {
 }
 
 /// Judges the selfie (and the sequence, if any); billed as `liveness`.
-#[utoipa::path(post, path = "/v1/liveness/analyze", tag = "verification",
+#[utoipa::path(post, path = "/v1/liveness/analyze", security(("X-API-SIGN" = ["liveness"])), tag = "verification",
     request_body(content = Object, description = "`image_live_base64` (base64 or data: URL), optional `frames_base64` (3–30) and `hints` {blink, pose}",
         example = json!({"image_live_base64": "/9j/4AAQSkZJRg…", "frames_base64": null, "hints": {"blink": false, "pose": false}})),
     responses((status = 200, description = "Verdict; billed as one `liveness` unit", body = Object,
         example = json!({"is_live": true, "spoof_type": "none", "confidence": 0.97, "hints": [], "quality": {"sharpness": 212.4, "warnings": []}, "processing_ms": 96, "usage": {"module": "liveness", "units": 1, "billed": true, "overage": false}}))))]
 async fn analyze(
-    principal: Principal,
+    principal: Authorized<need::Liveness>,
     state: web::Data<AppState>,
     body: web::Json<AnalyzeRequest>,
 ) -> Result<HttpResponse, ApiError> {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::http::extract::{need, Authorized};
 use crate::http::upload::{self, ImageSource};
 use crate::http::{resource, AppState};
 use crate::media::{intake, MediaKind, MediaService};
@@ -89,20 +90,27 @@ fn store_upload(
 }
 
 /// Stores an image (JSON with base64) of a subject, encrypted under the subject's key.
-#[utoipa::path(post, path = "/v1/subjects/{subject_id}/media", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
+#[utoipa::path(post, path = "/v1/subjects/{subject_id}/media", security(("X-API-SIGN" = ["media:write"])), tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
     request_body(description = "`kind` (selfie, document_front, document_back, face_crop, frame) and `image_base64`; or multipart/form-data with the fields `kind` and `image`",
         content((Object = "application/json", example = json!({"kind": "selfie", "image_base64": "/9j/4AAQSkZJRg…"})), (Object = "multipart/form-data"))),
     responses((status = 201, description = "Stored, encrypted under the subject's key", body = Object,
         example = json!({"media_id": "med_…", "kind": "selfie", "bytes": 48213, "expires_at": "2026-12-23T10:00:00Z"}))))]
 async fn upload_json(
-    principal: Principal,
+    principal: Authorized<need::MediaWrite>,
     state: web::Data<AppState>,
     subject_id: web::Path<String>,
     body: web::Json<UploadJson>,
 ) -> Result<HttpResponse, ApiError> {
     let UploadJson { kind, image_base64 } = body.into_inner();
     let source = ImageSource::Base64(image_base64);
-    created(&state, principal, subject_id.into_inner(), kind, source).await
+    created(
+        &state,
+        principal.into_inner(),
+        subject_id.into_inner(),
+        kind,
+        source,
+    )
+    .await
 }
 
 /// Runs the upload on the blocking pool and answers 201 with what was stored.
@@ -122,7 +130,7 @@ async fn created(
 
 /// Stores an image (multipart: `kind` text field, `image` file field) of a subject.
 async fn upload_multipart(
-    principal: Principal,
+    principal: Authorized<need::MediaWrite>,
     state: web::Data<AppState>,
     subject_id: web::Path<String>,
     form: Multipart,
@@ -141,14 +149,21 @@ async fn upload_multipart(
         .remove("image")
         .ok_or_else(|| upload::missing("image"))?;
     let source = ImageSource::Bytes(image);
-    created(&state, principal, subject_id.into_inner(), kind, source).await
+    created(
+        &state,
+        principal.into_inner(),
+        subject_id.into_inner(),
+        kind,
+        source,
+    )
+    .await
 }
 
 /// Lists a subject's stored media (metadata only).
-#[utoipa::path(get, path = "/v1/subjects/{subject_id}/media", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
+#[utoipa::path(get, path = "/v1/subjects/{subject_id}/media", security(("X-API-SIGN" = ["media:read"])), tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
     responses((status = 200, description = "The subject's media (ids, kinds, sizes, expiry)", body = Object)))]
 async fn list_media(
-    principal: Principal,
+    principal: Authorized<need::MediaRead>,
     state: web::Data<AppState>,
     subject_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -160,10 +175,10 @@ async fn list_media(
 }
 
 /// Returns a stored image, decrypted, as JPEG.
-#[utoipa::path(get, path = "/v1/media/{media_id}", tag = "data", params(("media_id" = String, Path, description = "Media id")),
+#[utoipa::path(get, path = "/v1/media/{media_id}", security(("X-API-SIGN" = ["media:read"])), tag = "data", params(("media_id" = String, Path, description = "Media id")),
     responses((status = 200, description = "The image, decrypted", content_type = "image/jpeg", body = Vec<u8>)))]
 async fn get_media(
-    principal: Principal,
+    principal: Authorized<need::MediaRead>,
     state: web::Data<AppState>,
     media_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -178,11 +193,11 @@ async fn get_media(
 }
 
 /// Right to erasure: deletes the subject's media, embeddings and personal data; returns a receipt.
-#[utoipa::path(delete, path = "/v1/subjects/{subject_id}", tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
+#[utoipa::path(delete, path = "/v1/subjects/{subject_id}", security(("X-API-SIGN" = ["subjects:erase"])), tag = "data", params(("subject_id" = String, Path, description = "The client's subject id")),
     responses((status = 200, description = "Right to erasure: media, embeddings and records deleted", body = Object,
         example = json!({"subject_id": "customer-42", "deleted": {"media": 3, "embeddings": 1, "records": 2}, "at": "2026-11-23T10:00:00Z"}))))]
 async fn erase_subject(
-    principal: Principal,
+    principal: Authorized<need::SubjectsErase>,
     state: web::Data<AppState>,
     subject_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -7,11 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::NewEntry;
-use crate::auth::Principal;
 use crate::error::{ApiError, Code};
+use crate::http::extract::{need, Authorized};
 use crate::http::{resource, AppState};
 use crate::store::{self, webhooks::WebhookRow, StoreError};
-use crate::workflow::jobs::check_url;
 use crate::workflow::webhooks::{self as hooks, EVENTS, FAMILY};
 
 /// Registers the routes (inside the signed `/v1` scope).
@@ -21,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create))
             .route(web::get().to(list)),
     )
+    // Before `/webhooks/{id}`, which would otherwise take the path.
+    .service(resource("/webhooks/callback-secret").route(web::post().to(create_callback_secret)))
     .service(resource("/webhooks/{id}").route(web::delete().to(delete)))
     .service(resource("/webhooks/{id}/deliveries").route(web::get().to(deliveries)))
     .service(resource("/webhooks/{id}/test").route(web::post().to(test_ping)))
@@ -29,7 +30,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// This module's operations in the OpenAPI description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(create, list, delete, deliveries, test_ping, redeliver))]
+#[openapi(paths(
+    create,
+    list,
+    create_callback_secret,
+    delete,
+    deliveries,
+    test_ping,
+    redeliver
+))]
 pub struct Doc;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -45,18 +54,17 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 /// Adds an endpoint; its signing secret is in this response only.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "workflow",
+#[utoipa::path(post, path = "/v1/webhooks", security(("X-API-SIGN" = ["webhooks:write"])), tag = "workflow",
     request_body(content = CreateRequest, description = "`url` and `events` (kyc.completed, kyc.failed, quota.threshold)",
         example = json!({"url": "https://hooks.example.com/kyc", "events": ["kyc.completed", "kyc.failed", "quota.threshold"]})),
     responses((status = 201, description = "The endpoint, with its signing secret (shown once)", body = Object,
         example = json!({"id": "whk_0a1b2c3d4e5f60718293a4b5", "url": "https://hooks.example.com/kyc", "events": ["kyc.completed"], "secret": "whsec_…"}))))]
 async fn create(
-    principal: Principal,
+    principal: Authorized<need::WebhooksWrite>,
     state: web::Data<AppState>,
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check_url(&body.url).map_err(|e| invalid("url", format!("url {e}")))?;
     let events = body
         .events
         .unwrap_or_else(|| vec!["kyc.completed".into(), "kyc.failed".into()]);
@@ -73,6 +81,11 @@ async fn create(
     }
     let st = state.clone();
     let out = web::block(move || -> Result<_, ApiError> {
+        // Judged now (the host resolved) and again before every delivery.
+        st.jobs
+            .egress()
+            .check(&body.url, !principal.sandbox)
+            .map_err(|e| invalid("url", format!("url {e}")))?;
         let secret = format!("whsec_{}", hooks::random_hex(24));
         let row = WebhookRow {
             id: format!("whk_{}", hooks::random_hex(12)),
@@ -98,10 +111,30 @@ async fn create(
     Ok(HttpResponse::Created().json(out))
 }
 
+/// Makes (or replaces) the secret that signs job `callback_url` deliveries; shown only here.
+#[utoipa::path(post, path = "/v1/webhooks/callback-secret", tag = "workflow", security(("X-API-SIGN" = ["webhooks:write"])),
+    responses((status = 201, description = "The callback secret, shown once; callbacks queued from now on are signed with it", body = Object,
+        example = json!({"secret": "whsec_…", "signature_header": "X-KYCD-Signature"}))))]
+async fn create_callback_secret(
+    principal: Authorized<need::WebhooksWrite>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = format!("key:{}", principal.key_id);
+    let secret = crate::http::blocking(move || {
+        hooks::rotate_callback_secret(&state.store, &principal.tenant_id, &actor)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({ "secret": secret, "signature_header": "X-KYCD-Signature" })))
+}
+
 /// The tenant's webhook endpoints, without secrets.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "workflow",
+#[utoipa::path(get, path = "/v1/webhooks", security(("X-API-SIGN" = ["webhooks:read"])), tag = "workflow",
     responses((status = 200, description = "The tenant's endpoints (no secrets)", body = Object, example = json!({"data": [{"id": "whk_0a1b…", "url": "https://hooks.example.com/kyc"}]}))))]
-async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    principal: Authorized<need::WebhooksRead>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let rows = web::block(move || {
         st.store
@@ -113,10 +146,10 @@ async fn list(principal: Principal, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 /// Deletes an endpoint; its pending deliveries are dropped.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", security(("X-API-SIGN" = ["webhooks:write"])), tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, description = "Deleted; its pending deliveries are dropped", body = Object)))]
 async fn delete(
-    principal: Principal,
+    principal: Authorized<need::WebhooksWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -140,11 +173,11 @@ async fn delete(
 }
 
 /// The endpoint's deliveries, newest first, each with its attempts.
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", security(("X-API-SIGN" = ["webhooks:read"])), tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, description = "Deliveries with their attempt log", body = Object,
         example = json!({"data": [{"id": "dlv_…", "event": "kyc.completed", "status": "delivered", "attempts": 1, "attempt_log": [{"status": 200}]}]}))))]
 async fn deliveries(
-    principal: Principal,
+    principal: Authorized<need::WebhooksRead>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -173,10 +206,10 @@ async fn deliveries(
 }
 
 /// Queues a `webhook.test` event to this endpoint only.
-#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", security(("X-API-SIGN" = ["webhooks:write"])), tag = "workflow", params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 202, description = "A `webhook.test` event was queued", body = Object)))]
 async fn test_ping(
-    principal: Principal,
+    principal: Authorized<need::WebhooksWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -208,10 +241,10 @@ async fn test_ping(
 }
 
 /// Queues a settled delivery again (409 while it is pending or its endpoint is gone).
-#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/redeliver", tag = "workflow", params(("id" = String, Path, description = "Delivery id")),
+#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/redeliver", security(("X-API-SIGN" = ["webhooks:write"])), tag = "workflow", params(("id" = String, Path, description = "Delivery id")),
     responses((status = 202, description = "Queued again (409 while pending or when the endpoint is gone)", body = Object)))]
 async fn redeliver(
-    principal: Principal,
+    principal: Authorized<need::WebhooksWrite>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -6,14 +6,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::NewEntry;
-use crate::auth::Principal;
 use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
+use crate::http::extract::{need, Authorized};
 use crate::http::{request_id, resource, AppState};
 use crate::store;
-use crate::workflow::config::{self, WorkflowConfig};
+use crate::workflow::config::WorkflowConfig;
 use crate::workflow::jobs::{self, VerifyRequest};
+use crate::workflow::tenant_config;
 
 /// Registers the tenant routes (inside the signed `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -36,7 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get_workflow,
     put_workflow,
     admin_get_workflow,
-    admin_put_workflow
+    admin_put_workflow,
+    admin_get_floors,
+    admin_put_floors
 ))]
 pub struct Doc;
 
@@ -49,7 +51,7 @@ pub struct Doc;
     responses((status = 202, description = "Queued", body = Object, example = json!({"job_id": "job_1a2b3c4d5e6f7a8b9c0d1e2f", "status": "queued"})),
         (status = 200, description = "Replayed: the job first queued with this Idempotency-Key", body = Object)))]
 async fn verify(
-    principal: Principal,
+    principal: Authorized<need::Verify>,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<VerifyRequest>,
@@ -67,11 +69,12 @@ async fn verify(
     let request_id = request_id::current();
     let st = state.clone();
     let (job, created) = web::block(move || -> Result<_, ApiError> {
-        let workflow = jobs::workflow_config(&st.store, &principal.tenant_id);
+        let workflow = tenant_config::effective(&st.store, &principal.tenant_id)?;
         principal.require(&jobs::billed_modules(&workflow))?;
         Ok(st.jobs.submit(
             &principal.tenant_id,
             Some(&principal.key_id),
+            !principal.sandbox,
             &request_id,
             &body,
             idempotency.as_deref(),
@@ -90,20 +93,24 @@ async fn verify(
 }
 
 /// A job: status, and once completed its score, decision, factors and reasons.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "workflow", params(("id" = String, Path, description = "Job id")),
+#[utoipa::path(get, path = "/v1/jobs/{id}", security(("X-API-SIGN" = ["results:read"])), tag = "workflow", params(("id" = String, Path, description = "Job id")),
     responses((status = 200, description = "The job, with its result once completed", body = Object,
         example = json!({"job_id": "job_1a2b3c4d5e6f7a8b9c0d1e2f", "status": "completed", "score": 94, "decision": "accepted", "reasons": ["score 94 ≥ 80 (accepted band)"], "factors": {"liveness": {"score": 97, "weight": 30}}}))))]
 async fn get_job(
-    principal: Principal,
+    principal: Authorized<need::ResultsRead>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let st = state.clone();
     let view = web::block(move || -> Result<_, ApiError> {
+        // Without results:read_all a key sees only the jobs it submitted.
         let job = st
             .store
             .read(|c| store::jobs::get(c, &principal.tenant_id, &id))?
+            .filter(|j| {
+                principal.reads_all_results() || j.key_id.as_deref() == Some(&principal.key_id)
+            })
             .ok_or_else(|| ApiError::new(Code::NotFound, "no such job"))?;
         Ok(st.jobs.view(&job))
     })
@@ -121,11 +128,11 @@ struct ListQuery {
 }
 
 /// Newest first; `next_cursor` continues the listing.
-#[utoipa::path(get, path = "/v1/jobs", tag = "workflow",
+#[utoipa::path(get, path = "/v1/jobs", security(("X-API-SIGN" = ["results:read"])), tag = "workflow",
     params(("status" = Option<String>, Query, description = "queued, running, completed or failed"), ("cursor" = Option<String>, Query, description = "From a previous page's `next_cursor`"), ("limit" = Option<i64>, Query, description = "1–100, default 20")),
     responses((status = 200, description = "Newest first", body = Object, example = json!({"data": [{"job_id": "job_1a2b…", "status": "completed"}], "next_cursor": null}))))]
 async fn list_jobs(
-    principal: Principal,
+    principal: Authorized<need::ResultsRead>,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -162,6 +169,7 @@ async fn list_jobs(
             store::jobs::list(
                 c,
                 &principal.tenant_id,
+                (!principal.reads_all_results()).then_some(principal.key_id.as_str()),
                 q.status.as_deref(),
                 cursor.as_ref().map(|(at, id)| (*at, id.as_str())),
                 limit,
@@ -188,27 +196,27 @@ async fn list_jobs(
 }
 
 /// The calling tenant's workflow (the defaults until set).
-#[utoipa::path(get, path = "/v1/workflow", tag = "workflow",
+#[utoipa::path(get, path = "/v1/workflow", security(("X-API-SIGN" = ["workflow:read"])), tag = "workflow",
     responses((status = 200, description = "The tenant's workflow (defaults until set)", body = Object,
         example = json!({"steps": ["liveness", "ocr", "validate", "face_match", "kya"], "weights": {"liveness": 30, "face_match": 40, "document": 25, "kya": 5}, "bands": {"accepted": 80, "review": 60}}))))]
 async fn get_workflow(
-    principal: Principal,
+    principal: Authorized<need::WorkflowRead>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
-    let config = web::block(move || jobs::workflow_config(&st.store, &principal.tenant_id))
-        .await
-        .map_err(ApiError::internal)?;
+    let config =
+        crate::http::blocking(move || tenant_config::effective(&st.store, &principal.tenant_id))
+            .await?;
     Ok(HttpResponse::Ok().json(config))
 }
 
 /// Replaces the calling tenant's workflow; 422 names a bad field.
-#[utoipa::path(put, path = "/v1/workflow", tag = "workflow",
+#[utoipa::path(put, path = "/v1/workflow", security(("X-API-SIGN" = ["workflow:write"])), tag = "workflow",
     request_body(content = Object, description = "Steps, thresholds, weights, bands, mandatory fields, rules; 422 names a bad field (`weights.liveness`)",
         example = json!({"weights": {"liveness": 30, "face_match": 40, "document": 25, "kya": 5}, "rules": [{"if": "age_below", "value": 18, "then": "rejected"}]})),
     responses((status = 200, description = "The stored workflow", body = Object)))]
 async fn put_workflow(
-    principal: Principal,
+    principal: Authorized<need::WorkflowWrite>,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -224,41 +232,8 @@ pub async fn store_workflow(
     body: &[u8],
     actor: String,
 ) -> Result<WorkflowConfig, ApiError> {
-    let config = config::from_json(body).map_err(|e| {
-        ApiError::new(
-            Code::InvalidInput,
-            format!(
-                "workflow {}: {}",
-                if e.field.is_empty() { "body" } else { &e.field },
-                e.message
-            ),
-        )
-        .with_details(json!({ "field": e.field, "reason": e.message }))
-    })?;
-    let st = state.clone();
-    let tenant = tenant_id.to_owned();
-    let stored = config.clone();
-    web::block(move || -> Result<(), ApiError> {
-        let json = serde_json::to_string(&stored).map_err(ApiError::internal)?;
-        st.store.write(|tx| {
-            if store::tenants::get(tx, &tenant)?.is_none() {
-                return Err(store::StoreError::NotFound("tenant"));
-            }
-            let now = store::now();
-            store::jobs::set_workflow_config(tx, &tenant, &json, now)?;
-            // The configuration holds no personal data, so the audit entry carries it whole.
-            let entry = NewEntry::new(actor, "workflow.update")
-                .tenant(&tenant)
-                .target(&tenant)
-                .details(serde_json::from_str(&json).unwrap_or_default());
-            store::audit::append(tx, &entry, now)?;
-            Ok(())
-        })?;
-        Ok(())
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(config)
+    let (st, tenant, body) = (state.clone(), tenant_id.to_owned(), body.to_vec());
+    crate::http::blocking(move || tenant_config::update(&st.store, &tenant, &body, &actor)).await
 }
 
 /// Registers the operator routes (inside the `/admin/v1` scope).
@@ -267,7 +242,46 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
         resource("/tenants/{id}/workflow")
             .route(web::get().to(admin_get_workflow))
             .route(web::put().to(admin_put_workflow)),
+    )
+    .service(
+        resource("/tenants/{id}/workflow-floors")
+            .route(web::get().to(admin_get_floors))
+            .route(web::put().to(admin_put_floors)),
     );
+}
+
+/// The operator's floors for a tenant's workflow: a tenant may be stricter, never laxer.
+#[utoipa::path(get, path = "/admin/v1/tenants/{id}/workflow-floors", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The floors (face_match is the tenant's face-match threshold)", body = Object,
+        example = json!({"face_match": 0.75, "liveness": 0.5, "bands": {"accepted": 70, "review": 50}, "rules": [{"when": "spoof_detected", "decision": "rejected"}]}))))]
+async fn admin_get_floors(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let floors = crate::http::blocking(move || tenant_config::floors(&state.store, &id)).await?;
+    Ok(HttpResponse::Ok().json(floors))
+}
+
+/// Changes a tenant's floors (a JSON merge patch over the current ones; audited). Workflows
+/// stored below a new floor are held to it when they run.
+#[utoipa::path(put, path = "/admin/v1/tenants/{id}/workflow-floors", tag = "admin",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = Object, example = json!({"bands": {"accepted": 85}, "rules": [{"when": "spoof_detected", "decision": "rejected"}, {"when": "face_mismatch", "decision": "rejected"}]})),
+    responses((status = 200, description = "The floors now (audited)", body = Object)))]
+async fn admin_put_floors(
+    _: Operator,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = body.into_inner();
+    let floors = crate::http::blocking(move || {
+        tenant_config::update_floors(&state.store, &id, &patch, "operator")
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(floors))
 }
 
 /// A tenant's workflow.
@@ -284,7 +298,7 @@ async fn admin_get_workflow(
         if st.store.read(|c| store::tenants::get(c, &id))?.is_none() {
             return Err(ApiError::new(Code::NotFound, "no such tenant"));
         }
-        Ok(jobs::workflow_config(&st.store, &id))
+        Ok(tenant_config::effective(&st.store, &id)?)
     })
     .await
     .map_err(ApiError::internal)??;

@@ -1,0 +1,376 @@
+//! Admission control: byte budgets that bound what requests may hold in memory at once — request
+//! bodies being buffered, images being decoded and the pixels a request keeps — in all and per
+//! owner (a key before its signature is checked, a tenant after), so one caller can neither
+//! take the memory of the box nor starve the others.
+//!
+//! A request that does not fit waits briefly for others to finish, then is refused with 503
+//! `overloaded` and `Retry-After`; one that could never fit (more than an owner may hold) is
+//! refused at once. Leases give their bytes back when dropped, so every exit path releases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::error::{Code, ErrorCode};
+
+/// Why bytes were not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The budget stayed full for the whole wait.
+    #[error("the server is busy ({budget}); retry in {retry_after_secs} s")]
+    Overloaded {
+        /// Which budget.
+        budget: &'static str,
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// More than one owner may ever hold: waiting would not help.
+    #[error(
+        "the request needs {needed} bytes of {budget}, more than the {limit} one caller may hold"
+    )]
+    TooLarge {
+        /// Which budget.
+        budget: &'static str,
+        /// What was asked for.
+        needed: u64,
+        /// The per-owner limit.
+        limit: u64,
+    },
+}
+
+impl ErrorCode for Refused {
+    fn code(&self) -> Code {
+        match self {
+            Refused::Overloaded { .. } => Code::Overloaded,
+            Refused::TooLarge { .. } => Code::PayloadTooLarge,
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Refused::Overloaded {
+                budget,
+                retry_after_secs,
+            } => json!({ "budget": budget, "retry_after_seconds": retry_after_secs }),
+            Refused::TooLarge {
+                budget,
+                needed,
+                limit,
+            } => json!({ "budget": budget, "needed_bytes": needed, "limit_bytes": limit }),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    used: u64,
+    owners: HashMap<String, u64>,
+}
+
+/// A byte budget with a total and a per-owner limit.
+pub struct Budget {
+    name: &'static str,
+    total: u64,
+    per_owner: u64,
+    wait: Duration,
+    inner: Mutex<Inner>,
+    freed: Condvar,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+/// Bytes held under a [`Budget`]; given back on drop.
+pub struct Lease {
+    budget: Arc<Budget>,
+    owner: String,
+    bytes: u64,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Lease({} {} B for {})",
+            self.budget.name, self.bytes, self.owner
+        )
+    }
+}
+
+impl Budget {
+    /// A budget of `total` bytes, at most `per_owner` for one owner; callers wait up to `wait`.
+    pub fn new(name: &'static str, total: u64, per_owner: u64, wait: Duration) -> Arc<Budget> {
+        Arc::new(Budget {
+            name,
+            total,
+            per_owner: per_owner.min(total),
+            wait,
+            inner: Mutex::default(),
+            freed: Condvar::new(),
+            refused: Default::default(),
+        })
+    }
+
+    /// The budget's name (in errors and metrics).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The per-owner limit.
+    pub fn per_owner(&self) -> u64 {
+        self.per_owner
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> u64 {
+        self.lock().used
+    }
+
+    /// Requests refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_size(&self, bytes: u64) -> Result<(), Refused> {
+        if bytes > self.per_owner {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(Refused::TooLarge {
+                budget: self.name,
+                needed: bytes,
+                limit: self.per_owner,
+            });
+        }
+        Ok(())
+    }
+
+    fn take(&self, inner: &mut Inner, owner: &str, bytes: u64) -> bool {
+        let mine = inner.owners.get(owner).copied().unwrap_or(0);
+        if inner.used + bytes > self.total || mine + bytes > self.per_owner {
+            return false;
+        }
+        inner.used += bytes;
+        *inner.owners.entry(owner.to_owned()).or_default() += bytes;
+        true
+    }
+
+    fn overloaded(&self) -> Refused {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Refused::Overloaded {
+            budget: self.name,
+            retry_after_secs: self.wait.as_secs().max(1),
+        }
+    }
+
+    /// Takes `bytes` for `owner` if they fit now.
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        owner: &str,
+        bytes: u64,
+    ) -> Result<Option<Lease>, Refused> {
+        self.check_size(bytes)?;
+        let mut inner = self.lock();
+        Ok(self
+            .take(&mut inner, owner, bytes)
+            .then(|| self.lease(owner, bytes)))
+    }
+
+    fn lease(self: &Arc<Self>, owner: &str, bytes: u64) -> Lease {
+        Lease {
+            budget: self.clone(),
+            owner: owner.to_owned(),
+            bytes,
+        }
+    }
+
+    /// Takes `bytes` for `owner`, waiting up to the budget's wait for room. Blocking.
+    pub fn acquire(self: &Arc<Self>, owner: &str, bytes: u64) -> Result<Lease, Refused> {
+        self.acquire_within(owner, bytes, self.wait)
+    }
+
+    /// Takes `bytes` for `owner`, waiting up to `wait`. Blocking.
+    pub fn acquire_within(
+        self: &Arc<Self>,
+        owner: &str,
+        bytes: u64,
+        wait: Duration,
+    ) -> Result<Lease, Refused> {
+        self.check_size(bytes)?;
+        let deadline = Instant::now() + wait;
+        let mut inner = self.lock();
+        loop {
+            if self.take(&mut inner, owner, bytes) {
+                return Ok(self.lease(owner, bytes));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.overloaded());
+            }
+            inner = self
+                .freed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// [`Budget::acquire`] for async code: polls instead of blocking a runtime thread.
+    pub async fn acquire_async(
+        self: &Arc<Self>,
+        owner: &str,
+        bytes: u64,
+    ) -> Result<Lease, Refused> {
+        self.check_size(bytes)?;
+        let deadline = Instant::now() + self.wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if let Some(lease) = self.try_acquire(owner, bytes)? {
+                return Ok(lease);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.overloaded());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    fn give_back(&self, owner: &str, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.used = inner.used.saturating_sub(bytes);
+        if let Some(n) = inner.owners.get_mut(owner) {
+            *n = n.saturating_sub(bytes);
+            if *n == 0 {
+                inner.owners.remove(owner);
+            }
+        }
+        drop(inner);
+        self.freed.notify_all();
+    }
+}
+
+impl Lease {
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Gives back all but `to` bytes (after an image was shrunk, say).
+    pub fn shrink(&mut self, to: u64) {
+        if to < self.bytes {
+            self.budget.give_back(&self.owner, self.bytes - to);
+            self.bytes = to;
+        }
+    }
+
+    /// Adds `more` bytes to the lease, waiting like [`Budget::acquire_async`]; on refusal the
+    /// lease keeps what it had.
+    pub async fn grow_async(&mut self, more: u64) -> Result<(), Refused> {
+        let extra = self.budget.acquire_async(&self.owner, more).await?;
+        self.bytes += extra.bytes;
+        std::mem::forget(extra);
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.budget.give_back(&self.owner, self.bytes);
+    }
+}
+
+/// The leases one request (or job) holds, released together when it ends.
+pub struct Held {
+    budget: Arc<Budget>,
+    owner: String,
+    wait: Option<Duration>,
+    leases: Vec<Lease>,
+}
+
+impl Held {
+    /// Leases of `budget` for `owner`, waiting the budget's own wait.
+    pub fn new(budget: Arc<Budget>, owner: &str) -> Held {
+        Held {
+            budget,
+            owner: owner.to_owned(),
+            wait: None,
+            leases: Vec::new(),
+        }
+    }
+
+    /// The same, waiting as long as `wait` (background work that must not be refused).
+    pub fn patient(budget: Arc<Budget>, owner: &str, wait: Duration) -> Held {
+        Held {
+            wait: Some(wait),
+            ..Held::new(budget, owner)
+        }
+    }
+
+    /// Takes `bytes` more; the returned lease may be shrunk and is kept until the end. Blocking.
+    pub fn take(&mut self, bytes: u64) -> Result<&mut Lease, Refused> {
+        let lease = match self.wait {
+            Some(w) => self.budget.acquire_within(&self.owner, bytes, w)?,
+            None => self.budget.acquire(&self.owner, bytes)?,
+        };
+        self.leases.push(lease);
+        Ok(self.leases.last_mut().expect("just pushed"))
+    }
+
+    /// Bytes held in all.
+    pub fn bytes(&self) -> u64 {
+        self.leases.iter().map(Lease::bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_and_owner_shares_hold_and_leases_give_back() {
+        let b = Budget::new("t", 100, 60, Duration::from_millis(30));
+        let a1 = b.acquire("a", 50).unwrap();
+        // Owner a may hold 60: 20 more waits, then is refused.
+        let started = Instant::now();
+        assert!(matches!(
+            b.acquire("a", 20),
+            Err(Refused::Overloaded { budget: "t", .. })
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(25));
+        // Another owner fits in what is left.
+        let b1 = b.acquire("b", 50).unwrap();
+        assert_eq!(b.used(), 100);
+        assert!(b.try_acquire("c", 1).unwrap().is_none());
+        // More than an owner may ever hold is refused at once.
+        assert!(matches!(
+            b.acquire("c", 61),
+            Err(Refused::TooLarge { limit: 60, .. })
+        ));
+        drop(a1);
+        let mut a2 = b.acquire("a", 40).unwrap();
+        a2.shrink(10);
+        assert_eq!(b.used(), 60);
+        drop((a2, b1));
+        assert_eq!(b.used(), 0);
+        assert_eq!(b.refused(), 2);
+    }
+
+    #[test]
+    fn a_waiter_is_admitted_when_bytes_come_back() {
+        let b = Budget::new("t", 10, 10, Duration::from_secs(5));
+        let held = b.acquire("a", 10).unwrap();
+        let b2 = b.clone();
+        let waiter = std::thread::spawn(move || b2.acquire("b", 5).map(|l| l.bytes()));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        assert_eq!(waiter.join().unwrap().unwrap(), 5);
+    }
+}

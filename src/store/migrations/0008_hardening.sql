@@ -1,0 +1,25 @@
+-- Hardening (issue 16): key permissions, and what else the hardening needs.
+
+-- What a key may read or manage besides calling modules (JSON array of names, see
+-- auth::permissions). New keys get ["results:read"]. Keys from before this migration: a live key
+-- with every module keeps every permission (it could do everything, and integrations must not
+-- break on upgrade); a sandbox key or one narrowed to some modules gets the default only.
+ALTER TABLE api_keys ADD COLUMN permissions TEXT NOT NULL DEFAULT '["results:read"]';
+UPDATE api_keys SET permissions =
+    '["results:read","results:read_all","media:read","media:write","subjects:erase","workflow:read","workflow:write","webhooks:read","webhooks:write","audit:read","usage:read"]'
+    WHERE environment = 'live' AND scopes IS NULL;
+
+-- The secret that signs a job's callback_url deliveries: one per tenant, sealed with the
+-- `webhooks` data key (associated data `callback_secret:<tenant>`), never an API key's secret.
+CREATE TABLE callback_secrets (
+    tenant_id   TEXT PRIMARY KEY REFERENCES tenants(id),
+    secret      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+-- The operator's floors for a tenant's workflow (JSON, see workflow::config::Floors; NULL = the
+-- defaults). The face-match floor is the existing face_match_threshold.
+ALTER TABLE tenants ADD COLUMN workflow_floors TEXT;
+
+-- Lookups by target (was a subject erased before? the audit trail of one key or job).
+CREATE INDEX audit_log_tenant_target ON audit_log(tenant_id, target);
