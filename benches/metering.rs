@@ -29,13 +29,13 @@ fn bench(c: &mut Criterion) {
     let now = kycd::store::now();
 
     c.bench_function("meter_reserve_release", |b| {
-        b.iter(|| drop(meter.reserve(&tenant.id, &modules, now).unwrap()))
+        b.iter(|| drop(meter.reserve(&tenant.id, &modules, false, now).unwrap()))
     });
     let mut n = 0u64;
     c.bench_function("meter_reserve_record", |b| {
         b.iter(|| {
             n += 1;
-            let r = meter.reserve(&tenant.id, &modules, now).unwrap();
+            let r = meter.reserve(&tenant.id, &modules, false, now).unwrap();
             meter
                 .record(r, &format!("req{n}"), payer, &modules)
                 .unwrap();

@@ -41,6 +41,56 @@ pub struct Config {
     pub kya: KyaConfig,
     /// Where webhooks and job callbacks may be sent.
     pub webhooks: WebhooksConfig,
+    /// Memory held by requests at once: bodies and decoded pixels.
+    pub limits: LimitsConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// What requests may hold in memory at once (see `admission`). With the defaults, requests hold
+/// at most ~3 × `buffered_bytes` (a body, its parsed copy, decoded base64) plus
+/// `decoded_bytes` on top of the models.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Request bodies being buffered or processed, in all.
+    pub buffered_bytes: u64,
+    /// The same for one API key (counted before its signature is checked) or one compatibility
+    /// endpoint; at least `http.max_body_bytes`.
+    pub buffered_bytes_per_key: u64,
+    /// The same for all the keys of one tenant; at least `buffered_bytes_per_key`.
+    pub buffered_bytes_per_tenant: u64,
+    /// Decoded images held at once, in all (working memory of a decode included).
+    pub decoded_bytes: u64,
+    /// The same for one tenant.
+    pub decoded_bytes_per_tenant: u64,
+    /// How long a request waits for room before 503 `overloaded`.
+    pub admission_wait_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            buffered_bytes: 256 << 20,
+            buffered_bytes_per_key: 64 << 20,
+            buffered_bytes_per_tenant: 128 << 20,
+            decoded_bytes: 1536 << 20,
+            decoded_bytes_per_tenant: 768 << 20,
+            admission_wait_ms: 2000,
+        }
+    }
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A second listener serving only `/metrics`, unauthenticated (bind it to an internal
+    /// address); on the main listener `/metrics` needs the operator token.
+    pub listen: Option<SocketAddr>,
+    /// Label quota gauges by tenant (tenant ids and their volumes are then visible to whoever
+    /// scrapes); off = per module only.
+    pub tenant_labels: bool,
 }
 
 /// Where webhooks may go (see `workflow::egress`): loopback, link-local, the metadata service
@@ -107,6 +157,13 @@ pub struct CompatConfig {
     pub iad_replay_check: bool,
     /// Freshness window of a FacePhi capture, in seconds.
     pub iad_replay_tolerance_seconds: u64,
+    /// FacePhi calls accepted a minute (they carry no credential, so they get their own
+    /// budget instead of a key's).
+    pub facephi_rate_per_minute: u32,
+    /// FacePhi evaluations running at once; more wait briefly, then 503 `overloaded`.
+    pub facephi_max_in_flight: u64,
+    /// When set, FacePhi calls must carry it in `X-Compat-Secret` (a reverse proxy can add it).
+    pub facephi_secret: Option<String>,
 }
 
 impl Default for CompatConfig {
@@ -115,6 +172,9 @@ impl Default for CompatConfig {
             facephi_tenant: None,
             iad_replay_check: false,
             iad_replay_tolerance_seconds: 300,
+            facephi_rate_per_minute: 60,
+            facephi_max_in_flight: 2,
+            facephi_secret: None,
         }
     }
 }
@@ -172,6 +232,9 @@ pub struct AuthConfig {
     pub max_skew_secs: i64,
     /// How long a (key, signature) pair is remembered to refuse replays, in seconds.
     pub replay_window_secs: i64,
+    /// Remember accepted signatures in `<data_dir>/replay.db` too, so a request captured before
+    /// a restart (or a `kill -9`) is refused after it. Off = memory only.
+    pub replay_journal: bool,
 }
 
 /// Log settings.
@@ -213,6 +276,8 @@ impl Default for Config {
             workflow: WorkflowRunConfig::default(),
             kya: KyaConfig::default(),
             webhooks: WebhooksConfig::default(),
+            limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -232,6 +297,7 @@ impl Default for AuthConfig {
         AuthConfig {
             max_skew_secs: 300,
             replay_window_secs: 600,
+            replay_journal: true,
         }
     }
 }
@@ -385,6 +451,12 @@ impl Config {
             self.compat.iad_replay_tolerance_seconds =
                 parse("KYCD_IAD_REPLAY_TOLERANCE_SECONDS", v)?;
         }
+        if let Some(v) = env("KYCD_FACEPHI_SECRET") {
+            self.compat.facephi_secret = Some(v);
+        }
+        if let Some(v) = env("KYCD_REPLAY_JOURNAL") {
+            self.auth.replay_journal = parse("KYCD_REPLAY_JOURNAL", v)?;
+        }
         if let Some(v) = env("KYCD_JOB_WORKERS") {
             self.workflow.workers = parse("KYCD_JOB_WORKERS", v)?;
         }
@@ -407,6 +479,9 @@ impl Config {
         }
         if let Some(v) = env("KYCD_WEBHOOK_ALLOW_HTTP") {
             self.webhooks.allow_http = parse("KYCD_WEBHOOK_ALLOW_HTTP", v)?;
+        }
+        if let Some(v) = env("KYCD_METRICS_LISTEN") {
+            self.metrics.listen = Some(parse("KYCD_METRICS_LISTEN", v)?);
         }
         if let Some(v) = env("KYCD_LOG_LEVEL") {
             self.log.level = v;
@@ -456,6 +531,30 @@ impl Config {
                 reason: "must not exceed http.max_body_bytes".into(),
             });
         }
+        let l = &self.limits;
+        if l.buffered_bytes_per_key < self.http.max_body_bytes as u64
+            || l.buffered_bytes_per_tenant < l.buffered_bytes_per_key
+            || l.buffered_bytes < l.buffered_bytes_per_tenant
+        {
+            return Err(ConfigError::Invalid {
+                field: "limits.buffered_bytes_per_key",
+                reason: "http.max_body_bytes ≤ buffered_bytes_per_key ≤ buffered_bytes_per_tenant ≤ buffered_bytes"
+                    .into(),
+            });
+        }
+        // One decode of the largest image allowed (a 16-bit RGBA buffer, turned, and its RGB8
+        // result) must fit what a tenant may hold.
+        let largest_decode = self.media.max_pixels.saturating_mul(8 * 2 + 3);
+        if l.decoded_bytes_per_tenant < largest_decode
+            || l.decoded_bytes < l.decoded_bytes_per_tenant
+        {
+            return Err(ConfigError::Invalid {
+                field: "limits.decoded_bytes_per_tenant",
+                reason: format!(
+                    "must be at least {largest_decode} (one decode of media.max_pixels) and at most limits.decoded_bytes"
+                ),
+            });
+        }
         if self.media.sweep_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "media.sweep_interval_secs",
@@ -476,6 +575,11 @@ impl Config {
     /// Path of the SQLite database.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kycd.db")
+    }
+
+    /// Path of the replay journal.
+    pub fn replay_path(&self) -> PathBuf {
+        self.data_dir.join("replay.db")
     }
 
     /// Path of the master key file.

@@ -64,6 +64,12 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             max_pixels: config.media.max_pixels,
         },
         config.antivirus.clone(),
+        crate::admission::Budget::new(
+            "decoded_pixels",
+            config.limits.decoded_bytes,
+            config.limits.decoded_bytes_per_tenant,
+            Duration::from_millis(config.limits.admission_wait_ms),
+        ),
     )?);
     let sweep_every = Duration::from_secs(config.media.sweep_interval_secs);
     let loading = std::time::Instant::now();
@@ -97,6 +103,12 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         },
     ));
     let job_workers = config.workflow.workers;
+    let auth = Arc::new(if config.auth.replay_journal {
+        crate::auth::Authenticator::durable(store.clone(), &config.auth, &config.replay_path())
+            .context("cannot open the replay journal")?
+    } else {
+        crate::auth::Authenticator::new(store.clone(), &config.auth)
+    });
     let state = web::Data::new(AppState::new(
         config,
         store,
@@ -104,10 +116,20 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         media.clone(),
         vision,
         jobs.clone(),
+        auth,
     ));
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
-    egress.set_listeners(&[addr]);
+    let mut listeners = vec![addr];
+    if let Some(metrics_listen) = state.config.metrics.listen {
+        let (metrics_server, metrics_addr) = http::bind_metrics(state.clone(), metrics_listen)
+            .with_context(|| format!("cannot listen on {metrics_listen} for /metrics"))?;
+        tracing::info!(addr = %metrics_addr, "metrics listener");
+        listeners.push(metrics_addr);
+        actix_web::rt::spawn(metrics_server);
+    }
+    // Webhooks may never be pointed at kycd itself.
+    egress.set_listeners(&listeners);
     state
         .auth
         .warm()
@@ -118,6 +140,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         state.metrics.clone(),
         sweep_every,
     ));
+    actix_web::rt::spawn(replay_sweeper(state.auth.clone()));
     actix_web::rt::spawn(crate::auth::failures::flush_worker(
         state.auth.clone(),
         state.store.clone(),
@@ -134,6 +157,21 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         auth: state.auth.clone(),
         store: state.store.clone(),
     })
+}
+
+/// Deletes expired replay-journal rows every few seconds, off the request path.
+async fn replay_sweeper(auth: Arc<crate::auth::Authenticator>) {
+    const EVERY: Duration = Duration::from_secs(5);
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tick.tick().await;
+        let a = auth.clone();
+        match tokio::task::spawn_blocking(move || a.sweep_replays()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "sweeping the replay journal failed"),
+            Err(e) => tracing::warn!(error = %e, "replay sweeper task failed"),
+        }
+    }
 }
 
 /// Runs `kycd serve` until a shutdown signal.

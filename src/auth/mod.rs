@@ -208,6 +208,9 @@ pub enum AuthError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The replay journal could not record the request (it is refused: fail closed).
+    #[error(transparent)]
+    Journal(#[from] replay::JournalError),
 }
 
 impl ErrorCode for AuthError {
@@ -222,6 +225,7 @@ impl ErrorCode for AuthError {
             AuthError::TenantSuspended => Code::TenantSuspended,
             AuthError::Replayed => Code::ReplayedRequest,
             AuthError::Store(e) => e.code(),
+            AuthError::Journal(_) => Code::Internal,
         }
     }
 
@@ -253,7 +257,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator over `store` with the configured tolerances.
+    /// An authenticator over `store` with the configured tolerances; replays are remembered in
+    /// memory only (tests, tools).
     pub fn new(store: Arc<Store>, config: &AuthConfig) -> Self {
         Authenticator {
             failures: Default::default(),
@@ -261,6 +266,43 @@ impl Authenticator {
             replay: ReplayCache::new(config.replay_window_secs),
             max_skew_secs: config.max_skew_secs,
         }
+    }
+
+    /// The same, remembering accepted signatures in `journal` too, so a request captured before
+    /// a restart is refused after it.
+    pub fn durable(
+        store: Arc<Store>,
+        config: &AuthConfig,
+        journal: &std::path::Path,
+    ) -> Result<Self, replay::JournalError> {
+        let journal = replay::Journal::open(journal)?;
+        Ok(Authenticator {
+            failures: Default::default(),
+            store,
+            replay: ReplayCache::durable(config.replay_window_secs, journal, store::now())?,
+            max_skew_secs: config.max_skew_secs,
+        })
+    }
+
+    /// Deletes expired replay-journal rows and checkpoints it. Blocking.
+    pub fn sweep_replays(&self) -> Result<usize, replay::JournalError> {
+        self.replay.sweep()
+    }
+
+    fn check_skew(&self, timestamp: &str, now: i64) -> Result<(), AuthError> {
+        let ts: i64 = timestamp.parse().map_err(|_| AuthError::InvalidHeader {
+            header: "X-API-TIMESTAMP",
+            reason: "expected Unix seconds",
+        })?;
+        let skew = now.saturating_sub(ts);
+        if skew.unsigned_abs() > self.max_skew_secs as u64 {
+            return Err(AuthError::TimestampOutOfRange {
+                skew_secs: skew,
+                max_skew_secs: self.max_skew_secs,
+                server_time: now,
+            });
+        }
+        Ok(())
     }
 
     /// Checks one request at time `now`. Blocking: reads the key table.
@@ -283,18 +325,7 @@ impl Authenticator {
         nonce: Option<&str>,
         now: i64,
     ) -> Result<KeyAuthRow, AuthError> {
-        let ts: i64 = timestamp.parse().map_err(|_| AuthError::InvalidHeader {
-            header: "X-API-TIMESTAMP",
-            reason: "expected Unix seconds",
-        })?;
-        let skew = now.saturating_sub(ts);
-        if skew.unsigned_abs() > self.max_skew_secs as u64 {
-            return Err(AuthError::TimestampOutOfRange {
-                skew_secs: skew,
-                max_skew_secs: self.max_skew_secs,
-                server_time: now,
-            });
-        }
+        self.check_skew(timestamp, now)?;
         if let Some(nonce) = nonce {
             if nonce.is_empty() || nonce.len() > signing::MAX_NONCE_LEN {
                 return Err(AuthError::InvalidHeader {
@@ -313,8 +344,8 @@ impl Authenticator {
             .ok_or(AuthError::UnknownKey)
     }
 
-    /// The signature over the whole request, then key state and the replay cache. Touches no
-    /// disk once the secrets' data key is cached ([`Authenticator::warm`]).
+    /// The signature over the whole request, then key state, the clock once more and the replay
+    /// cache. Blocking when the replay cache has a journal (one small append).
     pub fn verify(
         &self,
         parts: &SignedParts<'_>,
@@ -347,7 +378,10 @@ impl Authenticator {
         if row.tenant_suspended {
             return Err(AuthError::TenantSuspended);
         }
-        if !self.replay.first_use(parts.key_id, parts.signature, now) {
+        // Judged again now the body is here: a body trickled in over a minute must not stretch
+        // the window in which a captured request can be used.
+        self.check_skew(parts.timestamp, now)?;
+        if !self.replay.first_use(parts.key_id, parts.signature, now)? {
             return Err(AuthError::Replayed);
         }
         let scopes = row.scopes.as_deref().map(|s| {

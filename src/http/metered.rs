@@ -17,14 +17,26 @@ pub fn metered<T>(
     work: impl FnOnce() -> Result<T, ApiError>,
 ) -> Result<(T, Vec<Recorded>), ApiError> {
     principal.require(modules)?;
-    let reservation = st
-        .meter
-        .reserve(&principal.tenant_id, modules, store::now())?;
+    let reservation = st.meter.reserve(
+        &principal.tenant_id,
+        modules,
+        principal.sandbox,
+        store::now(),
+    )?;
     let out = work()?;
     let recorded = st
         .meter
         .record(reservation, request_id, principal.payer(), modules)?;
     Ok((out, recorded))
+}
+
+/// Puts the `usage` of a billable call into its response, and `"sandbox": true` when a sandbox
+/// key made it (its units count against the sandbox allowance and are never billed).
+pub fn annotate(out: &mut serde_json::Value, sandbox: bool, recorded: &[Recorded]) {
+    out["usage"] = usage_json(recorded);
+    if sandbox {
+        out["sandbox"] = serde_json::json!(true);
+    }
 }
 
 /// The response's `usage` for a single-module call.

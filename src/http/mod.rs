@@ -2,6 +2,7 @@
 //! (in their signature), call one domain function and map its error. Blocking work (SQLite,
 //! crypto over blobs, inference) goes through `web::block`, never on the actix threads.
 
+pub mod body;
 pub mod extract;
 pub mod metered;
 pub mod openapi;
@@ -57,6 +58,10 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// FacePhi IAD settings, changeable at run time through `POST /api/v1/iad/config`.
     pub iad: std::sync::RwLock<routes::compat::facephi::IadSettings>,
+    /// Request bodies held at once: in all, per key (or compatibility endpoint), per tenant.
+    pub bodies: body::BodyBudget,
+    /// FacePhi evaluations in flight (units, not bytes).
+    pub facephi_in_flight: Arc<crate::admission::Budget>,
 }
 
 impl AppState {
@@ -68,15 +73,30 @@ impl AppState {
         media: Arc<MediaService>,
         vision: Arc<Vision>,
         jobs: Arc<crate::workflow::jobs::Jobs>,
+        auth: Arc<Authenticator>,
     ) -> Self {
         // The job service and the routes share one meter and one registry.
         let (meter, metrics) = (jobs.meter(), jobs.metrics());
-        let auth = Arc::new(Authenticator::new(store.clone(), &config.auth));
         let iad = routes::compat::facephi::IadSettings {
             replay_check: config.compat.iad_replay_check,
             replay_tolerance_seconds: config.compat.iad_replay_tolerance_seconds,
         };
+        let wait = std::time::Duration::from_millis(config.limits.admission_wait_ms);
+        let bodies = body::BodyBudget::new(
+            config.limits.buffered_bytes,
+            config.limits.buffered_bytes_per_key,
+            config.limits.buffered_bytes_per_tenant,
+            wait,
+        );
+        let facephi_in_flight = crate::admission::Budget::new(
+            "facephi_in_flight",
+            config.compat.facephi_max_in_flight.max(1),
+            config.compat.facephi_max_in_flight.max(1),
+            wait,
+        );
         AppState {
+            bodies,
+            facephi_in_flight,
             config: Arc::new(config),
             store,
             auth,
@@ -184,6 +204,24 @@ pub fn build_app(
         )
         .default_service(web::to(route_not_found))
         .wrap(from_fn(request_id::middleware))
+}
+
+/// Binds the internal metrics listener (`/metrics` only, no token).
+pub fn bind_metrics(
+    state: web::Data<AppState>,
+    listen: SocketAddr,
+) -> std::io::Result<(Server, SocketAddr)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(routes::ops::metrics_open))
+            .default_service(web::to(route_not_found))
+            .wrap(from_fn(request_id::middleware))
+    })
+    .workers(1)
+    .bind(listen)?;
+    let addr = server.addrs()[0];
+    Ok((server.run(), addr))
 }
 
 /// Binds the listener and returns the server future and the bound address.

@@ -120,9 +120,18 @@ fn decorate(path: &str, post: bool, op: &mut Operation) {
             ],
             Some(req),
         )
-    } else if path.starts_with("/admin/v1/") || (path == "/api/v1/iad/config" && post) {
+    } else if path.starts_with("/admin/v1/")
+        || (path == "/api/v1/iad/config" && post)
+        || path == "/metrics"
+    {
         let req = SecurityRequirement::new("operator", Vec::<String>::new());
         (&["400", "401", "404", "409", "422"], Some(req))
+    } else if path == "/process_face" || path.starts_with("/api/v1/iad/") {
+        // Credential-less or body-credential endpoints: their own limits answer 401/413/429/503.
+        (
+            &["400", "401", "404", "413", "415", "422", "429", "503"],
+            None,
+        )
     } else {
         (&["400", "422"], None)
     };

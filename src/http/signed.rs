@@ -8,17 +8,13 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
-use futures_util::StreamExt;
 
-use super::AppState;
+use super::{body, AppState};
 use crate::auth::{signing, AuthError, SignedParts};
 use crate::error::{ApiError, Code};
 use crate::store;
 use crate::tenancy::ratelimit::Decision;
 use crate::tenancy::subscription;
-
-/// Longest wait for a whole request body once the headers have been judged.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, AuthError> {
     let value = headers.get(name).ok_or(AuthError::MissingAuth(name))?;
@@ -36,36 +32,6 @@ fn optional_header<'a>(
         None => Ok(None),
         Some(_) => header(headers, name).map(Some),
     }
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        Code::PayloadTooLarge,
-        format!("request body exceeds {limit} bytes"),
-    )
-    .with_details(serde_json::json!({ "limit_bytes": limit }))
-}
-
-/// Reads the whole body, refusing it as soon as it passes `limit`.
-async fn read_body(
-    payload: &mut Payload,
-    limit: usize,
-    declared: Option<usize>,
-) -> Result<web::Bytes, ApiError> {
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
-    }
-    // Reserve at most 64 KiB up front: a declared length is only a claim until bytes arrive.
-    let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(64 * 1024));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::new(Code::BadRequest, format!("cannot read body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
 }
 
 /// The middleware function; see the module doc. Refusals are answered here, inside the
@@ -179,10 +145,7 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<Decision, ApiError> {
     let nonce = optional_header(headers, "X-API-NONCE")
         .map_err(ApiError::from)?
         .map(str::to_owned);
-    let declared = headers
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let declared = body::declared_length(headers);
     let method = req.method().as_str().to_owned();
     let path_with_query = req
         .uri()
@@ -193,47 +156,50 @@ async fn authenticate(req: &mut ServiceRequest) -> Result<Decision, ApiError> {
     // unknown key.
     let auth = state.auth.clone();
     let (k, t, n) = (key_id.clone(), timestamp.clone(), nonce.clone());
-    web::block(move || auth.precheck(&k, &t, n.as_deref(), store::now()))
+    let claimed = web::block(move || auth.precheck(&k, &t, n.as_deref(), store::now()))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)?;
 
-    let mut payload = req.take_payload();
+    // The body's bytes are admitted per claimed key and in all before they are buffered, and
+    // stay counted until the request ends (the lease rides in the request's extensions).
     let limit = state.config.http.max_body_bytes;
-    let body = tokio::time::timeout(BODY_TIMEOUT, read_body(&mut payload, limit, declared))
-        .await
-        .map_err(|_| {
-            ApiError::new(Code::BadRequest, "request body not received in time")
-                .with_details(serde_json::json!({ "timeout_seconds": BODY_TIMEOUT.as_secs() }))
-        })??;
+    let mut lease =
+        body::admit(&state.bodies, &key_id, &claimed.tenant_id, declared, limit).await?;
+    let mut payload = req.take_payload();
+    let body = body::read(&mut payload, limit, declared, &mut lease).await?;
+    req.extensions_mut().insert(lease);
     let digest = signing::body_digest(&body);
-    // The key read again now the body is here: a revocation or rotation while a slow body
-    // arrived takes effect. The tenant's plan comes in the same hop.
-    let (auth, db, k) = (state.auth.clone(), state.store.clone(), key_id.clone());
-    let (row, plan) = web::block(move || -> Result<_, ApiError> {
+    // The key read again now the body is here (a revocation or rotation while a slow body
+    // arrived takes effect), the signature, the clock once more and the replay journal, with
+    // the tenant's plan: one hop to the blocking pool.
+    let (auth, db) = (state.auth.clone(), state.store.clone());
+    let (k, m, p, t, sig, n) = (
+        key_id.clone(),
+        method.clone(),
+        path_with_query.clone(),
+        timestamp,
+        signature,
+        nonce,
+    );
+    let (principal, plan) = web::block(move || -> Result<_, ApiError> {
         let row = auth.key_row(&k)?;
-        let plan = db.read(|c| subscription::effective_plan(c, &row.tenant_id))?;
-        Ok((row, plan))
+        let tenant = row.tenant_id.clone();
+        let parts = SignedParts {
+            key_id: &k,
+            timestamp: &t,
+            signature: &sig,
+            nonce: n.as_deref(),
+            method: &m,
+            path_with_query: &p,
+            body_digest: &digest,
+        };
+        let principal = auth.verify(&parts, row, store::now())?;
+        let plan = db.read(|c| subscription::effective_plan(c, &tenant))?;
+        Ok((principal, plan))
     })
     .await
     .map_err(ApiError::internal)??;
-    // Pure CPU from here (HMAC over a cached key, the replay set): no blocking pool hop.
-    let principal = state
-        .auth
-        .verify(
-            &SignedParts {
-                key_id: &key_id,
-                timestamp: &timestamp,
-                signature: &signature,
-                nonce: nonce.as_deref(),
-                method: &method,
-                path_with_query: &path_with_query,
-                body_digest: &digest,
-            },
-            row,
-            store::now(),
-        )
-        .map_err(ApiError::from)?;
 
     tracing::Span::current().record("tenant_id", principal.tenant_id.as_str());
     let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());

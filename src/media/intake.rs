@@ -132,8 +132,42 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, MediaError> {
     }
 }
 
-/// Checks and decodes an uploaded image.
+/// How much of a decoded image a request keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every pixel (selfies and documents: texture and small print need them).
+    Full,
+    /// At most [`FRAME_MAX_SIDE`] on the long side (liveness frames: the face mesh needs no
+    /// more, and thirty full-size frames would hold gigabytes).
+    Frame,
+}
+
+/// Longest side a liveness frame is kept at.
+pub const FRAME_MAX_SIDE: u32 = 1280;
+
+/// Checks and decodes an uploaded image, outside any memory budget (the CLI, tests).
 pub fn load(bytes: &[u8], limits: &IntakeLimits) -> Result<Intake, MediaError> {
+    load_inner(bytes, limits, None, Keep::Full)
+}
+
+/// Checks and decodes an uploaded image under `held`'s budget: the decode's working memory is
+/// admitted before any pixel buffer exists (waiting briefly, else 503 `overloaded`), and the
+/// request keeps a lease on what it retains until it ends.
+pub fn load_in(
+    bytes: &[u8],
+    limits: &IntakeLimits,
+    held: &mut crate::admission::Held,
+    keep: Keep,
+) -> Result<Intake, MediaError> {
+    load_inner(bytes, limits, Some(held), keep)
+}
+
+fn load_inner(
+    bytes: &[u8],
+    limits: &IntakeLimits,
+    held: Option<&mut crate::admission::Held>,
+    keep: Keep,
+) -> Result<Intake, MediaError> {
     if bytes.len() > limits.max_bytes {
         return Err(MediaError::PayloadTooLarge {
             limit: limits.max_bytes,
@@ -169,15 +203,41 @@ pub fn load(bytes: &[u8], limits: &IntakeLimits) -> Result<Intake, MediaError> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let reoriented = orientation != image::metadata::Orientation::NoTransforms;
+    // Working memory: the decoder's buffer, a turned copy of it, the RGB8 result.
+    let decoded = decoder.total_bytes();
+    let working = decoded + if reoriented { decoded } else { 0 } + pixels * 3;
+    let mut lease = match held {
+        Some(h) => Some(h.take(working)?),
+        None => None,
+    };
     let mut img =
         DynamicImage::from_decoder(decoder).map_err(|e| MediaError::InvalidImage(e.to_string()))?;
-    let reoriented = orientation != image::metadata::Orientation::NoTransforms;
     img.apply_orientation(orientation);
+    let mut image = to_rgb8(img);
+    if keep == Keep::Frame {
+        image = shrink_to(image, FRAME_MAX_SIDE);
+    }
+    if let Some(lease) = lease.as_mut() {
+        lease.shrink(u64::from(image.width()) * u64::from(image.height()) * 3);
+    }
     Ok(Intake {
-        image: to_rgb8(img),
+        image,
         format,
         reoriented,
     })
+}
+
+/// The image scaled down to at most `max_side` on its long side (never up).
+fn shrink_to(image: RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
+    if w.max(h) <= max_side {
+        return image;
+    }
+    let scale = f64::from(max_side) / f64::from(w.max(h));
+    let nw = ((f64::from(w) * scale).round() as u32).max(1);
+    let nh = ((f64::from(h) * scale).round() as u32).max(1);
+    image::imageops::resize(&image, nw, nh, image::imageops::FilterType::Triangle)
 }
 
 /// Walks the JPEG marker segments and entropy-coded scans and reports whether an end-of-image
@@ -235,7 +295,8 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
 /// 8-bit RGB; transparent pixels are composited over white (scans and cut-outs read naturally).
 fn to_rgb8(img: DynamicImage) -> RgbImage {
     if !img.color().has_alpha() {
-        return img.to_rgb8();
+        // An RGB8 image is moved, not copied.
+        return img.into_rgb8();
     }
     let rgba = img.to_rgba8();
     let mut out = RgbImage::new(rgba.width(), rgba.height());

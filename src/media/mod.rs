@@ -21,11 +21,12 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::admission::{Budget, Held};
 use crate::audit::NewEntry;
 use crate::error::{Code, ErrorCode};
 use crate::store::{self, media::MediaRow, Store, StoreError};
 use antivirus::{AntivirusConfig, Verdict};
-use intake::{Intake, IntakeLimits};
+use intake::{Intake, IntakeLimits, Keep};
 use objects::ObjectDir;
 
 /// Why an image was refused or media could not be served.
@@ -79,6 +80,9 @@ pub enum MediaError {
     /// The store failed, or the thing does not exist.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The memory to decode it is not available now (or never for one caller).
+    #[error(transparent)]
+    Busy(#[from] crate::admission::Refused),
 }
 
 impl ErrorCode for MediaError {
@@ -93,6 +97,7 @@ impl ErrorCode for MediaError {
             MediaError::Invalid { .. } => Code::InvalidInput,
             MediaError::Io(_) => Code::Internal,
             MediaError::Store(e) => e.code(),
+            MediaError::Busy(e) => e.code(),
         }
     }
 
@@ -108,6 +113,7 @@ impl ErrorCode for MediaError {
             }
             MediaError::Malware { signature } => json!({ "signature": signature }),
             MediaError::Invalid { field, .. } => json!({ "field": field }),
+            MediaError::Busy(e) => e.details(),
             _ => json!({}),
         }
     }
@@ -195,6 +201,8 @@ pub struct MediaService {
     /// Upload limits.
     pub limits: IntakeLimits,
     antivirus: AntivirusConfig,
+    /// Decoded pixels held at once, in all and per tenant.
+    decoded: Arc<Budget>,
 }
 
 /// Subject ids are the tenant's own references: short and plain, so they are safe in paths.
@@ -220,9 +228,11 @@ impl MediaService {
         objects_root: &Path,
         limits: IntakeLimits,
         antivirus: AntivirusConfig,
+        decoded: Arc<Budget>,
     ) -> std::io::Result<Self> {
         Ok(MediaService {
             store,
+            decoded,
             objects: ObjectDir::open(objects_root)?,
             limits,
             antivirus,
@@ -230,7 +240,23 @@ impl MediaService {
     }
 
     /// Scans (when configured) and decodes an upload. Blocking.
-    pub fn accept(&self, bytes: &[u8]) -> Result<Intake, MediaError> {
+    /// The decoded-pixel leases of one request of `owner` (a tenant), released when dropped.
+    pub fn hold(&self, owner: &str) -> Held {
+        Held::new(self.decoded.clone(), owner)
+    }
+
+    /// The same for background work that waits as long as it takes (an accepted job).
+    pub fn hold_patiently(&self, owner: &str) -> Held {
+        Held::patient(self.decoded.clone(), owner, Duration::from_secs(24 * 3600))
+    }
+
+    /// The decoded-pixel budget.
+    pub fn decoded_budget(&self) -> &Arc<Budget> {
+        &self.decoded
+    }
+
+    /// Scans (when configured) and decodes an upload under `held`'s budget.
+    pub fn accept(&self, bytes: &[u8], held: &mut Held, keep: Keep) -> Result<Intake, MediaError> {
         if bytes.len() > self.limits.max_bytes {
             return Err(MediaError::PayloadTooLarge {
                 limit: self.limits.max_bytes,
@@ -253,7 +279,7 @@ impl MediaService {
                 }
             }
         }
-        intake::load(bytes, &self.limits)
+        intake::load_in(bytes, &self.limits, held, keep)
     }
 
     /// Seals and stores an image of a subject; `None` when the tenant keeps no media, or not

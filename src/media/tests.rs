@@ -18,6 +18,7 @@ fn service(av: AntivirusConfig) -> (tempfile::TempDir, Arc<Store>, MediaService,
         &dir.path().join("objects"),
         IntakeLimits::default(),
         av,
+        crate::admission::Budget::new("decoded", 1 << 30, 1 << 30, Duration::from_secs(1)),
     )
     .unwrap();
     (dir, store, media, tenant.id)
@@ -49,7 +50,9 @@ fn all_bytes_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> 
 fn stored_media_is_encrypted_and_erasure_shreds_only_that_subject() {
     let (dir, store, media, tenant) = service(AntivirusConfig::default());
     let upload = exif_jpeg(&selfie(), 1, b"PLAIN-MARKER-4711");
-    let intake = media.accept(&upload).unwrap();
+    let intake = media
+        .accept(&upload, &mut media.hold("t"), Keep::Full)
+        .unwrap();
     let s = media
         .put(
             &tenant,
@@ -152,7 +155,9 @@ fn a_rotated_gps_tagged_photo_is_stored_upright_and_bare() {
         }
     });
     let upload = exif_jpeg(&landscape, 6, b"GPS-47.3769N-8.5417E");
-    let accepted = media.accept(&upload).unwrap();
+    let accepted = media
+        .accept(&upload, &mut media.hold("t"), Keep::Full)
+        .unwrap();
     let row = media
         .put(&tenant, "s", MediaKind::Selfie, &accepted.image, 0)
         .unwrap()
@@ -340,12 +345,16 @@ fn clamd_instream_verdicts_and_unreachable_policy() {
     };
     let (_dir, _store, media, _tenant) = service(av);
     let clean = intake::encode_jpeg(&selfie(), 85);
-    assert!(media.accept(&clean).is_ok());
+    assert!(media
+        .accept(&clean, &mut media.hold("t"), Keep::Full)
+        .is_ok());
     let mut infected = clean.clone();
     infected.extend_from_slice(
         b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
     );
-    let err = media.accept(&infected).unwrap_err();
+    let err = media
+        .accept(&infected, &mut media.hold("t"), Keep::Full)
+        .unwrap_err();
     assert!(
         matches!(&err, MediaError::Malware { signature } if signature == "Eicar-Test-Signature")
     );
@@ -363,7 +372,9 @@ fn clamd_instream_verdicts_and_unreachable_policy() {
         ..Default::default()
     };
     let (_d, _s, media, _t) = service(closed);
-    let err = media.accept(&clean).unwrap_err();
+    let err = media
+        .accept(&clean, &mut media.hold("t"), Keep::Full)
+        .unwrap_err();
     assert!(matches!(err, MediaError::AntivirusUnavailable));
     assert_eq!(err.code().status().as_u16(), 503);
     let open = AntivirusConfig {
@@ -372,5 +383,7 @@ fn clamd_instream_verdicts_and_unreachable_policy() {
         fail_open: true,
     };
     let (_d, _s, media, _t) = service(open);
-    assert!(media.accept(&clean).is_ok());
+    assert!(media
+        .accept(&clean, &mut media.hold("t"), Keep::Full)
+        .is_ok());
 }

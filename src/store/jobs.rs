@@ -44,10 +44,13 @@ pub struct JobRow {
     pub started_at: Option<i64>,
     /// When it completed or failed.
     pub finished_at: Option<i64>,
+    /// Submitted with a sandbox key.
+    pub sandbox: bool,
 }
 
 const COLUMNS: &str = "id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
-    callback_url, status, attempts, score, decision, error, result, created_at, started_at, finished_at";
+    callback_url, status, attempts, score, decision, error, result, created_at, started_at, finished_at, \
+    sandbox";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -68,6 +71,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         created_at: r.get(14)?,
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
+        sandbox: r.get(17)?,
     })
 }
 
@@ -86,7 +90,8 @@ pub fn by_idempotency_key(tx: &Connection, tenant_id: &str, key: &str) -> Result
 pub fn insert(tx: &Transaction<'_>, job: &JobRow, sealed_input: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO jobs (id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
-         callback_url, status, attempts, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', 0, ?9)",
+         callback_url, status, attempts, created_at, sandbox) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', 0, ?9, ?10)",
         params![
             job.id,
             job.tenant_id,
@@ -96,7 +101,8 @@ pub fn insert(tx: &Transaction<'_>, job: &JobRow, sealed_input: &[u8]) -> Result
             job.reference,
             job.idempotency_key,
             job.callback_url,
-            job.created_at
+            job.created_at,
+            job.sandbox
         ],
     )?;
     tx.execute(
@@ -139,11 +145,21 @@ pub fn list(
     Ok(rows)
 }
 
-/// Takes the oldest queued job: marks it running and returns it with its sealed input.
+/// Takes the next job, fairly across tenants: among tenants with queued jobs, the one with the
+/// fewest running, then the one served longest ago, then the oldest queue; that tenant's oldest
+/// job is marked running and returned with its sealed input. One tenant's backlog of hundreds
+/// therefore delays another tenant's job by at most one job per worker.
 pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
     let Some(id): Option<String> = tx
         .query_row(
-            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1",
+            "WITH queued AS (SELECT tenant_id, MIN(created_at) AS oldest FROM jobs \
+               WHERE status = 'queued' GROUP BY tenant_id), \
+             pick AS (SELECT q.tenant_id FROM queued q ORDER BY \
+               (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = q.tenant_id AND r.status = 'running'), \
+               COALESCE((SELECT MAX(s.started_at) FROM jobs s WHERE s.tenant_id = q.tenant_id), 0), \
+               q.oldest, q.tenant_id LIMIT 1) \
+             SELECT id FROM jobs WHERE status = 'queued' AND tenant_id = (SELECT tenant_id FROM pick) \
+             ORDER BY created_at, id LIMIT 1",
             [],
             |r| r.get(0),
         )

@@ -188,20 +188,25 @@ pub fn enqueue(tx: &Transaction<'_>, d: &DeliveryRow) -> Result<()> {
     Ok(())
 }
 
-/// Takes up to `limit` due deliveries and pushes their next attempt `lease` seconds away, so a
-/// crash mid-attempt retries later rather than never, and no other worker sends them meanwhile.
+/// Takes up to `limit` due deliveries, at most `per_tenant` of one tenant and taking the
+/// tenants in turn (each one's oldest first, so one tenant's backlog cannot hold up the
+/// others), and pushes their next attempt `lease` seconds away, so a crash mid-attempt
+/// retries later rather than never, and no other worker sends them meanwhile.
 pub fn take_due(
     tx: &Transaction<'_>,
     now: i64,
     lease: i64,
     limit: i64,
+    per_tenant: i64,
 ) -> Result<Vec<DeliveryRow>> {
     let mut stmt = tx.prepare(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?1 \
-         ORDER BY next_attempt_at LIMIT ?2"
+        "SELECT {DELIVERY_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
+         (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn FROM webhook_deliveries \
+         WHERE status = 'pending' AND next_attempt_at <= ?1) WHERE turn <= ?3 \
+         ORDER BY turn, next_attempt_at LIMIT ?2"
     ))?;
     let rows = stmt
-        .query_map(params![now, limit], delivery)?
+        .query_map(params![now, limit, per_tenant], delivery)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for d in &rows {
         tx.execute(

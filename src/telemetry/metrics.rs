@@ -37,6 +37,10 @@ pub struct Metrics {
     pub quota_used: IntGaugeVec,
     /// Monthly quota, by tenant and module (absent: unlimited).
     pub quota_limit: IntGaugeVec,
+    /// Bytes held under each admission budget.
+    pub admission_bytes: IntGaugeVec,
+    /// Refusals by admission budget.
+    pub admission_refused: IntCounterVec,
     /// When the stored-state gauges were last refreshed; also serialises their refresh.
     stored_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -120,6 +124,19 @@ impl Metrics {
             "Monthly quota by tenant and module",
             &["tenant", "module"],
         );
+        let admission_bytes = gauge_vec(
+            "admission_bytes",
+            "Bytes held under each admission budget (request bodies, decoded pixels)",
+            &["budget"],
+        );
+        let admission_refused = IntCounterVec::new(
+            Opts::new(
+                "admission_refused_total",
+                "Requests refused by an admission budget (503 overloaded or 413)",
+            ),
+            &["budget"],
+        )
+        .expect("valid metric");
         let build_info =
             IntGaugeVec::new(Opts::new("build_info", "Build information"), &["version"])
                 .expect("valid metric");
@@ -139,6 +156,8 @@ impl Metrics {
             Box::new(webhook_deliveries.clone()),
             Box::new(quota_used.clone()),
             Box::new(quota_limit.clone()),
+            Box::new(admission_bytes.clone()),
+            Box::new(admission_refused.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -155,6 +174,8 @@ impl Metrics {
             webhook_deliveries,
             quota_used,
             quota_limit,
+            admission_bytes,
+            admission_refused,
             stored_refreshed: std::sync::Mutex::new(None),
         }
     }
@@ -173,7 +194,7 @@ impl Metrics {
     }
 
     /// Sets the gauges that mirror stored state (stale label sets are dropped).
-    pub fn set_stored_state(&self, s: &StoredState) {
+    pub fn set_stored_state(&self, s: &StoredState, tenant_labels: bool) {
         // One refresh at a time: a scrape never sees the gauges half reset.
         let _one = self
             .stored_refreshed
@@ -192,12 +213,37 @@ impl Metrics {
         }
         self.quota_used.reset();
         self.quota_limit.reset();
-        for (tenant, module, used, quota) in &s.quotas {
-            let labels = [tenant.as_str(), module.as_str()];
-            self.quota_used.with_label_values(&labels).set(*used);
-            if let Some(q) = quota {
-                self.quota_limit.with_label_values(&labels).set(*q);
+        if tenant_labels {
+            for (tenant, module, used, quota) in &s.quotas {
+                let labels = [tenant.as_str(), module.as_str()];
+                self.quota_used.with_label_values(&labels).set(*used);
+                if let Some(q) = quota {
+                    self.quota_limit.with_label_values(&labels).set(*q);
+                }
             }
+        } else {
+            // Without tenant labels (the default) whoever scrapes learns totals per module,
+            // not which tenants exist or their volumes; per-tenant quotas are not summed.
+            let mut totals: std::collections::BTreeMap<&str, i64> = Default::default();
+            for (_, module, used, _) in &s.quotas {
+                *totals.entry(module.as_str()).or_default() += used;
+            }
+            for (module, used) in totals {
+                self.quota_used
+                    .with_label_values(&["all", module])
+                    .set(used);
+            }
+        }
+    }
+
+    /// Admission budgets: bytes held now and refusals so far, by budget.
+    pub fn set_admission(&self, budgets: &[&crate::admission::Budget]) {
+        for b in budgets {
+            self.admission_bytes
+                .with_label_values(&[b.name()])
+                .set(b.used() as i64);
+            let counter = self.admission_refused.with_label_values(&[b.name()]);
+            counter.inc_by(b.refused().saturating_sub(counter.get()));
         }
     }
 

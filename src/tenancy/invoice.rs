@@ -112,6 +112,9 @@ pub struct ModuleUsage {
     pub remaining: Option<i64>,
     /// The list price per unit, micro-units.
     pub unit_price_micros: i64,
+    /// Units sandbox keys used, counted against the sandbox allowance (never billed; on a
+    /// sandbox-only plan they are `used`).
+    pub sandbox_used: i64,
 }
 
 /// A tenant's usage and quota state for a month (`GET /v1/usage`).
@@ -125,6 +128,8 @@ pub struct UsageReport {
     pub quota_mode: super::plans::QuotaMode,
     /// Per module.
     pub modules: Vec<ModuleUsage>,
+    /// Units a month of each module sandbox keys may use.
+    pub sandbox_allowance: i64,
     /// Thresholds crossed this month.
     pub alerts: Vec<store::usage::Alert>,
     /// What the month costs so far.
@@ -143,6 +148,11 @@ pub fn usage_report(
         let mut modules = Vec::new();
         for m in super::plans::Module::ALL {
             let used = store::usage::used(c, tenant_id, m.as_str(), month)?;
+            let counter = super::meter::Counter {
+                module: m,
+                sandbox: true,
+            };
+            let sandbox_used = store::usage::used(c, tenant_id, &counter.name(), month)?;
             let terms = plan.modules.get(&m).copied();
             let quota = terms.and_then(|t| t.monthly_quota);
             modules.push(ModuleUsage {
@@ -151,6 +161,7 @@ pub fn usage_report(
                 quota,
                 remaining: quota.map(|q| (q - used).max(0)),
                 unit_price_micros: terms.map_or(0, |t| t.unit_price_micros),
+                sandbox_used,
             });
         }
         Ok((plan, modules, store::usage::alerts(c, tenant_id, month)?))
@@ -159,6 +170,7 @@ pub fn usage_report(
         month: month.to_owned(),
         resets_at: super::meter::resets_at(month),
         quota_mode: plan.quota_mode,
+        sandbox_allowance: plan.sandbox_quota,
         modules,
         alerts,
         invoice,

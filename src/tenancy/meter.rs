@@ -31,7 +31,8 @@ pub const THRESHOLDS: [i64; 2] = [80, 100];
 pub enum MeterError {
     /// The monthly quota of a module is used up.
     #[error(
-        "the monthly quota of {module} is used up ({used} of {limit}); it resets at {resets_at}"
+        "the monthly {} of {module} is used up ({used} of {limit}); it resets at {resets_at}",
+        if *sandbox { "sandbox allowance" } else { "quota" }
     )]
     QuotaExceeded {
         /// The module.
@@ -42,6 +43,8 @@ pub enum MeterError {
         used: i64,
         /// When the next period starts (RFC 3339).
         resets_at: String,
+        /// The sandbox's own allowance, not the live quota.
+        sandbox: bool,
     },
     /// The store failed.
     #[error(transparent)]
@@ -63,7 +66,14 @@ impl ErrorCode for MeterError {
                 limit,
                 used,
                 resets_at,
-            } => json!({ "module": module, "limit": limit, "used": used, "resets_at": resets_at }),
+                sandbox,
+            } => {
+                let mut d = json!({ "module": module, "limit": limit, "used": used, "resets_at": resets_at });
+                if *sandbox {
+                    d["sandbox"] = json!(true);
+                }
+                d
+            }
             MeterError::Store(_) => json!({}),
         }
     }
@@ -95,7 +105,27 @@ pub fn resets_at(period: &str) -> String {
     crate::workflow::jobs::rfc3339(next)
 }
 
-type SlotKey = (String, Module, String);
+/// Which counter a unit goes to: a module's, or the sandbox's own for that module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Counter {
+    /// The module.
+    pub module: Module,
+    /// Sandbox units of a plan that is not sandbox-only: counted apart from the quota.
+    pub sandbox: bool,
+}
+
+impl Counter {
+    /// The counter's name in `usage_counters` (`ocr`, `sandbox.ocr`).
+    pub fn name(self) -> String {
+        if self.sandbox {
+            format!("sandbox.{}", self.module.as_str())
+        } else {
+            self.module.as_str().to_owned()
+        }
+    }
+}
+
+type SlotKey = (String, Counter, String);
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Slot {
@@ -119,6 +149,7 @@ pub struct Reservation {
     tenant_id: String,
     period: String,
     held: Vec<Module>,
+    sandbox: bool,
     settled: bool,
 }
 
@@ -133,16 +164,29 @@ impl Reservation {
     pub fn settle(mut self, ran: &[Module]) {
         let mut slots = self.slots.lock();
         for m in &self.held {
-            if let Some(s) = slots.get_mut(&(self.tenant_id.clone(), *m, self.period.clone())) {
+            if let Some(s) = slots.get_mut(&self.key(*m)) {
                 s.in_flight -= 1;
             }
         }
         for m in ran {
-            if let Some(s) = slots.get_mut(&(self.tenant_id.clone(), *m, self.period.clone())) {
+            if let Some(s) = slots.get_mut(&self.key(*m)) {
                 s.used += 1;
             }
         }
         self.settled = true;
+    }
+
+    fn key(&self, module: Module) -> SlotKey {
+        let counter = Counter {
+            module,
+            sandbox: self.sandbox,
+        };
+        (self.tenant_id.clone(), counter, self.period.clone())
+    }
+
+    /// Whether the units go to the sandbox's own counter.
+    pub fn sandbox(&self) -> bool {
+        self.sandbox
     }
 }
 
@@ -153,7 +197,7 @@ impl Drop for Reservation {
         }
         let mut slots = self.slots.lock();
         for m in &self.held {
-            if let Some(s) = slots.get_mut(&(self.tenant_id.clone(), *m, self.period.clone())) {
+            if let Some(s) = slots.get_mut(&self.key(*m)) {
                 s.in_flight -= 1;
             }
         }
@@ -182,6 +226,8 @@ pub struct Recorded {
     pub billed: bool,
     /// Beyond the quota on a soft-quota plan.
     pub overage: bool,
+    /// Made with a sandbox key (counted against the sandbox allowance, never billed).
+    pub sandbox: bool,
 }
 
 /// The metering service.
@@ -211,35 +257,51 @@ impl Meter {
         }
         let used = self
             .store
-            .read(|c| store::usage::used(c, &key.0, key.1.as_str(), &key.2))?;
+            .read(|c| store::usage::used(c, &key.0, &key.1.name(), &key.2))?;
         let s = Slot { used, in_flight: 0 };
         slots.insert(key.clone(), s);
         Ok(s)
     }
 
     /// Holds one unit of each module for a request at time `now`, or refuses with the first
-    /// module whose hard quota is used up. Blocking (reads the plan, maybe the counters).
+    /// module whose hard quota is used up. Sandbox keys of a plan that is not sandbox-only draw
+    /// on the plan's sandbox allowance instead (always hard), never on the live quota.
+    /// Blocking (reads the plan, maybe the counters).
     pub fn reserve(
         &self,
         tenant_id: &str,
         modules: &[Module],
+        sandbox: bool,
         now: i64,
     ) -> Result<Reservation, MeterError> {
         let plan = self.store.read(|c| effective_plan(c, tenant_id))?;
+        let sandbox = sandbox && !plan.sandbox_only;
         let period = period_of(now);
         let mut slots = self.slots.lock();
         let mut checked = Vec::with_capacity(modules.len());
         for m in modules {
-            let key = (tenant_id.to_owned(), *m, period.clone());
+            let counter = Counter {
+                module: *m,
+                sandbox,
+            };
+            let key = (tenant_id.to_owned(), counter, period.clone());
             let slot = self.load_slot(&mut slots, &key)?;
-            let limit = plan.modules.get(m).and_then(|t| t.monthly_quota);
-            if let (QuotaMode::Hard, Some(limit)) = (plan.quota_mode, limit) {
+            let (hard, limit) = if sandbox {
+                (true, Some(plan.sandbox_quota))
+            } else {
+                (
+                    plan.quota_mode == QuotaMode::Hard,
+                    plan.modules.get(m).and_then(|t| t.monthly_quota),
+                )
+            };
+            if let (true, Some(limit)) = (hard, limit) {
                 if slot.used + slot.in_flight >= limit {
                     return Err(MeterError::QuotaExceeded {
                         module: m.as_str(),
                         limit,
                         used: slot.used + slot.in_flight,
                         resets_at: resets_at(&period),
+                        sandbox,
                     });
                 }
             }
@@ -253,6 +315,7 @@ impl Meter {
             tenant_id: tenant_id.to_owned(),
             period,
             held: modules.to_vec(),
+            sandbox,
             settled: false,
         })
     }
@@ -260,25 +323,37 @@ impl Meter {
     /// A reservation that holds nothing, for work accepted before this process started (a job
     /// queued before a restart): its units are recorded whatever the quota says now, because
     /// nothing accepted is dropped.
-    pub fn unreserved(&self, tenant_id: &str, modules: &[Module], now: i64) -> Reservation {
+    pub fn unreserved(
+        &self,
+        tenant_id: &str,
+        modules: &[Module],
+        sandbox: bool,
+        now: i64,
+    ) -> Reservation {
         let period = period_of(now);
-        self.load_slots(tenant_id, modules, &period);
-        Reservation {
+        let sandbox = sandbox
+            && !self
+                .store
+                .read(|c| effective_plan(c, tenant_id))
+                .is_ok_and(|p| p.sandbox_only);
+        let r = Reservation {
             slots: self.slots.clone(),
             tenant_id: tenant_id.to_owned(),
             period,
             held: Vec::new(),
+            sandbox,
             settled: false,
-        }
+        };
+        self.load_slots(&r, modules);
+        r
     }
 
-    /// Loads the slots of units about to be recorded without having been reserved, before they
-    /// are committed, so settling counts them exactly once.
-    pub fn load_slots(&self, tenant_id: &str, modules: &[Module], period: &str) {
+    /// Loads the slots of units about to be recorded under `r` without having been reserved,
+    /// before they are committed, so settling counts them exactly once.
+    pub fn load_slots(&self, r: &Reservation, modules: &[Module]) {
         let mut slots = self.slots.lock();
         for m in modules {
-            let key = (tenant_id.to_owned(), *m, period.to_owned());
-            if let Err(e) = self.load_slot(&mut slots, &key) {
+            if let Err(e) = self.load_slot(&mut slots, &r.key(*m)) {
                 tracing::warn!(error = %e, "loading a usage counter failed");
             }
         }
@@ -336,11 +411,16 @@ pub fn record_in(
     let billed = !(payer.sandbox || plan.sandbox_only);
     let mut out = Vec::with_capacity(ran.len());
     for m in ran {
+        let counter = Counter {
+            module: *m,
+            sandbox: r.sandbox,
+        };
         let (n, billed_n) =
-            store::usage::increment(tx, payer.tenant_id, m.as_str(), &r.period, billed)?;
+            store::usage::increment(tx, payer.tenant_id, &counter.name(), &r.period, billed)?;
         let terms = plan.modules.get(m).copied();
         let list = terms.map_or(0, |t| t.unit_price_micros);
-        let quota = terms.and_then(|t| t.monthly_quota);
+        // The sandbox's allowance is not a quota: no overage, no threshold events.
+        let quota = terms.and_then(|t| t.monthly_quota).filter(|_| !r.sandbox);
         // Volume tiers count billed units only: sandbox traffic earns no discount.
         let discount = if billed {
             plan.discount_for(billed_n)
@@ -403,6 +483,7 @@ pub fn record_in(
             units: 1,
             billed,
             overage,
+            sandbox: payer.sandbox || plan.sandbox_only,
         });
     }
     Ok(out)
@@ -442,9 +523,9 @@ mod tests {
         };
         let v = [Module::Validation];
         let held: Vec<_> = (0..5)
-            .map(|_| meter.reserve(&t.id, &v, now).unwrap())
+            .map(|_| meter.reserve(&t.id, &v, false, now).unwrap())
             .collect();
-        let err = meter.reserve(&t.id, &v, now).err().unwrap();
+        let err = meter.reserve(&t.id, &v, false, now).err().unwrap();
         assert!(
             matches!(
                 err,
@@ -459,13 +540,13 @@ mod tests {
         // A failed request gives its unit back.
         let mut held = held.into_iter();
         drop(held.next());
-        let again = meter.reserve(&t.id, &v, now).unwrap();
+        let again = meter.reserve(&t.id, &v, false, now).unwrap();
         for (i, r) in held.chain([again]).enumerate() {
             meter.record(r, &format!("req{i}"), payer, &v).unwrap();
         }
-        assert!(meter.reserve(&t.id, &v, now).is_err());
+        assert!(meter.reserve(&t.id, &v, false, now).is_err());
         // Other modules have their own quotas.
-        drop(meter.reserve(&t.id, &[Module::Ocr], now).unwrap());
+        drop(meter.reserve(&t.id, &[Module::Ocr], false, now).unwrap());
 
         let period = period_of(now);
         let alerts = store
@@ -494,7 +575,7 @@ mod tests {
                 key_id: Some("ak_x"),
                 sandbox,
             };
-            let r = meter.reserve(&t.id, &ocr, now).unwrap();
+            let r = meter.reserve(&t.id, &ocr, sandbox, now).unwrap();
             meter.record(r, &format!("r{i}"), payer, &ocr).unwrap();
         }
         let groups = store
@@ -511,10 +592,61 @@ mod tests {
                 )
             })
             .collect();
-        // Billed units 1–2 at list, 3–4 at 25 % off; the sandbox unit is counted, not billed,
-        // and does not move the tier.
+        // Billed units 1–2 at list, 3–4 at 25 % off; the sandbox unit is counted against the
+        // sandbox's own allowance, not billed, and does not move the tier.
         assert_eq!(lines, [(0, 2, 100_000, 200_000), (25, 2, 75_000, 150_000)]);
-        let used = store.read(|c| store::usage::used(c, &t.id, "ocr", &period_of(now)));
-        assert_eq!(used.unwrap(), 5);
+        let used = |counter: &str| {
+            store
+                .read(|c| store::usage::used(c, &t.id, counter, &period_of(now)))
+                .unwrap()
+        };
+        assert_eq!((used("ocr"), used("sandbox.ocr")), (4, 1));
+    }
+
+    #[test]
+    fn sandbox_keys_draw_on_their_own_allowance_not_the_live_quota() {
+        let (_dir, store) = test_store();
+        let store = Arc::new(store);
+        let t = super::super::create_tenant(&store, "Acme", "pro", "t").unwrap();
+        let o = json!({"sandbox_quota": 2, "modules": {"ocr": {"monthly_quota": 3}}});
+        set_subscription(&store, &t.id, None, Some(&o), "t").unwrap();
+        let meter = Meter::new(store.clone());
+        let now = store::now();
+        let ocr = [Module::Ocr];
+        let run = |sandbox: bool| {
+            let r = meter.reserve(&t.id, &ocr, sandbox, now)?;
+            let payer = Payer {
+                tenant_id: &t.id,
+                key_id: None,
+                sandbox,
+            };
+            Ok::<_, MeterError>(meter.record(r, "r", payer, &ocr).unwrap())
+        };
+        assert!(run(true).unwrap()[0].sandbox);
+        run(true).unwrap();
+        let err = run(true).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MeterError::QuotaExceeded {
+                    limit: 2,
+                    sandbox: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The live quota is untouched by the sandbox's units.
+        for _ in 0..3 {
+            assert!(!run(false).unwrap()[0].sandbox);
+        }
+        assert!(matches!(
+            run(false).unwrap_err(),
+            MeterError::QuotaExceeded {
+                limit: 3,
+                sandbox: false,
+                ..
+            }
+        ));
     }
 }

@@ -153,6 +153,14 @@ pub struct Plan {
     pub tiers: Vec<Tier>,
     /// Request budgets per key.
     pub rate_limit: RateLimits,
+    /// Units a month of each module that sandbox keys may use, counted apart from the quotas
+    /// (on a sandbox-only plan the quotas themselves are the sandbox's).
+    #[serde(default = "default_sandbox_quota")]
+    pub sandbox_quota: i64,
+}
+
+fn default_sandbox_quota() -> i64 {
+    500
 }
 
 /// The largest monthly quota a plan may set (beyond it, use `null`: unlimited).
@@ -198,6 +206,7 @@ impl Plan {
                 modules: modules(Some(100), [0; 4]),
                 tiers: vec![],
                 rate_limit: limits(60, 50_000),
+                sandbox_quota: 100,
             },
             "pro" => Plan {
                 name: "Pro".into(),
@@ -207,6 +216,7 @@ impl Plan {
                 modules: modules(Some(10_000), [20_000, 80_000, 10_000, 30_000]),
                 tiers: vec![tier(1_001, 10), tier(5_001, 20)],
                 rate_limit: limits(60, 50_000),
+                sandbox_quota: 500,
             },
             "enterprise" => Plan {
                 name: "Enterprise".into(),
@@ -216,6 +226,7 @@ impl Plan {
                 modules: modules(Some(1_000_000), [10_000, 50_000, 10_000, 20_000]),
                 tiers: vec![tier(10_001, 10), tier(100_001, 20), tier(500_001, 30)],
                 rate_limit: limits(600, 500_000),
+                sandbox_quota: 2_000,
             },
             _ => return None,
         })
@@ -244,6 +255,9 @@ impl Plan {
                 let f = format!("modules.{}.unit_price_micros", m.as_str());
                 return bad(&f, "0 to 100 000 000 (100 units of the currency)");
             }
+        }
+        if !(0..=MAX_QUOTA).contains(&self.sandbox_quota) {
+            return bad("sandbox_quota", "0 to 10^12");
         }
         let mut last = 1;
         for (i, t) in self.tiers.iter().enumerate() {

@@ -15,8 +15,10 @@ use super::egress;
 use super::pipeline::{self, Settings, Subject};
 use super::tenant_config;
 use super::webhooks::{self, Deliverer};
+use crate::admission::Held;
 use crate::audit::NewEntry;
 use crate::kya::{Applicant, KyaSettings};
+use crate::media::intake::Keep;
 use crate::media::{self, MediaError, MediaService};
 use crate::store::{self, jobs::JobRow, Store, StoreError};
 use crate::tenancy;
@@ -177,8 +179,10 @@ impl Jobs {
         // Each module the workflow will run holds a unit under its quota until the job ends;
         // judged before the images are decoded, so a tenant over quota costs little.
         let modules = billed_modules(&tenant_config::effective(&self.store, tenant_id)?);
-        let reservation = self.meter.reserve(tenant_id, &modules, store::now())?;
-        self.check_images(request)?;
+        let reservation = self
+            .meter
+            .reserve(tenant_id, &modules, !live, store::now())?;
+        self.check_images(tenant_id, request)?;
         if let Some(r) = &request.reference {
             media::validate_subject_id(r).map_err(|_| {
                 invalid(
@@ -223,6 +227,7 @@ impl Jobs {
             created_at: now,
             started_at: None,
             finished_at: None,
+            sandbox: !live,
         };
         let input = serde_json::to_vec(request).map_err(|e| invalid("body", &e.to_string()))?;
         // Parked before the job exists, so a worker that finishes it at once finds it.
@@ -248,7 +253,7 @@ impl Jobs {
         Ok(outcome)
     }
 
-    fn check_images(&self, r: &VerifyRequest) -> Result<(), JobError> {
+    fn check_images(&self, tenant_id: &str, r: &VerifyRequest) -> Result<(), JobError> {
         if r.frames.len() > MAX_FRAMES || (1..3).contains(&r.frames.len()) {
             return Err(invalid("frames", "3 to 30 frames, or none"));
         }
@@ -267,14 +272,12 @@ impl Jobs {
             .filter_map(|(f, b)| b.map(|b| (f.to_owned(), b)))
             .chain(frames)
         {
-            self.decode(b64)
+            // One image at a time, each released before the next is decoded.
+            let mut held = self.media.hold(tenant_id);
+            decode_with(&self.media, b64, &mut held, keep_for(&field))
                 .map_err(|source| JobError::Image { field, source })?;
         }
         Ok(())
-    }
-
-    fn decode(&self, b64: &str) -> Result<image::RgbImage, MediaError> {
-        decode_with(&self.media, b64)
     }
 
     /// The job as its tenant sees it (the result opened with the subject's key).
@@ -298,6 +301,9 @@ impl Jobs {
             "finished_at": job.finished_at.map(rfc3339),
             "attempts": job.attempts,
         });
+        if job.sandbox {
+            v["sandbox"] = json!(true);
+        }
         if let Some(e) = &job.error {
             v["error"] = json!(e);
         }
@@ -413,9 +419,12 @@ impl Jobs {
         let job = job.clone();
         let sealed = sealed.to_vec();
         let kya = self.kya.clone();
-        // Opening, base64 and image decoding (and an antivirus scan) are blocking work.
-        let (subject, settings) =
-            tokio::task::spawn_blocking(move || -> Result<(Subject, Settings), String> {
+        // Opening, base64 and image decoding (and an antivirus scan) are blocking work. The
+        // decoded pixels are admitted like a request's, waiting as long as it takes: an
+        // accepted job is never refused.
+        let (subject, settings, _held) =
+            tokio::task::spawn_blocking(move || -> Result<(Subject, Settings, Held), String> {
+                let mut held = media.hold_patiently(&job.tenant_id);
                 let key = store
                     .read(|c| store.existing_subject_key(c, &job.tenant_id, &job.subject_id))
                     .map_err(|e| format!("the job's data is gone: {e}"))?;
@@ -424,15 +433,20 @@ impl Jobs {
                     .map_err(|e| e.to_string())?;
                 let request: VerifyRequest =
                     serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
-                let decode = |b: &str| decode_with(&media, b).map_err(|e| e.to_string());
+                let mut decode = |b: &str, keep: Keep| {
+                    decode_with(&media, b, &mut held, keep).map_err(|e| e.to_string())
+                };
                 let subject = Subject {
-                    selfie: decode(&request.selfie)?,
-                    document_front: decode(&request.document_front)?,
-                    document_back: request.document_back.as_deref().map(decode).transpose()?,
+                    selfie: decode(&request.selfie, Keep::Full)?,
+                    document_front: decode(&request.document_front, Keep::Full)?,
+                    document_back: match request.document_back.as_deref() {
+                        Some(b) => Some(decode(b, Keep::Full)?),
+                        None => None,
+                    },
                     frames: request
                         .frames
                         .iter()
-                        .map(|f| decode(f))
+                        .map(|f| decode(f, Keep::Frame))
                         .collect::<Result<_, _>>()?,
                     applicant: request.applicant.clone().unwrap_or_default(),
                 };
@@ -443,7 +457,7 @@ impl Jobs {
                         .unwrap_or_default(),
                     kya,
                 };
-                Ok((subject, settings))
+                Ok((subject, settings, held))
             })
             .await
             .map_err(|e| e.to_string())??;
@@ -469,9 +483,23 @@ impl Jobs {
     }
 }
 
-fn decode_with(media: &MediaService, b64: &str) -> Result<image::RgbImage, MediaError> {
+fn decode_with(
+    media: &MediaService,
+    b64: &str,
+    held: &mut Held,
+    keep: Keep,
+) -> Result<image::RgbImage, MediaError> {
     let bytes = media::intake::decode_base64(b64, &media.limits)?;
-    Ok(media.accept(&bytes)?.image)
+    Ok(media.accept(&bytes, held, keep)?.image)
+}
+
+/// Frames are kept small; the selfie and the document sides whole.
+fn keep_for(field: &str) -> Keep {
+    if field.starts_with("frames[") {
+        Keep::Frame
+    } else {
+        Keep::Full
+    }
 }
 
 /// The modules a workflow bills: each step that ran (KYA is part of the workflow, not a module).
@@ -516,14 +544,16 @@ fn finish(
     let now = store::now();
     let hooks_key = store.data_key(webhooks::FAMILY)?;
     let ran: &[Module] = outcome.as_ref().map_or(&[], |(_, m)| m.as_slice());
+    // Sandbox units of a job count against the sandbox's allowance and are never billed.
+    let sandbox = job.sandbox;
     // Queued before this process started: nothing was reserved, the units are recorded anyway.
     let reservation = match meter.unpark(&job.id) {
         Some(r) => {
             // The workflow may have changed since submission: count what ran.
-            meter.load_slots(&job.tenant_id, ran, r.period());
+            meter.load_slots(&r, ran);
             r
         }
-        None => meter.unreserved(&job.tenant_id, ran, now),
+        None => meter.unreserved(&job.tenant_id, ran, sandbox, now),
     };
     // Some(true): completed (units recorded); Some(false): failed; None: already finished.
     let written = store.write(|tx| match &outcome {
@@ -557,10 +587,6 @@ fn finish(
                 let body = webhooks::event_body("kyc.completed", data);
                 let callback = job.callback_url.as_deref().map(|u| (u, job.key_id.as_deref()));
                 webhooks::enqueue_event(&key, Some(&job.subject_id), tx, &job.tenant_id, "kyc.completed", &body, callback)?;
-                let sandbox = match job.key_id.as_deref() {
-                    Some(k) => store::keys::get(tx, k)?.is_some_and(|k| k.environment == "sandbox"),
-                    None => false,
-                };
                 let payer = Payer {
                     tenant_id: &job.tenant_id,
                     key_id: job.key_id.as_deref(),

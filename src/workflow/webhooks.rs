@@ -183,7 +183,13 @@ impl Deliverer {
             let me = self.clone();
             let due = tokio::task::spawn_blocking(move || {
                 me.store.write(|tx| {
-                    store::webhooks::take_due(tx, store::now(), 60, (MAX_IN_FLIGHT - busy) as i64)
+                    store::webhooks::take_due(
+                        tx,
+                        store::now(),
+                        60,
+                        (MAX_IN_FLIGHT - busy) as i64,
+                        MAX_PER_TENANT as i64,
+                    )
                 })
             })
             .await;

@@ -100,7 +100,8 @@ fn concurrent_requests_are_counted_exactly_and_the_quota_holds() {
 /// and a soft one allows and flags the overage.
 #[test]
 fn thresholds_fire_once_and_soft_quotas_flag_overage() {
-    let app = TestApp::spawn();
+    // Tenant labels on the quota gauges are opt-in.
+    let app = TestApp::spawn_with(|c| c.metrics.tenant_labels = true);
     let tenant = app.create_tenant_on("Metered", "pro");
     set_plan(
         &app,
@@ -170,7 +171,7 @@ fn thresholds_fire_once_and_soft_quotas_flag_overage() {
     });
     assert_eq!(overage, 2);
 
-    let metrics = app.raw("GET", "/metrics", &[], b"").text;
+    let metrics = app.metrics();
     let labels = format!("{{module=\"validation\",tenant=\"{tenant}\"}}");
     assert!(
         metrics.contains(&format!("kycd_quota_used_units{labels} 12")),

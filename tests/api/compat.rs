@@ -128,7 +128,7 @@ fn facia_status_check_and_process_face() {
     assert_vendor_error(&r, 401, "Invalid credentials");
 }
 
-fn multipart(field: &str, content: &[u8]) -> (Vec<(&'static str, String)>, Vec<u8>) {
+pub fn multipart(field: &str, content: &[u8]) -> (Vec<(&'static str, String)>, Vec<u8>) {
     let boundary = "iadBoundary0b1c";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"c\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -143,7 +143,7 @@ fn multipart(field: &str, content: &[u8]) -> (Vec<(&'static str, String)>, Vec<u
     (headers, body)
 }
 
-fn evaluate(app: &TestApp, field: &str, content: &[u8]) -> Resp {
+pub fn evaluate(app: &TestApp, field: &str, content: &[u8]) -> Resp {
     let (h, body) = multipart(field, content);
     app.raw("POST", "/api/v1/iad/liveness/evaluate", &h, &body)
 }

@@ -104,8 +104,10 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
         .call()
         .unwrap();
     assert_eq!(forged.status(), 401);
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let metrics = agent
         .get(format!("{base}/metrics"))
+        .header("Authorization", format!("Bearer {}", token.trim()))
         .call()
         .unwrap()
         .body_mut()

@@ -182,7 +182,7 @@ fn same_person_is_accepted_another_rejected_and_an_expired_document_ruled() {
         "{decision}"
     );
     // And the job gauges in /metrics.
-    let metrics = app.raw("GET", "/metrics", &[], b"").text;
+    let metrics = app.metrics();
     assert!(
         metrics.contains("kycd_jobs{status=\"completed\"} 3"),
         "{metrics}"

@@ -197,6 +197,14 @@ impl TestApp {
         self.raw(method, &format!("/admin/v1{path}"), &headers, &bytes)
     }
 
+    /// `/metrics`, scraped with the operator token.
+    pub fn metrics(&self) -> String {
+        let auth = ("Authorization", format!("Bearer {ADMIN_TOKEN}"));
+        let r = self.raw("GET", "/metrics", &[auth], b"");
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.text
+    }
+
     /// Creates a tenant through the admin API, on the Enterprise plan (600 requests a minute
     /// per key: tests that poll jobs stay within it).
     pub fn create_tenant(&self, name: &str) -> String {

@@ -10,9 +10,9 @@ use crate::document::report;
 use crate::document::validate::{self, ValidateOptions, VizFields};
 use crate::error::{ApiError, Code};
 use crate::http::extract::{need, Authorized};
-use crate::http::metered::{metered, usage_json};
+use crate::http::metered::{annotate, metered};
 use crate::http::{request_id, resource, AppState};
-use crate::media::intake;
+use crate::media::intake::{self, Keep};
 use crate::tenancy::plans::Module;
 
 /// Registers the document routes (inside the signed `/v1` scope).
@@ -69,6 +69,7 @@ async fn validate_document(
     }
     opts.min_age = body.options.min_age;
     let request_id = request_id::current();
+    let sandbox = principal.sandbox;
     // The checks take microseconds; the pool is for the quota and usage rows.
     let (result, usage) = web::block(move || {
         metered(
@@ -82,7 +83,7 @@ async fn validate_document(
     .await
     .map_err(ApiError::internal)??;
     let mut out = serde_json::to_value(&result).map_err(ApiError::internal)?;
-    out["usage"] = usage_json(&usage);
+    annotate(&mut out, sandbox, &usage);
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -113,15 +114,21 @@ async fn ocr_document(
     let started = std::time::Instant::now();
     let body = body.into_inner();
     let request_id = request_id::current();
+    let sandbox = principal.sandbox;
     let st = state.clone();
     let ((front, back), usage) = web::block(move || {
         metered(&st, &principal, &request_id, &[Module::Ocr], || {
-            let decode = |b64: &str| -> Result<image::RgbImage, ApiError> {
+            let mut held = st.media.hold(&principal.tenant_id);
+            let mut decode = |b64: &str| -> Result<image::RgbImage, ApiError> {
                 let bytes = intake::decode_base64(b64, &st.media.limits)?;
-                Ok(st.media.accept(&bytes)?.image)
+                Ok(st.media.accept(&bytes, &mut held, Keep::Full)?.image)
             };
             let front_img = decode(&body.image_front_base64)?;
-            let back_img = body.image_back_base64.as_deref().map(decode).transpose()?;
+            let back_img = body
+                .image_back_base64
+                .as_deref()
+                .map(&mut decode)
+                .transpose()?;
             let hints = Hints {
                 document_type: body.document_hint,
                 country: body.country_hint,
@@ -152,6 +159,6 @@ async fn ocr_document(
     .map_err(ApiError::internal)??;
     let mut out = report::ocr_report(&front, back.as_ref());
     out["processing_ms"] = json!(started.elapsed().as_millis() as u64);
-    out["usage"] = usage_json(&usage);
+    annotate(&mut out, sandbox, &usage);
     Ok(HttpResponse::Ok().json(out))
 }

@@ -8,9 +8,9 @@ use serde_json::json;
 
 use crate::error::{ApiError, Code};
 use crate::http::extract::{need, Authorized};
-use crate::http::metered::{metered, usage_json};
+use crate::http::metered::{annotate, metered};
 use crate::http::{request_id, resource, AppState};
-use crate::media::intake;
+use crate::media::intake::{self, Keep};
 use crate::store;
 use crate::tenancy::plans::Module;
 
@@ -49,6 +49,7 @@ async fn match_faces(
     let started = Instant::now();
     let body = body.into_inner();
     let request_id = request_id::current();
+    let sandbox = principal.sandbox;
     let st = state.clone();
     let (report, usage) = web::block(move || {
         metered(&st, &principal, &request_id, &[Module::FaceMatch], || {
@@ -68,8 +69,9 @@ async fn match_faces(
             };
             let a = intake::decode_base64(&body.image_a_base64, &st.media.limits)?;
             let b = intake::decode_base64(&body.image_b_base64, &st.media.limits)?;
-            let a = st.media.accept(&a)?.image;
-            let b = st.media.accept(&b)?.image;
+            let mut held = st.media.hold(&principal.tenant_id);
+            let a = st.media.accept(&a, &mut held, Keep::Full)?.image;
+            let b = st.media.accept(&b, &mut held, Keep::Full)?.image;
             let inference = Instant::now();
             let report = st.vision.match_faces(&a, &b, threshold)?;
             st.metrics
@@ -83,6 +85,6 @@ async fn match_faces(
     .map_err(ApiError::internal)??;
     let mut out = serde_json::to_value(&report).map_err(ApiError::internal)?;
     out["processing_ms"] = json!(started.elapsed().as_millis() as u64);
-    out["usage"] = usage_json(&usage);
+    annotate(&mut out, sandbox, &usage);
     Ok(HttpResponse::Ok().json(out))
 }

@@ -9,9 +9,9 @@ use serde_json::json;
 
 use crate::error::{ApiError, Code};
 use crate::http::extract::{need, Authorized};
-use crate::http::metered::{metered, usage_json};
+use crate::http::metered::{annotate, metered};
 use crate::http::{request_id, resource, AppState};
-use crate::media::intake;
+use crate::media::intake::{self, Keep};
 use crate::tenancy;
 use crate::tenancy::plans::Module;
 use crate::vision::liveness::active::{Challenges, MAX_FRAMES, MIN_FRAMES};
@@ -68,6 +68,7 @@ async fn analyze(
         .with_details(json!({ "field": "hints" })));
     }
     let request_id = request_id::current();
+    let sandbox = principal.sandbox;
     let st = state.clone();
     let (report, usage) = web::block(move || {
         metered(
@@ -77,13 +78,20 @@ async fn analyze(
             &[Module::Liveness],
             || -> Result<LivenessReport, ApiError> {
                 let thresholds = tenancy::liveness_thresholds(&st.store, &principal.tenant_id)?;
+                // Every decoded pixel this request holds is admitted first (waiting briefly,
+                // else 503); frames are kept at most 1280 px on their long side.
+                let mut held = st.media.hold(&principal.tenant_id);
                 let live = intake::decode_base64(&body.image_live_base64, &st.media.limits)?;
-                let live = st.media.accept(&live)?.image;
+                let live = st.media.accept(&live, &mut held, Keep::Full)?.image;
                 let mut frames = Vec::with_capacity(frames_b64.len());
                 for (i, f) in frames_b64.iter().enumerate() {
                     let bytes = intake::decode_base64(f, &st.media.limits)
                         .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
-                    frames.push(st.media.accept(&bytes)?.image);
+                    let frame = st
+                        .media
+                        .accept(&bytes, &mut held, Keep::Frame)
+                        .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
+                    frames.push(frame.image);
                 }
                 let inference = Instant::now();
                 let report = st
@@ -100,7 +108,7 @@ async fn analyze(
     .await
     .map_err(ApiError::internal)??;
     let s = &report.passive.signals;
-    let out = json!({
+    let mut out = json!({
         "is_live": report.is_live,
         "spoof_type": report.spoof_type,
         "confidence": report.confidence,
@@ -120,7 +128,7 @@ async fn analyze(
             "thresholds": report.thresholds,
         },
         "processing_ms": started.elapsed().as_millis() as u64,
-        "usage": usage_json(&usage),
     });
+    annotate(&mut out, sandbox, &usage);
     Ok(HttpResponse::Ok().json(out))
 }

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::http::extract::{need, Authorized};
 use crate::http::upload::{self, ImageSource};
 use crate::http::{resource, AppState};
+use crate::media::intake::Keep;
 use crate::media::{intake, MediaKind, MediaService};
 use crate::store::{self, media::MediaRow};
 
@@ -69,7 +70,7 @@ fn store_upload(
         ImageSource::Base64(text) => intake::decode_base64(&text, &media.limits)?,
         ImageSource::Bytes(bytes) => bytes,
     };
-    let accepted = media.accept(&bytes)?;
+    let accepted = media.accept(&bytes, &mut media.hold(&principal.tenant_id), Keep::Full)?;
     let row = media.put(
         &principal.tenant_id,
         subject_id,

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::{ApiError, Code};
+use crate::http::extract::Operator;
 use crate::http::{resource, AppState};
 
 /// Registers the probes, `/metrics`, `/openapi.json` and the docs UI.
@@ -65,14 +66,24 @@ async fn docs_asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
         .body(body))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops",
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(("operator" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String,
         example = json!("kycd_http_requests_total{method=\"GET\",route=\"/v1/ping\",status=\"200\"} 3"))))]
 /// Prometheus text exposition; gauges of stored state (jobs, deliveries, quotas) are read at
-/// scrape time.
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    // The stored-state gauges are read at most every 10 s, so scraping (unauthenticated, and
-    // possibly frequent) cannot keep the blocking pool busy with database reads.
+/// scrape time. On the main listener it needs the operator token; `metrics.listen` serves it
+/// on an internal address without one.
+async fn metrics(_: Operator, state: web::Data<AppState>) -> HttpResponse {
+    render_metrics(&state).await
+}
+
+/// `/metrics` on the internal metrics listener (no token: bind it where only scrapers reach).
+pub async fn metrics_open(state: web::Data<AppState>) -> HttpResponse {
+    render_metrics(&state).await
+}
+
+async fn render_metrics(state: &web::Data<AppState>) -> HttpResponse {
+    // The stored-state gauges are read at most every 10 s, so scraping cannot keep the
+    // blocking pool busy with database reads.
     if state
         .metrics
         .stored_state_due(std::time::Duration::from_secs(10))
@@ -80,11 +91,19 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         let store = state.store.clone();
         let read = move || crate::telemetry::metrics::stored_state(&store, crate::store::now());
         match web::block(read).await {
-            Ok(Ok(s)) => state.metrics.set_stored_state(&s),
+            Ok(Ok(s)) => state
+                .metrics
+                .set_stored_state(&s, state.config.metrics.tenant_labels),
             Ok(Err(e)) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
             Err(e) => tracing::warn!(error = %e, "reading stored state for /metrics failed"),
         }
     }
+    state.metrics.set_admission(&[
+        &state.bodies.by_key,
+        &state.bodies.by_tenant,
+        state.media.decoded_budget(),
+        &state.facephi_in_flight,
+    ]);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -82,7 +82,10 @@ async fn verify(
     })
     .await
     .map_err(ApiError::internal)??;
-    let body = json!({ "job_id": job.id, "status": job.status });
+    let mut body = json!({ "job_id": job.id, "status": job.status });
+    if job.sandbox {
+        body["sandbox"] = json!(true);
+    }
     Ok(if created {
         HttpResponse::Accepted().json(body)
     } else {

@@ -23,3 +23,11 @@ ALTER TABLE tenants ADD COLUMN workflow_floors TEXT;
 
 -- Lookups by target (was a subject erased before? the audit trail of one key or job).
 CREATE INDEX audit_log_tenant_target ON audit_log(tenant_id, target);
+
+-- Fair job claims look up each tenant's running jobs and when it was last served.
+CREATE INDEX jobs_tenant_status ON jobs(tenant_id, status);
+CREATE INDEX jobs_tenant_started ON jobs(tenant_id, started_at);
+
+-- Jobs submitted with a sandbox key: their units go to the sandbox allowance, never billed, and
+-- their results say so.
+ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;

@@ -19,15 +19,17 @@ use std::time::Instant;
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::Digest;
 
 use super::vendor_error;
+use crate::admission::Lease;
 use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
 use crate::http::{request_id, resource, upload, AppState};
-use crate::media::intake;
+use crate::media::intake::{self, Keep};
 use crate::store;
 use crate::tenancy;
 use crate::tenancy::meter::Payer;
@@ -187,6 +189,84 @@ fn stale(settings: &IadSettings, capture: &Capture) -> Option<HttpResponse> {
 }
 
 /// The vendor-shaped 404 while FacePhi compatibility is off (no `compat.facephi_tenant`).
+/// What a FacePhi call holds while it runs: a place among the calls in flight and its body's
+/// bytes.
+struct Admitted {
+    _in_flight: Lease,
+    _body: crate::http::body::BodyLease,
+}
+
+/// The gate of the credential-less FacePhi calls: the shared secret when one is configured, the
+/// endpoint's own rate limit (not a real key's), at most `facephi_max_in_flight` at once, and
+/// the body's bytes under the endpoint's share of the body budget. Refusals come in FacePhi's
+/// shape with kycd's envelope.
+async fn admit(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Result<Admitted, HttpResponse>, ApiError> {
+    let compat = &state.config.compat;
+    if let Some(secret) = &compat.facephi_secret {
+        use subtle::ConstantTimeEq;
+        let given = req
+            .headers()
+            .get("X-Compat-Secret")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let matches: bool = sha2::Sha256::digest(given)
+            .ct_eq(&sha2::Sha256::digest(secret.as_bytes()))
+            .into();
+        if !matches {
+            return Ok(Err(message(
+                StatusCode::UNAUTHORIZED,
+                "Invalid credentials",
+                Code::MissingAuth,
+            )));
+        }
+    }
+    let budget = crate::tenancy::plans::Budget {
+        per_minute: compat.facephi_rate_per_minute.max(1),
+        per_day: compat
+            .facephi_rate_per_minute
+            .max(1)
+            .saturating_mul(24 * 60),
+    };
+    let decision = state
+        .rate_limiter
+        .check("compat:facephi", "facephi", budget);
+    if !decision.allowed {
+        let err = crate::http::signed::rate_limited(&decision);
+        let retry = decision.retry_after_secs.unwrap_or(1).to_string();
+        let mut resp = vendor_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({ "message": "Too many requests" }),
+            &err,
+        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry) {
+            resp.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+        return Ok(Err(resp));
+    }
+    let in_flight = state
+        .facephi_in_flight
+        .acquire_async("compat:facephi", 1)
+        .await?;
+    let limit = state.config.media.max_image_bytes * 2 + upload::FORM_SLACK_BYTES;
+    let declared = crate::http::body::declared_length(req.headers());
+    let body = crate::http::body::admit(
+        &state.bodies,
+        "compat:facephi",
+        "compat:facephi",
+        declared,
+        limit,
+    )
+    .await?;
+    Ok(Ok(Admitted {
+        _in_flight: in_flight,
+        _body: body,
+    }))
+}
+
 fn not_enabled() -> HttpResponse {
     message(
         StatusCode::NOT_FOUND,
@@ -200,10 +280,18 @@ fn not_enabled() -> HttpResponse {
     request_body(content = Object, content_type = "multipart/form-data", description = "Field `capture`: an image, or JSON {image, timestamp}"),
     responses((status = 200, description = "FacePhi IAD reply", body = Object,
         example = json!({"diagnostic": "Live", "reason": "None", "probability": 0.97, "score": 0.98, "faceProbability": 0.99, "sdkDuration": 95, "queueDuration": 1}))))]
-async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpResponse, ApiError> {
+async fn evaluate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Multipart,
+) -> Result<HttpResponse, ApiError> {
     let arrived = Instant::now();
     let Some(tenant_id) = state.config.compat.facephi_tenant.clone() else {
         return Ok(not_enabled());
+    };
+    let _admitted = match admit(&state, &req).await? {
+        Ok(a) => a,
+        Err(resp) => return Ok(resp),
     };
     let capture = match fresh_capture(&state, form).await? {
         Ok(c) => c,
@@ -220,10 +308,14 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
                 "the FacePhi-compatible tenant is missing or suspended",
             ));
         }
-        let image = st.media.accept(&capture.bytes)?.image;
+        let mut held = st.media.hold(&tenant_id);
+        let image = st
+            .media
+            .accept(&capture.bytes, &mut held, Keep::Full)?
+            .image;
         let reservation = st
             .meter
-            .reserve(&tenant_id, &[Module::Liveness], store::now())?;
+            .reserve(&tenant_id, &[Module::Liveness], false, store::now())?;
         let thresholds = tenancy::liveness_thresholds(&st.store, &tenant_id)?;
         let started = Instant::now();
         let verdict = st
@@ -273,10 +365,18 @@ async fn evaluate(state: web::Data<AppState>, form: Multipart) -> Result<HttpRes
 #[utoipa::path(post, path = "/api/v1/iad/extract", tag = "compat",
     request_body(content = Object, content_type = "multipart/form-data", description = "Field `capture`"),
     responses((status = 200, description = "The capture's image as base64 with its mimeType", body = Object)))]
-async fn extract(state: web::Data<AppState>, form: Multipart) -> Result<HttpResponse, ApiError> {
+async fn extract(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Multipart,
+) -> Result<HttpResponse, ApiError> {
     if state.config.compat.facephi_tenant.is_none() {
         return Ok(not_enabled());
     }
+    let _admitted = match admit(&state, &req).await? {
+        Ok(a) => a,
+        Err(resp) => return Ok(resp),
+    };
     let capture = match fresh_capture(&state, form).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),

@@ -9,7 +9,7 @@
 //! by its SHA-256 and follows its key's status (revoke the key, the hash stops working).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,8 +17,9 @@ use super::vendor_error;
 use crate::auth::keys;
 use crate::auth::Principal;
 use crate::error::{ApiError, Code};
-use crate::http::{request_id, resource, AppState};
-use crate::media::intake;
+use crate::http::extract::required_json;
+use crate::http::{body, request_id, resource, AppState};
+use crate::media::intake::{self, Keep};
 use crate::store;
 use crate::tenancy;
 use crate::tenancy::plans::Module;
@@ -81,9 +82,24 @@ enum Which {
         example = json!({"face_similarity_result": {"is_match": true, "similarity_score": 0.93}, "liveness_result": {"is_live": true, "liveness_score": 0.97}, "message": "Success"}))))]
 async fn process_face(
     state: web::Data<AppState>,
-    body: web::Json<ProcessFace>,
+    req: HttpRequest,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    // The credential is inside the body, so the body is read before anyone is known: its
+    // bytes are admitted under the endpoint's own share of the body budget first.
+    let limit = state.config.http.max_body_bytes;
+    let declared = body::declared_length(req.headers());
+    let mut lease = body::admit(
+        &state.bodies,
+        "compat:facia",
+        "compat:facia",
+        declared,
+        limit,
+    )
+    .await?;
+    let bytes = body::read(&mut payload, limit, declared, &mut lease).await?;
+    let body: ProcessFace = required_json(&bytes)?;
+    drop(bytes);
     let Some(hash_id) = body.hash_id.filter(|h| !h.is_empty()) else {
         return Ok(facia_error(
             StatusCode::UNAUTHORIZED,
@@ -123,11 +139,14 @@ async fn process_face(
         if !decision.allowed {
             return Err(crate::http::signed::rate_limited(&decision));
         }
-        let reservation = st.meter.reserve(&tenant_id, &modules, store::now())?;
-        let decode = |b64: &str| {
+        let reservation =
+            st.meter
+                .reserve(&tenant_id, &modules, principal.sandbox, store::now())?;
+        let mut held = st.media.hold(&tenant_id);
+        let mut decode = |b64: &str| {
             intake::decode_base64(b64, &st.media.limits)
                 .map_err(ApiError::from)
-                .and_then(|bytes| Ok(st.media.accept(&bytes)?.image))
+                .and_then(|bytes| Ok(st.media.accept(&bytes, &mut held, Keep::Full)?.image))
         };
         let selfie = match decode(&selfie) {
             Ok(i) => i,

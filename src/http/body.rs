@@ -1,0 +1,125 @@
+//! Reading request bodies under the body budget: each body's bytes are admitted (per key or
+//! endpoint, and in all) before they are buffered, and the lease is held until the request
+//! ends, so what a flood of uploads can hold is bounded whether or not they authenticate.
+
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+use actix_web::web;
+use futures_util::StreamExt;
+
+use std::sync::Arc;
+
+use crate::admission::{Budget, Lease};
+use crate::error::{ApiError, Code};
+
+/// The body budget: every body's bytes are counted per key (or compatibility endpoint) and per
+/// tenant, each with its own limit, under one total.
+pub struct BodyBudget {
+    /// Per key.
+    pub by_key: Arc<Budget>,
+    /// Per tenant.
+    pub by_tenant: Arc<Budget>,
+}
+
+impl BodyBudget {
+    /// Budgets of `total` bytes, at most `per_key` for a key and `per_tenant` for a tenant.
+    pub fn new(total: u64, per_key: u64, per_tenant: u64, wait: std::time::Duration) -> Self {
+        BodyBudget {
+            by_key: Budget::new("request_bodies", total, per_key, wait),
+            by_tenant: Budget::new("request_bodies_by_tenant", total, per_tenant, wait),
+        }
+    }
+}
+
+/// A request body's leases, kept in the request's extensions until it ends.
+pub struct BodyLease {
+    key: Lease,
+    tenant: Lease,
+}
+
+impl BodyLease {
+    fn bytes(&self) -> u64 {
+        self.key.bytes()
+    }
+
+    async fn grow(&mut self, more: u64) -> Result<(), ApiError> {
+        self.key.grow_async(more).await?;
+        self.tenant.grow_async(more).await?;
+        Ok(())
+    }
+}
+
+/// Longest wait for a whole request body once the headers have been judged.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Bytes admitted at a time for a body of unknown length.
+const STEP: u64 = 1 << 20;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        Code::PayloadTooLarge,
+        format!("request body exceeds {limit} bytes"),
+    )
+    .with_details(serde_json::json!({ "limit_bytes": limit }))
+}
+
+/// The declared `Content-Length`, if any.
+pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Admits a body of `declared` bytes (or a first step of one of unknown length) for `key` of
+/// `tenant`.
+pub async fn admit(
+    budget: &BodyBudget,
+    key: &str,
+    tenant: &str,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<BodyLease, ApiError> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let first = declared.map_or(STEP, |n| n as u64).min(limit as u64);
+    let key = budget.by_key.acquire_async(key, first).await?;
+    let tenant = budget.by_tenant.acquire_async(tenant, first).await?;
+    Ok(BodyLease { key, tenant })
+}
+
+/// Reads the whole body within `limit` bytes and `BODY_TIMEOUT`, growing `lease` when more
+/// arrives than it holds.
+pub async fn read(
+    payload: &mut (impl futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>
+              + Unpin),
+    limit: usize,
+    declared: Option<usize>,
+    lease: &mut BodyLease,
+) -> Result<web::Bytes, ApiError> {
+    let reading = async {
+        // Reserve at most 64 KiB up front: a declared length is only a claim until bytes arrive.
+        let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(64 * 1024));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::new(Code::BadRequest, format!("cannot read body: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            let needed = (buf.len() + chunk.len()) as u64;
+            if needed > lease.bytes() {
+                let more = (needed - lease.bytes())
+                    .max(STEP)
+                    .min(limit as u64 - lease.bytes());
+                lease.grow(more).await?;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, reading)
+        .await
+        .map_err(|_| {
+            ApiError::new(Code::BadRequest, "request body not received in time")
+                .with_details(serde_json::json!({ "timeout_seconds": BODY_TIMEOUT.as_secs() }))
+        })?
+}
