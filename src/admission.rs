@@ -67,6 +67,16 @@ impl ErrorCode for Refused {
 struct Inner {
     used: u64,
     owners: HashMap<String, u64>,
+    /// Callers waiting for room, in arrival order: (ticket, owner, bytes).
+    waiting: std::collections::VecDeque<(u64, String, u64)>,
+    next_ticket: u64,
+}
+
+impl Inner {
+    fn fits(&self, total: u64, per_owner: u64, owner: &str, bytes: u64) -> bool {
+        let mine = self.owners.get(owner).copied().unwrap_or(0);
+        self.used + bytes <= total && mine + bytes <= per_owner
+    }
 }
 
 /// A byte budget with a total and a per-owner limit.
@@ -77,6 +87,7 @@ pub struct Budget {
     wait: Duration,
     inner: Mutex<Inner>,
     freed: Condvar,
+    freed_async: tokio::sync::Notify,
     refused: std::sync::atomic::AtomicU64,
 }
 
@@ -107,6 +118,7 @@ impl Budget {
             wait,
             inner: Mutex::default(),
             freed: Condvar::new(),
+            freed_async: tokio::sync::Notify::new(),
             refused: Default::default(),
         })
     }
@@ -149,13 +161,52 @@ impl Budget {
     }
 
     fn take(&self, inner: &mut Inner, owner: &str, bytes: u64) -> bool {
-        let mine = inner.owners.get(owner).copied().unwrap_or(0);
-        if inner.used + bytes > self.total || mine + bytes > self.per_owner {
+        if !inner.fits(self.total, self.per_owner, owner, bytes) {
             return false;
         }
         inner.used += bytes;
         *inner.owners.entry(owner.to_owned()).or_default() += bytes;
         true
+    }
+
+    /// Whether the waiter holding `ticket` may take its bytes now: they fit, and no caller
+    /// that came earlier could take its own (first come, first served — but a caller stopped
+    /// only by its own owner's share does not hold up the others).
+    fn my_turn(&self, inner: &Inner, ticket: u64, owner: &str, bytes: u64) -> bool {
+        inner.fits(self.total, self.per_owner, owner, bytes)
+            && !inner
+                .waiting
+                .iter()
+                .take_while(|(t, _, _)| *t != ticket)
+                .any(|(_, o, b)| inner.fits(self.total, self.per_owner, o, *b))
+    }
+
+    /// Takes at once when nobody waits and the bytes fit; otherwise joins the queue.
+    fn enter(&self, inner: &mut Inner, owner: &str, bytes: u64) -> Result<(), u64> {
+        if (bytes == 0 || inner.waiting.is_empty()) && self.take(inner, owner, bytes) {
+            return Ok(());
+        }
+        let ticket = inner.next_ticket;
+        inner.next_ticket += 1;
+        inner.waiting.push_back((ticket, owner.to_owned(), bytes));
+        Err(ticket)
+    }
+
+    /// Takes for the waiter holding `ticket` if it is its turn; leaves the queue either way
+    /// when it does.
+    fn try_turn(&self, inner: &mut Inner, ticket: u64, owner: &str, bytes: u64) -> bool {
+        if !self.my_turn(inner, ticket, owner, bytes) {
+            return false;
+        }
+        inner.waiting.retain(|(t, _, _)| *t != ticket);
+        self.take(inner, owner, bytes)
+    }
+
+    fn leave(&self, inner: &mut Inner, ticket: u64) {
+        inner.waiting.retain(|(t, _, _)| *t != ticket);
+        // Those behind may go now.
+        self.freed.notify_all();
+        self.freed_async.notify_waiters();
     }
 
     fn overloaded(&self) -> Refused {
@@ -167,7 +218,7 @@ impl Budget {
         }
     }
 
-    /// Takes `bytes` for `owner` if they fit now.
+    /// Takes `bytes` for `owner` if they fit now and nobody waits before it.
     pub fn try_acquire(
         self: &Arc<Self>,
         owner: &str,
@@ -175,9 +226,8 @@ impl Budget {
     ) -> Result<Option<Lease>, Refused> {
         self.check_size(bytes)?;
         let mut inner = self.lock();
-        Ok(self
-            .take(&mut inner, owner, bytes)
-            .then(|| self.lease(owner, bytes)))
+        let free = bytes == 0 || inner.waiting.is_empty();
+        Ok((free && self.take(&mut inner, owner, bytes)).then(|| self.lease(owner, bytes)))
     }
 
     fn lease(self: &Arc<Self>, owner: &str, bytes: u64) -> Lease {
@@ -193,7 +243,7 @@ impl Budget {
         self.acquire_within(owner, bytes, self.wait)
     }
 
-    /// Takes `bytes` for `owner`, waiting up to `wait`. Blocking.
+    /// Takes `bytes` for `owner`, waiting up to `wait` (first come, first served). Blocking.
     pub fn acquire_within(
         self: &Arc<Self>,
         owner: &str,
@@ -203,12 +253,17 @@ impl Budget {
         self.check_size(bytes)?;
         let deadline = Instant::now() + wait;
         let mut inner = self.lock();
+        let ticket = match self.enter(&mut inner, owner, bytes) {
+            Ok(()) => return Ok(self.lease(owner, bytes)),
+            Err(ticket) => ticket,
+        };
         loop {
-            if self.take(&mut inner, owner, bytes) {
+            if self.try_turn(&mut inner, ticket, owner, bytes) {
                 return Ok(self.lease(owner, bytes));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.leave(&mut inner, ticket);
                 return Err(self.overloaded());
             }
             inner = self
@@ -219,24 +274,36 @@ impl Budget {
         }
     }
 
-    /// [`Budget::acquire`] for async code: polls instead of blocking a runtime thread.
+    /// [`Budget::acquire`] for async code: waits in the same queue without blocking a runtime
+    /// thread.
     pub async fn acquire_async(
         self: &Arc<Self>,
         owner: &str,
         bytes: u64,
     ) -> Result<Lease, Refused> {
         self.check_size(bytes)?;
-        let deadline = Instant::now() + self.wait;
-        let mut pause = Duration::from_millis(2);
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let ticket = match self.enter(&mut self.lock(), owner, bytes) {
+            Ok(()) => return Ok(self.lease(owner, bytes)),
+            Err(ticket) => ticket,
+        };
         loop {
-            if let Some(lease) = self.try_acquire(owner, bytes)? {
-                return Ok(lease);
+            // Registered before the check, so a release between the two is not missed.
+            let freed = self.freed_async.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_turn(&mut self.lock(), ticket, owner, bytes) {
+                return Ok(self.lease(owner, bytes));
             }
-            if Instant::now() >= deadline {
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                let mut inner = self.lock();
+                // A release may have made it our turn just as the time ran out.
+                if self.try_turn(&mut inner, ticket, owner, bytes) {
+                    return Ok(self.lease(owner, bytes));
+                }
+                self.leave(&mut inner, ticket);
                 return Err(self.overloaded());
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -254,6 +321,7 @@ impl Budget {
         }
         drop(inner);
         self.freed.notify_all();
+        self.freed_async.notify_waiters();
     }
 }
 
@@ -361,6 +429,30 @@ mod tests {
         drop((a2, b1));
         assert_eq!(b.used(), 0);
         assert_eq!(b.refused(), 2);
+    }
+
+    #[test]
+    fn waiters_are_served_in_order_but_not_held_up_by_an_owner_at_its_share() {
+        let b = Budget::new("t", 10, 6, Duration::from_secs(5));
+        let a = b.acquire("a", 6).unwrap();
+        let c = b.acquire("c", 4).unwrap();
+        // "x" waits for 8 bytes; "y", later, wants 2: it must not jump the queue once room
+        // comes back... (queued behind x)
+        let (b1, b2) = (b.clone(), b.clone());
+        let x = std::thread::spawn(move || b1.acquire("x", 6).map(|l| (Instant::now(), l)));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            b.try_acquire("y", 2).unwrap().is_none(),
+            "a newcomer waits its turn"
+        );
+        // ...while an owner stopped by its own share ("a" already holds 6 of 6) does not
+        // block anyone behind it.
+        let a2 = std::thread::spawn(move || b2.acquire_within("a", 1, Duration::from_millis(200)));
+        drop(c);
+        drop(a);
+        let (_, xl) = x.join().unwrap().unwrap();
+        assert_eq!(xl.bytes(), 6);
+        assert!(a2.join().unwrap().is_ok());
     }
 
     #[test]

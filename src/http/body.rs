@@ -2,7 +2,7 @@
 //! endpoint, and in all) before they are buffered, and the lease is held until the request
 //! ends, so what a flood of uploads can hold is bounded whether or not they authenticate.
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, TRANSFER_ENCODING};
 use actix_web::web;
 use futures_util::StreamExt;
 
@@ -61,12 +61,15 @@ fn too_large(limit: usize) -> ApiError {
     .with_details(serde_json::json!({ "limit_bytes": limit }))
 }
 
-/// The declared `Content-Length`, if any.
+/// The declared `Content-Length`; `Some(0)` for a request that declares no body at all
+/// (neither a length nor a transfer coding: HTTP/1.1 says it has none); `None` for a body of
+/// unknown length.
 pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+    match headers.get(CONTENT_LENGTH) {
+        Some(v) => v.to_str().ok().and_then(|v| v.parse().ok()),
+        None if headers.contains_key(TRANSFER_ENCODING) => None,
+        None => Some(0),
+    }
 }
 
 /// Admits a body of `declared` bytes (or a first step of one of unknown length) for `key` of

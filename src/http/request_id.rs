@@ -123,7 +123,10 @@ pub async fn middleware(
         }
         let status = res.status().as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
+        if status == 503 {
+            // Load shed (overloaded, not ready): expected under pressure, not a fault.
+            tracing::warn!(status, ms, "request refused: busy");
+        } else if status >= 500 {
             tracing::error!(status, ms, "request failed");
         } else {
             tracing::info!(status, ms, "request");

@@ -167,6 +167,9 @@ impl MediaKind {
     }
 }
 
+/// Images one subject may hold at once (a session is a selfie, two document sides, crops and
+/// a few frames; a tenant cannot fill the disk under one subject).
+pub const MAX_PER_SUBJECT: usize = 64;
 /// JPEG quality of stored media.
 const STORED_QUALITY: u8 = 80;
 /// Media rows deleted per sweeper transaction.
@@ -302,6 +305,14 @@ impl MediaService {
         rand::thread_rng().fill_bytes(&mut raw);
         let id = format!("med_{}", hex::encode(raw));
         let row = self.store.write(|tx| {
+            if store::media::list_for_subject(tx, tenant_id, subject_id)?.len() >= MAX_PER_SUBJECT {
+                return Err(StoreError::Invalid {
+                    field: "subject_id",
+                    reason: format!(
+                        "a subject may hold at most {MAX_PER_SUBJECT} images; erase or let them expire first"
+                    ),
+                });
+            }
             let key = self.store.subject_key(tx, tenant_id, subject_id, now)?;
             let sealed = key.seal(&jpeg, id.as_bytes())?;
             // Written inside the transaction: if the row fails, the orphan blob is unreadable

@@ -136,11 +136,22 @@ pub struct Search<'a> {
 
 /// Runs a search; a malformed FTS5 query is a `Conflict` naming SQLite's complaint.
 pub fn search(conn: &Connection, s: &Search<'_>) -> Result<Vec<AuditRow>> {
-    let sql = "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
+    // With a tenant, its own entries are walked newest first (index on tenant and seq) and each
+    // is checked against the full-text query by rowid: one tenant's search never matches the
+    // whole log before filtering. The operator's search over every tenant matches first.
+    let sql = if s.tenant_id.is_some() {
+        "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
+         FROM audit_log a INDEXED BY audit_log_tenant_seq \
+         WHERE a.tenant_id = ?2 AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at <= ?4) \
+           AND (?1 IS NULL OR EXISTS (SELECT 1 FROM audit_fts f WHERE audit_fts MATCH ?1 AND f.rowid = a.seq)) \
+         ORDER BY a.seq DESC LIMIT ?5"
+    } else {
+        "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
          FROM audit_log a \
          WHERE (?1 IS NULL OR a.seq IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ?1)) \
            AND (?2 IS NULL OR a.tenant_id = ?2) AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at <= ?4) \
-         ORDER BY a.seq DESC LIMIT ?5";
+         ORDER BY a.seq DESC LIMIT ?5"
+    };
     let run = || -> rusqlite::Result<Vec<AuditRow>> {
         let mut stmt = conn.prepare(sql)?;
         let rows = stmt.query_map(
@@ -168,6 +179,46 @@ pub fn search(conn: &Connection, s: &Search<'_>) -> Result<Vec<AuditRow>> {
 mod tests {
     use super::*;
     use crate::store::test_store;
+
+    #[test]
+    fn a_tenants_search_walks_its_own_entries_first() {
+        let (_dir, store) = test_store();
+        store
+            .write(|tx| {
+                for i in 0..50 {
+                    let t = if i % 10 == 0 { "mine" } else { "other" };
+                    append(tx, &NewEntry::new("k", "key.create").tenant(t), 100 + i)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let found = store
+            .read(|c| {
+                search(
+                    c,
+                    &Search {
+                        query: Some("create"),
+                        tenant_id: Some("mine"),
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(found.len(), 5);
+        assert!(found.iter().all(|r| r.tenant_id.as_deref() == Some("mine")));
+        let plan: String = store
+            .read(|c| {
+                Ok(c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT a.seq FROM audit_log a INDEXED BY audit_log_tenant_seq \
+                     WHERE a.tenant_id = 'mine' ORDER BY a.seq DESC",
+                    [],
+                    |r| r.get(3),
+                )?)
+            })
+            .unwrap();
+        assert!(plan.contains("audit_log_tenant_seq"), "{plan}");
+    }
 
     #[test]
     fn entries_chain_and_cannot_be_updated_or_deleted() {

@@ -31,6 +31,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most reader connections open at once; a reader beyond that waits for one to be returned, so
 /// connections are reused instead of being opened (and their schema parsed) per request.
 const MAX_READERS: usize = 16;
+/// Longest wait for a reader connection before the caller is told the server is busy.
+const READER_WAIT: Duration = Duration::from_secs(5);
 
 /// A store failure, with the code clients see.
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +52,34 @@ pub enum StoreError {
     /// The change conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// A value a limit refuses (checked inside the transaction that would exceed it).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Every reader connection stayed busy for the whole wait.
+    #[error("the database is busy; retry shortly")]
+    Busy,
 }
 
 impl ErrorCode for StoreError {
+    fn details(&self) -> serde_json::Value {
+        match self {
+            StoreError::Busy => serde_json::json!({ "retry_after_seconds": 1 }),
+            StoreError::Invalid { field, .. } => serde_json::json!({ "field": field }),
+            _ => serde_json::json!({}),
+        }
+    }
+
     fn code(&self) -> Code {
         match self {
             StoreError::NotFound(_) => Code::NotFound,
             StoreError::Conflict(_) => Code::Conflict,
+            StoreError::Busy => Code::Overloaded,
+            StoreError::Invalid { .. } => Code::InvalidInput,
             StoreError::Sqlite(_) | StoreError::Crypto(_) | StoreError::Io(_) => Code::Internal,
         }
     }
@@ -180,6 +203,11 @@ struct PoolState {
 
 impl ReaderPool {
     fn take(&self, path: &Path) -> Result<Connection> {
+        self.take_within(path, READER_WAIT)
+    }
+
+    fn take_within(&self, path: &Path, wait: Duration) -> Result<Connection> {
+        let deadline = std::time::Instant::now() + wait;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(conn) = state.idle.pop() {
@@ -192,7 +220,15 @@ impl ReaderPool {
                     self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
                 });
             }
-            state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Busy);
+            }
+            state = self
+                .returned
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -271,6 +307,26 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         store.check_writable().unwrap();
+    }
+
+    #[test]
+    fn a_reader_waits_a_bounded_time_for_a_connection() {
+        let (dir, store) = test_store();
+        let path = dir.path().join("kycd.db");
+        let held: Vec<Connection> = (0..MAX_READERS)
+            .map(|_| store.readers.take(&path).unwrap())
+            .collect();
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            store.readers.take_within(&path, Duration::from_millis(50)),
+            Err(StoreError::Busy)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(StoreError::Busy.code(), Code::Overloaded);
+        for c in held {
+            store.readers.give_back(c);
+        }
+        assert!(store.readers.take_within(&path, Duration::ZERO).is_ok());
     }
 
     #[test]

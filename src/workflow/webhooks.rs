@@ -29,6 +29,8 @@ pub const FAMILY: &str = "webhooks";
 /// Delays before attempts 2…9 (seconds): 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h —
 /// about 15.7 h in all before a delivery is given up.
 const BACKOFF: [i64; 8] = [30, 120, 600, 1800, 3600, 7200, 14_400, 28_800];
+/// Endpoints one tenant may have.
+pub const MAX_ENDPOINTS: usize = 20;
 /// Deliveries attempted at once.
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Deliveries to one tenant attempted at once.

@@ -369,3 +369,25 @@ fn callbacks_are_signed_with_the_tenants_callback_secret_and_never_for_revoked_k
         "nothing reaches the receiver"
     );
 }
+
+#[test]
+fn webhook_endpoints_and_their_events_are_bounded() {
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    let (url, _got) = receiver(0);
+    let r = post(
+        &app,
+        &key,
+        "/v1/webhooks",
+        json!({ "url": url, "events": ["kyc.completed", "kyc.completed"] }),
+    );
+    r.assert_error(422, "invalid_input");
+    assert_eq!(r.body["error"]["details"]["field"], "events[1]");
+    for _ in 0..20 {
+        let r = post(&app, &key, "/v1/webhooks", json!({ "url": url }));
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = post(&app, &key, "/v1/webhooks", json!({ "url": url }));
+    r.assert_error(422, "invalid_input");
+    assert!(r.text.contains("at most 20"), "{}", r.text);
+}

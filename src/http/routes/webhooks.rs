@@ -72,6 +72,12 @@ async fn create(
         return Err(invalid("events", "at least one event"));
     }
     for (i, e) in events.iter().enumerate() {
+        if events[..i].contains(e) {
+            return Err(invalid(
+                &format!("events[{i}]"),
+                format!("`{e}` is listed twice"),
+            ));
+        }
         if !EVENTS.contains(&e.as_str()) {
             return Err(invalid(
                 &format!("events[{i}]"),
@@ -96,6 +102,15 @@ async fn create(
         };
         let key = st.store.data_key(FAMILY)?;
         st.store.write(|tx| {
+            if store::webhooks::list(tx, &row.tenant_id)?.len() >= hooks::MAX_ENDPOINTS {
+                return Err(StoreError::Invalid {
+                    field: "url",
+                    reason: format!(
+                        "a tenant may have at most {} webhook endpoints; delete one first",
+                        hooks::MAX_ENDPOINTS
+                    ),
+                });
+            }
             let sealed = key.seal(secret.as_bytes(), row.id.as_bytes())?;
             store::webhooks::insert(tx, &row, &sealed)?;
             let entry = NewEntry::new(format!("key:{}", principal.key_id), "webhook.create")

@@ -31,3 +31,6 @@ CREATE INDEX jobs_tenant_started ON jobs(tenant_id, started_at);
 -- Jobs submitted with a sandbox key: their units go to the sandbox allowance, never billed, and
 -- their results say so.
 ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
+
+-- A tenant's audit search walks its own entries, newest first.
+CREATE INDEX audit_log_tenant_seq ON audit_log(tenant_id, seq);
