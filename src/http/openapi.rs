@@ -125,7 +125,10 @@ fn decorate(path: &str, post: bool, op: &mut Operation) {
         || path == "/metrics"
     {
         let req = SecurityRequirement::new("operator", Vec::<String>::new());
-        (&["400", "401", "404", "409", "422"], Some(req))
+        (
+            &["400", "401", "404", "409", "413", "415", "422", "503"],
+            Some(req),
+        )
     } else if path == "/process_face" || path.starts_with("/api/v1/iad/") {
         // Credential-less or body-credential endpoints: their own limits answer 401/413/429/503.
         (

@@ -17,6 +17,9 @@ pub enum ConfigError {
     /// A field is not acceptable.
     #[error("workflow {}: {}", if .0.field.is_empty() { "body" } else { &.0.field }, .0.message)]
     Invalid(FieldError),
+    /// The body is not JSON at all.
+    #[error("the body is not JSON: {0}")]
+    Syntax(#[from] serde_json::Error),
     /// The stored configuration no longer parses (edited outside kycd).
     #[error("the stored workflow of this tenant is unreadable: {0}")]
     Corrupt(String),
@@ -29,6 +32,7 @@ impl ErrorCode for ConfigError {
     fn code(&self) -> Code {
         match self {
             ConfigError::Invalid(_) => Code::InvalidInput,
+            ConfigError::Syntax(_) => Code::InvalidJson,
             ConfigError::Corrupt(_) => Code::Internal,
             ConfigError::Store(e) => e.code(),
         }
@@ -37,6 +41,7 @@ impl ErrorCode for ConfigError {
     fn details(&self) -> Value {
         match self {
             ConfigError::Invalid(e) => json!({ "field": e.field, "reason": e.message }),
+            ConfigError::Syntax(e) => json!({ "line": e.line(), "column": e.column() }),
             _ => json!({}),
         }
     }
@@ -92,6 +97,8 @@ pub fn update(
     body: &[u8],
     actor: &str,
 ) -> Result<WorkflowConfig, ConfigError> {
+    // Not JSON at all is 400, like every other body; a JSON value of the wrong shape is 422.
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
     let floors = floors(store, tenant_id)?;
     let base = WorkflowConfig::default().bound_by(&floors);
     let config = config::from_json_over(body, &base, &floors).map_err(ConfigError::Invalid)?;

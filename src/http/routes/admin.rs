@@ -202,7 +202,7 @@ async fn activate_tenant(
 /// Creates a key; the response is the only time its secret is shown.
 #[utoipa::path(post, path = "/admin/v1/tenants/{id}/keys", tag = "admin",
     params(("id" = String, Path, description = "Tenant id")),
-    request_body(content = CreateKey, example = json!({"label": "backend", "scopes": ["ocr", "validation"], "environment": "live", "facia_hash": false})),
+    request_body(content = Option<CreateKey>, description = "Optional: an empty body creates a key with every module and `results:read`", example = json!({"label": "backend", "scopes": ["ocr", "validation"], "environment": "live", "facia_hash": false})),
     responses((status = 201, description = "The key with its secret, shown once", body = Object, example = json!({"id": "ak_0c1d2e3f4a5b6c7d8e9f0a1b", "tenant_id": "ten_…", "status": "active", "environment": "live", "secret": "sk_…"}))))]
 async fn create_key(
     _: Operator,
@@ -291,7 +291,7 @@ async fn revoke_key(
 /// Gives a key a new secret (shown once); the old one verifies for `overlap_seconds` more.
 #[utoipa::path(post, path = "/admin/v1/keys/{id}/rotate", tag = "admin",
     params(("id" = String, Path, description = "Key id")),
-    request_body(content = RotateKey, example = json!({"overlap_seconds": 86400})),
+    request_body(content = Option<RotateKey>, description = "Optional: an empty body keeps the old secret for 24 h", example = json!({"overlap_seconds": 86400})),
     responses((status = 200, description = "The new secret, shown once; the old one verifies until previous_secret_valid_until", body = Object, example = json!({"id": "ak_…", "secret": "sk_…", "previous_secret_valid_until": 1795486400}))))]
 async fn rotate_key(
     _: Operator,

@@ -177,7 +177,7 @@ async fn list_media(
 
 /// Returns a stored image, decrypted, as JPEG.
 #[utoipa::path(get, path = "/v1/media/{media_id}", security(("X-API-SIGN" = ["media:read"])), tag = "data", params(("media_id" = String, Path, description = "Media id")),
-    responses((status = 200, description = "The image, decrypted", content_type = "image/jpeg", body = Vec<u8>)))]
+    responses((status = 200, description = "The image, decrypted", content_type = "image/jpeg", body = String)))]
 async fn get_media(
     principal: Authorized<need::MediaRead>,
     state: web::Data<AppState>,

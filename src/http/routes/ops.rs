@@ -48,7 +48,7 @@ async fn docs() -> HttpResponse {
 /// The docs UI's script and stylesheet.
 #[utoipa::path(get, path = "/docs/{file}", tag = "ops",
     params(("file" = String, Path, description = "`swagger-ui-bundle.js` or `swagger-ui.css`")),
-    responses((status = 200, description = "The asset", body = String), (status = 404, description = "No such asset")))]
+    responses((status = 200, description = "The asset", content((String = "text/javascript"), (String = "text/css"))), (status = 404, description = "No such asset")))]
 async fn docs_asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (body, kind) = match file.as_str() {
         "swagger-ui-bundle.js" => (DOCS_JS, "text/javascript; charset=utf-8"),

@@ -216,7 +216,7 @@ async fn get_workflow(
 /// Replaces the calling tenant's workflow; 422 names a bad field.
 #[utoipa::path(put, path = "/v1/workflow", security(("X-API-SIGN" = ["workflow:write"])), tag = "workflow",
     request_body(content = Object, description = "Steps, thresholds, weights, bands, mandatory fields, rules; 422 names a bad field (`weights.liveness`)",
-        example = json!({"weights": {"liveness": 30, "face_match": 40, "document": 25, "kya": 5}, "rules": [{"if": "age_below", "value": 18, "then": "rejected"}]})),
+        example = json!({"weights": {"liveness": 30, "face_match": 40, "document": 25, "kya": 5}, "rules": [{"when": "spoof_detected", "decision": "rejected"}, {"when": "age_below", "value": 18, "decision": "rejected"}]})),
     responses((status = 200, description = "The stored workflow", body = Object)))]
 async fn put_workflow(
     principal: Authorized<need::WorkflowWrite>,
