@@ -70,5 +70,34 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// What refusing replays costs a request: the in-memory set alone, and with the journal that
+/// makes it survive a restart (one SQLite append per accepted signature).
+fn replay(c: &mut Criterion) {
+    use kycd::auth::replay::{Journal, ReplayCache};
+    let mut group = c.benchmark_group("replay_first_use");
+    let memory = ReplayCache::new(600);
+    let mut n = 0u64;
+    group.bench_function("memory", |b| {
+        b.iter(|| {
+            n += 1;
+            assert!(memory
+                .first_use("ak_bench", &n.to_string(), 1_700_000_000)
+                .unwrap())
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("replay.db")).unwrap();
+    let durable = ReplayCache::durable(600, journal, 1_700_000_000).unwrap();
+    group.bench_function("journal", |b| {
+        b.iter(|| {
+            n += 1;
+            assert!(durable
+                .first_use("ak_bench", &n.to_string(), 1_700_000_000)
+                .unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, replay);
 criterion_main!(benches);

@@ -169,16 +169,19 @@ impl Budget {
         true
     }
 
-    /// Whether the waiter holding `ticket` may take its bytes now: they fit, and no caller
-    /// that came earlier could take its own (first come, first served — but a caller stopped
-    /// only by its own owner's share does not hold up the others).
+    /// Whether the waiter holding `ticket` may take its bytes now: they fit, and every caller
+    /// that came earlier is stopped by its own owner's share (first come, first served — a big
+    /// request is not overtaken for ever by small ones — but one owner at its share does not
+    /// hold up the others).
     fn my_turn(&self, inner: &Inner, ticket: u64, owner: &str, bytes: u64) -> bool {
+        let own_share_full =
+            |o: &str, b: u64| inner.owners.get(o).copied().unwrap_or(0) + b > self.per_owner;
         inner.fits(self.total, self.per_owner, owner, bytes)
-            && !inner
+            && inner
                 .waiting
                 .iter()
                 .take_while(|(t, _, _)| *t != ticket)
-                .any(|(_, o, b)| inner.fits(self.total, self.per_owner, o, *b))
+                .all(|(_, o, b)| own_share_full(o, *b))
     }
 
     /// Takes at once when nobody waits and the bytes fit; otherwise joins the queue.
@@ -199,7 +202,13 @@ impl Budget {
             return false;
         }
         inner.waiting.retain(|(t, _, _)| *t != ticket);
-        self.take(inner, owner, bytes)
+        let taken = self.take(inner, owner, bytes);
+        if taken && !inner.waiting.is_empty() {
+            // The next in line may fit too: let it look.
+            self.freed.notify_all();
+            self.freed_async.notify_waiters();
+        }
+        taken
     }
 
     fn leave(&self, inner: &mut Inner, ticket: u64) {
@@ -275,7 +284,8 @@ impl Budget {
     }
 
     /// [`Budget::acquire`] for async code: waits in the same queue without blocking a runtime
-    /// thread.
+    /// thread. Dropping the future while it waits (a client gone, a timeout around it) leaves
+    /// the queue, so it never holds up those behind it.
     pub async fn acquire_async(
         self: &Arc<Self>,
         owner: &str,
@@ -287,17 +297,24 @@ impl Budget {
             Ok(()) => return Ok(self.lease(owner, bytes)),
             Err(ticket) => ticket,
         };
+        let mut place = Place {
+            budget: self,
+            ticket,
+            left: false,
+        };
         loop {
             // Registered before the check, so a release between the two is not missed.
             let freed = self.freed_async.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             if self.try_turn(&mut self.lock(), ticket, owner, bytes) {
+                place.left = true;
                 return Ok(self.lease(owner, bytes));
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 let mut inner = self.lock();
                 // A release may have made it our turn just as the time ran out.
+                place.left = true;
                 if self.try_turn(&mut inner, ticket, owner, bytes) {
                     return Ok(self.lease(owner, bytes));
                 }
@@ -325,6 +342,22 @@ impl Budget {
     }
 }
 
+/// A place in a budget's queue, given up if the waiting future is dropped.
+struct Place<'a> {
+    budget: &'a Budget,
+    ticket: u64,
+    left: bool,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            let mut inner = self.budget.lock();
+            self.budget.leave(&mut inner, self.ticket);
+        }
+    }
+}
+
 impl Lease {
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
@@ -342,9 +375,11 @@ impl Lease {
     /// Adds `more` bytes to the lease, waiting like [`Budget::acquire_async`]; on refusal the
     /// lease keeps what it had.
     pub async fn grow_async(&mut self, more: u64) -> Result<(), Refused> {
-        let extra = self.budget.acquire_async(&self.owner, more).await?;
+        // This lease counts against the owner's share too: past it, waiting cannot help.
+        self.budget.check_size(self.bytes + more)?;
+        let mut extra = self.budget.acquire_async(&self.owner, more).await?;
         self.bytes += extra.bytes;
-        std::mem::forget(extra);
+        extra.bytes = 0;
         Ok(())
     }
 }
@@ -384,6 +419,9 @@ impl Held {
 
     /// Takes `bytes` more; the returned lease may be shrunk and is kept until the end. Blocking.
     pub fn take(&mut self, bytes: u64) -> Result<&mut Lease, Refused> {
+        // What this request already holds counts: past the owner's share it could never fit,
+        // however long it waited.
+        self.budget.check_size(self.bytes() + bytes)?;
         let lease = match self.wait {
             Some(w) => self.budget.acquire_within(&self.owner, bytes, w)?,
             None => self.budget.acquire(&self.owner, bytes)?,
@@ -453,6 +491,42 @@ mod tests {
         let (_, xl) = x.join().unwrap().unwrap();
         assert_eq!(xl.bytes(), 6);
         assert!(a2.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_the_queue() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let b = Budget::new("t", 10, 10, Duration::from_secs(5));
+            let held = b.acquire("a", 8).unwrap();
+            // A waiter for 5 bytes is dropped (a timeout around it fires) while it waits.
+            let gone =
+                tokio::time::timeout(Duration::from_millis(20), b.acquire_async("x", 5)).await;
+            assert!(gone.is_err());
+            drop(held);
+            // It no longer stands before anyone.
+            assert!(b.try_acquire("y", 2).unwrap().is_some());
+            assert_eq!(b.lock().waiting.len(), 0);
+        });
+    }
+
+    #[test]
+    fn a_request_never_waits_for_more_than_its_owner_may_hold() {
+        let b = Budget::new("t", 100, 10, Duration::from_secs(5));
+        let mut held = Held::new(b.clone(), "a");
+        held.take(6).unwrap();
+        let started = Instant::now();
+        assert!(matches!(
+            held.take(6),
+            Err(Refused::TooLarge { needed: 12, .. })
+        ));
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "refused at once"
+        );
     }
 
     #[test]

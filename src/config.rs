@@ -95,7 +95,7 @@ pub struct MetricsConfig {
 
 /// Where webhooks may go (see `workflow::egress`): loopback, link-local, the metadata service
 /// and kycd's own listeners never; private ranges only inside `allow_cidrs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     /// Private ranges receivers may live in (`["10.20.0.0/16"]`); a loopback range must be
@@ -103,6 +103,18 @@ pub struct WebhooksConfig {
     pub allow_cidrs: Vec<ipnet::IpNet>,
     /// Let live keys use plain `http://` receivers (sandbox keys always may).
     pub allow_http: bool,
+    /// Ports receivers may listen on; empty = any.
+    pub allow_ports: Vec<u16>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_cidrs: Vec::new(),
+            allow_http: false,
+            allow_ports: vec![80, 443, 8000, 8080, 8443],
+        }
+    }
 }
 
 /// How verification jobs run.
@@ -452,7 +464,7 @@ impl Config {
                 parse("KYCD_IAD_REPLAY_TOLERANCE_SECONDS", v)?;
         }
         if let Some(v) = env("KYCD_FACEPHI_SECRET") {
-            self.compat.facephi_secret = Some(v);
+            self.compat.facephi_secret = Some(v).filter(|s| !s.is_empty());
         }
         if let Some(v) = env("KYCD_REPLAY_JOURNAL") {
             self.auth.replay_journal = parse("KYCD_REPLAY_JOURNAL", v)?;
@@ -475,6 +487,14 @@ impl Config {
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
                 .map(|c| parse("KYCD_WEBHOOK_ALLOW_CIDRS", c.to_owned()))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("KYCD_WEBHOOK_ALLOW_PORTS") {
+            self.webhooks.allow_ports = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| parse("KYCD_WEBHOOK_ALLOW_PORTS", p.to_owned()))
                 .collect::<Result<_, _>>()?;
         }
         if let Some(v) = env("KYCD_WEBHOOK_ALLOW_HTTP") {
@@ -542,9 +562,9 @@ impl Config {
                     .into(),
             });
         }
-        // One decode of the largest image allowed (a 16-bit RGBA buffer, turned, and its RGB8
-        // result) must fit what a tenant may hold.
-        let largest_decode = self.media.max_pixels.saturating_mul(8 * 2 + 3);
+        // One decode of the largest image allowed (a 16-bit RGBA PNG: its buffer and rows, an
+        // RGBA8 copy, the RGB8 result and a turned copy) must fit what a tenant may hold.
+        let largest_decode = self.media.max_pixels.saturating_mul(8 + 1 + 4 + 3 + 3);
         if l.decoded_bytes_per_tenant < largest_decode
             || l.decoded_bytes < l.decoded_bytes_per_tenant
         {
@@ -559,6 +579,17 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "media.sweep_interval_secs",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self
+            .compat
+            .facephi_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 16)
+        {
+            return Err(ConfigError::Invalid {
+                field: "compat.facephi_secret",
+                reason: "at least 16 characters, or unset".into(),
             });
         }
         if let Some(token) = &self.admin_token {

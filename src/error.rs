@@ -118,6 +118,15 @@ impl ApiError {
         self
     }
 
+    /// Adds one detail, keeping the others (`retry_after_seconds`, say).
+    pub fn with_detail(mut self, key: &str, value: Value) -> Self {
+        if !self.details.is_object() {
+            self.details = Value::Object(Default::default());
+        }
+        self.details[key] = value;
+        self
+    }
+
     /// A bug or an environment failure: logged with its cause, answered without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -167,7 +176,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self.code, Code::NotReady | Code::AntivirusUnavailable) {
+        if matches!(
+            self.code,
+            Code::NotReady | Code::AntivirusUnavailable | Code::Overloaded
+        ) {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }
         if let Some(secs) = self.details["retry_after_seconds"].as_u64() {

@@ -89,6 +89,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let egress = Arc::new(crate::workflow::egress::Policy::new(
         config.webhooks.allow_cidrs.clone(),
         config.webhooks.allow_http,
+        config.webhooks.allow_ports.clone(),
     ));
     let jobs = Arc::new(crate::workflow::jobs::Jobs::new(
         store.clone(),

@@ -38,13 +38,16 @@ struct Inner {
 /// never wait for the main database's writer.
 pub struct Journal {
     conn: Mutex<Connection>,
-    path: std::path::PathBuf,
 }
 
 impl Journal {
     /// Opens (creating) the journal at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Journal> {
         let conn = Connection::open(path)?;
+        // Small pages: each insert's WAL frame is one page. One process owns the file, so no
+        // shared-memory locking per transaction.
+        conn.pragma_update(None, "page_size", 1024)?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL in WAL mode: a committed row is in the WAL file when the insert returns, which
         // a killed process cannot take back; only a power loss can.
@@ -56,7 +59,6 @@ impl Journal {
         )?;
         Ok(Journal {
             conn: Mutex::new(conn),
-            path: path.to_owned(),
         })
     }
 
@@ -134,8 +136,10 @@ impl ReplayCache {
     pub fn first_use(&self, key_id: &str, signature: &str, now: i64) -> Result<bool, JournalError> {
         let fp = fingerprint(key_id, signature);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // An entry is kept through its expiry second: a signature valid at the window's very
+        // edge must still find it.
         while let Some(&(expires, old, rowid)) = inner.expiries.front() {
-            if expires > now {
+            if expires >= now {
                 break;
             }
             inner.expiries.pop_front();
@@ -166,12 +170,10 @@ impl ReplayCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .expired_upto;
-        let deleted = j
-            .lock()
-            .execute("DELETE FROM seen WHERE rowid <= ?1", [upto])?;
-        // A separate connection: copying the WAL into the file does not hold up inserts.
-        let conn = Connection::open(&j.path)?;
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        let conn = j.lock();
+        let deleted = conn.execute("DELETE FROM seen WHERE rowid <= ?1", [upto])?;
+        // A few seconds of appends: copying them into the file takes a millisecond or two.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(deleted)
     }
 
@@ -202,7 +204,11 @@ mod tests {
         assert!(cache.first_use("k2", "sig", 1001).unwrap(), "other key");
         assert!(!cache.first_use("k", "sig", 1599).unwrap());
         assert!(
-            cache.first_use("k", "sig", 1600).unwrap(),
+            !cache.first_use("k", "sig", 1600).unwrap(),
+            "kept through its expiry second"
+        );
+        assert!(
+            cache.first_use("k", "sig", 1601).unwrap(),
             "expired entries are pruned"
         );
         assert_eq!(cache.len(), 2);
@@ -226,6 +232,11 @@ mod tests {
         // After the window, "a" expired (pruned from memory, then deleted by the sweep).
         assert!(cache.first_use("k", "a", 1650).unwrap());
         assert_eq!(cache.sweep().unwrap(), 1);
+        // The journal belongs to one process at a time.
+        assert!(Journal::open(&path)
+            .and_then(|j| j.append(&[0; 16], 1))
+            .is_err());
+        drop(cache);
         let cache = ReplayCache::durable(600, Journal::open(&path).unwrap(), 1650).unwrap();
         assert_eq!(cache.len(), 2, "b, and a's new use");
     }

@@ -50,7 +50,15 @@ impl BodyLease {
 
 /// Longest wait for a whole request body once the headers have been judged.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-/// Bytes admitted at a time for a body of unknown length.
+/// Longest pause between two pieces of a body.
+pub const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn idle() -> ApiError {
+    ApiError::new(Code::BadRequest, "request body stalled")
+        .with_details(serde_json::json!({ "idle_timeout_seconds": BODY_IDLE.as_secs() }))
+}
+
+/// Bytes admitted at a time as a body arrives.
 const STEP: u64 = 1 << 20;
 
 fn too_large(limit: usize) -> ApiError {
@@ -72,8 +80,8 @@ pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
     }
 }
 
-/// Admits a body of `declared` bytes (or a first step of one of unknown length) for `key` of
-/// `tenant`.
+/// Admits the first step of a body of `declared` bytes (refusing one declared beyond `limit`)
+/// for `key` of `tenant`; [`read`] admits the rest as it arrives.
 pub async fn admit(
     budget: &BodyBudget,
     key: &str,
@@ -84,9 +92,32 @@ pub async fn admit(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let first = declared.map_or(STEP, |n| n as u64).min(limit as u64);
+    // Bytes are admitted as they arrive, a step at a time: a declared length is only a claim,
+    // and an idle connection must not hold what it has not sent.
+    let first = declared
+        .map_or(STEP, |n| n as u64)
+        .min(STEP)
+        .min(limit as u64);
     let key = budget.by_key.acquire_async(key, first).await?;
     let tenant = budget.by_tenant.acquire_async(tenant, first).await?;
+    Ok(BodyLease { key, tenant })
+}
+
+/// Admits a whole body up front — its declared length, or `limit` when unknown — for readers
+/// that do not grow a lease as they go (multipart forms). Prefer [`admit`] + [`read`].
+pub async fn admit_whole(
+    budget: &BodyBudget,
+    key: &str,
+    tenant: &str,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<BodyLease, ApiError> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let bytes = declared.unwrap_or(limit) as u64;
+    let key = budget.by_key.acquire_async(key, bytes).await?;
+    let tenant = budget.by_tenant.acquire_async(tenant, bytes).await?;
     Ok(BodyLease { key, tenant })
 }
 
@@ -102,7 +133,11 @@ pub async fn read(
     let reading = async {
         // Reserve at most 64 KiB up front: a declared length is only a claim until bytes arrive.
         let mut buf = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(64 * 1024));
-        while let Some(chunk) = payload.next().await {
+        // A client that stops sending is dropped after BODY_IDLE, whatever the total timeout.
+        while let Some(chunk) = tokio::time::timeout(BODY_IDLE, payload.next())
+            .await
+            .map_err(|_| idle())?
+        {
             let chunk = chunk
                 .map_err(|e| ApiError::new(Code::BadRequest, format!("cannot read body: {e}")))?;
             if buf.len() + chunk.len() > limit {

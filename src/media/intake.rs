@@ -204,17 +204,34 @@ fn load_inner(
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let reoriented = orientation != image::metadata::Orientation::NoTransforms;
-    // Working memory: the decoder's buffer, a turned copy of it, the RGB8 result.
+    // Working memory: the decoder's buffer and its own state (progressive JPEG keeps 2-byte
+    // coefficients, lossy WebP its planes, PNG a few rows), an RGBA8 copy of an image with
+    // alpha, the RGB8 result and, when it must be turned, a turned copy of that.
     let decoded = decoder.total_bytes();
-    let working = decoded + if reoriented { decoded } else { 0 } + pixels * 3;
+    let state = match format {
+        Format::Jpeg => decoded * 2,
+        Format::Webp => decoded,
+        Format::Png => decoded / 8,
+    };
+    let alpha = decoder.color_type().has_alpha();
+    let working = decoded
+        + state
+        + if alpha { pixels * 4 } else { 0 }
+        + pixels * 3
+        + if reoriented { pixels * 3 } else { 0 };
     let mut lease = match held {
         Some(h) => Some(h.take(working)?),
         None => None,
     };
-    let mut img =
+    let img =
         DynamicImage::from_decoder(decoder).map_err(|e| MediaError::InvalidImage(e.to_string()))?;
-    img.apply_orientation(orientation);
+    // Turned after the reduction to 8-bit RGB: the copy a turn needs is of the smallest form.
     let mut image = to_rgb8(img);
+    if reoriented {
+        let mut turned = DynamicImage::ImageRgb8(image);
+        turned.apply_orientation(orientation);
+        image = turned.into_rgb8();
+    }
     if keep == Keep::Frame {
         image = shrink_to(image, FRAME_MAX_SIDE);
     }
@@ -229,7 +246,7 @@ fn load_inner(
 }
 
 /// The image scaled down to at most `max_side` on its long side (never up).
-fn shrink_to(image: RgbImage, max_side: u32) -> RgbImage {
+pub fn shrink_to(image: RgbImage, max_side: u32) -> RgbImage {
     let (w, h) = image.dimensions();
     if w.max(h) <= max_side {
         return image;
@@ -237,7 +254,8 @@ fn shrink_to(image: RgbImage, max_side: u32) -> RgbImage {
     let scale = f64::from(max_side) / f64::from(w.max(h));
     let nw = ((f64::from(w) * scale).round() as u32).max(1);
     let nh = ((f64::from(h) * scale).round() as u32).max(1);
-    image::imageops::resize(&image, nw, nh, image::imageops::FilterType::Triangle)
+    // Area averaging in integers: no float copy of the image on the way.
+    image::imageops::thumbnail(&image, nw, nh)
 }
 
 /// Walks the JPEG marker segments and entropy-coded scans and reports whether an end-of-image
@@ -298,7 +316,7 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
         // An RGB8 image is moved, not copied.
         return img.into_rgb8();
     }
-    let rgba = img.to_rgba8();
+    let rgba = img.into_rgba8();
     let mut out = RgbImage::new(rgba.width(), rgba.height());
     for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
         let a = u16::from(p[3]);

@@ -158,6 +158,15 @@ impl MasterKey {
 pub struct DataKey(Key);
 
 impl DataKey {
+    /// HMAC-SHA256 of `data` under this key (pseudonyms that only this installation can make).
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.bytes())
+            .expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
     /// A fresh random data key.
     pub fn generate() -> DataKey {
         DataKey(Key::generate())

@@ -176,12 +176,27 @@ pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<
         [&id],
         row,
     )?;
-    let input: Vec<u8> = tx.query_row(
-        "SELECT sealed FROM job_inputs WHERE job_id = ?1",
-        [&id],
-        |r| r.get(0),
-    )?;
-    Ok(Some((job, input)))
+    let input: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT sealed FROM job_inputs WHERE job_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match input {
+        Some(input) => Ok(Some((job, input))),
+        None => {
+            // Its input is gone (its subject was erased): it can only fail, and must not stand
+            // at the head of the queue.
+            fail(
+                tx,
+                &id,
+                "the job's input is gone (its subject was erased)",
+                now,
+            )?;
+            claim_next(tx, now)
+        }
+    }
 }
 
 /// Queues again every job a previous process left running; returns how many.
@@ -276,4 +291,73 @@ pub fn queue_stats(conn: &Connection) -> Result<(StatusCounts, Option<i64>)> {
         |r| r.get(0),
     )?;
     Ok((counts, oldest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    fn job(id: &str, tenant: &str, at: i64) -> JobRow {
+        JobRow {
+            id: id.into(),
+            tenant_id: tenant.into(),
+            key_id: None,
+            request_id: "req".into(),
+            subject_id: id.into(),
+            reference: None,
+            idempotency_key: None,
+            callback_url: None,
+            status: "queued".into(),
+            attempts: 0,
+            score: None,
+            decision: None,
+            error: None,
+            result: None,
+            created_at: at,
+            started_at: None,
+            finished_at: None,
+            sandbox: false,
+        }
+    }
+
+    #[test]
+    fn claims_go_round_the_tenants_and_a_job_without_input_fails_instead_of_blocking() {
+        let (_dir, store) = test_store();
+        let busy = crate::tenancy::create_tenant(&store, "Busy", "pro", "t")
+            .unwrap()
+            .id;
+        let other = crate::tenancy::create_tenant(&store, "Other", "pro", "t")
+            .unwrap()
+            .id;
+        store
+            .write(|tx| {
+                for i in 0..5 {
+                    insert(tx, &job(&format!("job_b{i}"), &busy, 100 + i), b"x")?;
+                }
+                insert(tx, &job("job_o0", &other, 200), b"x")?;
+                // A job whose input an erasure deleted, at the head of the queue.
+                insert(tx, &job("job_a_orphan", &busy, 1), b"x")?;
+                tx.execute("DELETE FROM job_inputs WHERE job_id = 'job_a_orphan'", [])?;
+                Ok(())
+            })
+            .unwrap();
+        let claim = |now| {
+            store
+                .write(|tx| claim_next(tx, now))
+                .unwrap()
+                .map(|(j, _)| j.id)
+        };
+        // The orphan (the busy tenant's turn) fails; the other tenant's job, though the newest,
+        // goes next; then the busy tenant's oldest; then, with one running each, the tenant
+        // served longest ago.
+        assert_eq!(claim(1000).as_deref(), Some("job_o0"));
+        assert_eq!(claim(1001).as_deref(), Some("job_b0"));
+        assert_eq!(claim(1002).as_deref(), Some("job_b1"));
+        let orphan = store
+            .read(|c| get(c, &busy, "job_a_orphan"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(orphan.status, "failed");
+    }
 }

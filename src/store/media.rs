@@ -187,9 +187,9 @@ pub fn erase_subject(
     )?;
     let jobs = tx.execute(
         "UPDATE jobs SET reference = NULL, callback_url = NULL, subject_id = ?3, \
-         status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END, \
-         error = CASE WHEN status = 'queued' THEN 'the subject was erased' ELSE error END, \
-         finished_at = CASE WHEN status = 'queued' THEN ?4 ELSE finished_at END \
+         status = CASE WHEN status IN ('queued', 'running') THEN 'failed' ELSE status END, \
+         error = CASE WHEN status IN ('queued', 'running') THEN 'the subject was erased' ELSE error END, \
+         finished_at = CASE WHEN status IN ('queued', 'running') THEN ?4 ELSE finished_at END \
          WHERE tenant_id = ?1 AND subject_id = ?2",
         params![tenant_id, subject_id, pseudonym, now],
     )?;

@@ -150,6 +150,7 @@ pub struct Reservation {
     period: String,
     held: Vec<Module>,
     sandbox: bool,
+    billed: bool,
     settled: bool,
 }
 
@@ -275,6 +276,9 @@ impl Meter {
         now: i64,
     ) -> Result<Reservation, MeterError> {
         let plan = self.store.read(|c| effective_plan(c, tenant_id))?;
+        // Decided now, for the units' whole life: a plan changed before they are recorded does
+        // not move them to another counter or bill them differently.
+        let billed = !(sandbox || plan.sandbox_only);
         let sandbox = sandbox && !plan.sandbox_only;
         let period = period_of(now);
         let mut slots = self.slots.lock();
@@ -316,6 +320,7 @@ impl Meter {
             period,
             held: modules.to_vec(),
             sandbox,
+            billed,
             settled: false,
         })
     }
@@ -331,17 +336,17 @@ impl Meter {
         now: i64,
     ) -> Reservation {
         let period = period_of(now);
-        let sandbox = sandbox
-            && !self
-                .store
-                .read(|c| effective_plan(c, tenant_id))
-                .is_ok_and(|p| p.sandbox_only);
+        let sandbox_only = self
+            .store
+            .read(|c| effective_plan(c, tenant_id))
+            .is_ok_and(|p| p.sandbox_only);
         let r = Reservation {
             slots: self.slots.clone(),
             tenant_id: tenant_id.to_owned(),
             period,
             held: Vec::new(),
-            sandbox,
+            sandbox: sandbox && !sandbox_only,
+            billed: !(sandbox || sandbox_only),
             settled: false,
         };
         self.load_slots(&r, modules);
@@ -408,7 +413,7 @@ pub fn record_in(
     now: i64,
 ) -> Result<Vec<Recorded>, StoreError> {
     let plan = effective_plan(tx, payer.tenant_id)?;
-    let billed = !(payer.sandbox || plan.sandbox_only);
+    let billed = r.billed;
     let mut out = Vec::with_capacity(ran.len());
     for m in ran {
         let counter = Counter {
@@ -483,7 +488,7 @@ pub fn record_in(
             units: 1,
             billed,
             overage,
-            sandbox: payer.sandbox || plan.sandbox_only,
+            sandbox: !billed,
         });
     }
     Ok(out)

@@ -292,11 +292,20 @@ impl Default for Floors {
                 accepted: 70,
                 review: 50,
             },
-            rules: vec![Rule {
-                when: Condition::SpoofDetected,
-                value: None,
-                decision: Decision::Rejected,
-            }],
+            // Weights cannot outvote these: a spoof or a face that does not match is rejected
+            // however little its factor weighs.
+            rules: vec![
+                Rule {
+                    when: Condition::SpoofDetected,
+                    value: None,
+                    decision: Decision::Rejected,
+                },
+                Rule {
+                    when: Condition::FaceMismatch,
+                    value: None,
+                    decision: Decision::Rejected,
+                },
+            ],
         }
     }
 }
@@ -338,9 +347,15 @@ impl Floors {
 
     /// The required rule a workflow's rules do not meet, if any.
     fn unmet_rule<'a>(&'a self, rules: &[Rule]) -> Option<(usize, &'a Rule)> {
+        // As strict or stricter: the same condition forcing the same decision or a harsher one
+        // (an `age_below` rule with a higher age covers a lower one).
         self.rules.iter().enumerate().find(|(_, need)| {
             !rules.iter().any(|r| {
-                r.when == need.when && r.value == need.value && r.decision >= need.decision
+                let value_ok = match (r.when, r.value, need.value) {
+                    (Condition::AgeBelow, Some(have), Some(want)) => have >= want,
+                    _ => r.value == need.value,
+                };
+                r.when == need.when && value_ok && r.decision >= need.decision
             })
         })
     }

@@ -29,6 +29,9 @@ pub enum Refusal {
     /// The host resolves to an address kycd does not send to.
     #[error("the host resolves to a {0} address, which webhooks may not reach")]
     Blocked(&'static str),
+    /// A port outside the operator's list.
+    #[error("port {0} is not one webhooks may use (webhooks.allow_ports)")]
+    Port(u16),
 }
 
 impl Refusal {
@@ -37,7 +40,7 @@ impl Refusal {
         match self {
             Refusal::BadUrl(_) | Refusal::HttpsRequired => "invalid_url",
             Refusal::Unresolvable => "dns_failed",
-            Refusal::Blocked(_) => "blocked_address",
+            Refusal::Blocked(_) | Refusal::Port(_) => "blocked_address",
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct Policy {
     pub allow_cidrs: Vec<IpNet>,
     /// Whether live keys may use plain `http://`.
     pub allow_http: bool,
+    /// Ports receivers may listen on; empty = any.
+    pub allow_ports: Vec<u16>,
     /// kycd's own listening sockets (known once bound; see [`Policy::set_listeners`]).
     own: std::sync::RwLock<Vec<SocketAddr>>,
     /// The host's own addresses, which a listener on `0.0.0.0` or `::` answers on.
@@ -58,13 +63,14 @@ pub struct Policy {
 impl Policy {
     /// The policy for these settings and listeners, with the host's interface addresses read
     /// now (so a listener on `0.0.0.0` cannot be reached through the host's own address).
-    pub fn new(allow_cidrs: Vec<IpNet>, allow_http: bool) -> Policy {
+    pub fn new(allow_cidrs: Vec<IpNet>, allow_http: bool, allow_ports: Vec<u16>) -> Policy {
         let local = if_addrs::get_if_addrs()
             .map(|v| v.into_iter().map(|i| canonical(i.ip())).collect())
             .unwrap_or_default();
         Policy {
             allow_cidrs,
             allow_http,
+            allow_ports,
             own: Default::default(),
             local,
         }
@@ -105,14 +111,23 @@ fn classify(ip: IpAddr) -> Class {
                 Class::Never("multicast")
             } else if seg[0] & 0xffc0 == 0xfe80 {
                 Class::Never("link-local")
-            } else if seg[0] & 0xfe00 == 0xfc00 {
+            } else if seg[0] & 0xfe00 == 0xfc00 || seg[0] & 0xffc0 == 0xfec0 {
+                // Unique-local, and the deprecated site-local.
                 Class::Private
-            } else if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+            } else if seg[0] == 0x2001 && (seg[1] == 0x0db8 || seg[1] == 0) {
+                // Documentation, and Teredo (a tunnel whose far end cannot be judged).
                 Class::Never("reserved")
-            } else if seg[0] == 0x0064 && seg[1] == 0xff9b {
-                // NAT64: judge the embedded IPv4 address.
+            } else if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+                // NAT64's well-known prefix: judge the embedded IPv4 address.
                 let o = v6.octets();
                 classify_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if seg[0] == 0x0064 && seg[1] == 0xff9b {
+                // 64:ff9b:1::/48, local-use translation: where it leads is the network's business.
+                Class::Never("reserved")
+            } else if seg[0] == 0x2002 {
+                // 6to4: judge the embedded IPv4 address.
+                let o = v6.octets();
+                classify_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
             } else if seg[0] == 0 {
                 // The IPv4-compatible and other ::/8 forms.
                 Class::Never("reserved")
@@ -162,6 +177,27 @@ impl Policy {
         });
         if own {
             return Err(Refusal::Blocked("kycd's own listener"));
+        }
+        self.check_ip(ip)?;
+        if !self.allow_ports.is_empty() && !self.allow_ports.contains(&addr.port()) {
+            return Err(Refusal::Port(addr.port()));
+        }
+        Ok(())
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+        // This host's own addresses reach services listening on every interface: like
+        // loopback, only when the operator names the address itself.
+        if self.local.contains(&ip) && !matches!(classify(ip), Class::Loopback) {
+            let named = self
+                .allow_cidrs
+                .iter()
+                .any(|n| n.contains(&ip) && n.prefix_len() == n.max_prefix_len());
+            return if named {
+                Ok(())
+            } else {
+                Err(Refusal::Blocked("this host's own"))
+            };
         }
         match classify(ip) {
             Class::Never(what) => Err(Refusal::Blocked(what)),
@@ -223,10 +259,7 @@ impl Policy {
     pub fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => (host, port)
-                .to_socket_addrs()
-                .map_err(|_| Refusal::Unresolvable)?
-                .collect(),
+            Err(_) => lookup(host, port)?,
         };
         if addrs.is_empty() {
             return Err(Refusal::Unresolvable);
@@ -241,6 +274,27 @@ impl Policy {
     pub fn check(&self, url: &str, live: bool) -> Result<Vec<SocketAddr>, Refusal> {
         let (host, port) = self.check_url(url, live)?;
         self.resolve(&host, port)
+    }
+}
+
+/// Longest wait for a receiver's name to resolve.
+const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The system resolver, bounded by [`DNS_TIMEOUT`] (the lookup itself cannot be interrupted;
+/// it finishes on its own thread).
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let name = host.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(
+            (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>()),
+        );
+    });
+    match rx.recv_timeout(DNS_TIMEOUT) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        _ => Err(Refusal::Unresolvable),
     }
 }
 
@@ -292,8 +346,9 @@ mod tests {
         let p = Policy {
             allow_cidrs: allow.iter().map(|c| c.parse().unwrap()).collect(),
             allow_http: false,
+            allow_ports: Vec::new(),
             own: Default::default(),
-            local: vec!["10.9.8.7".parse().unwrap()],
+            local: vec!["10.9.8.7".parse().unwrap(), "203.0.113.9".parse().unwrap()],
         };
         p.set_listeners(&[
             "127.0.0.1:8080".parse().unwrap(),
@@ -352,6 +407,40 @@ mod tests {
         assert_eq!(blocked(&p, "10.9.8.7:9090"), Some("kycd's own listener"));
         assert_eq!(blocked(&p, "10.9.8.6:9090"), None);
         assert_eq!(blocked(&p, "93.184.216.34:9090"), None);
+        // The host's own addresses, on any port, only when named one by one.
+        assert_eq!(blocked(&p, "10.9.8.7:6379"), Some("this host's own"));
+        assert_eq!(
+            blocked(&policy(&[]), "203.0.113.9:6379"),
+            Some("this host's own")
+        );
+        assert_eq!(blocked(&policy(&["10.9.8.7/32"]), "10.9.8.7:6379"), None);
+        // Transition and reserved IPv6 ranges.
+        let p = policy(&[]);
+        assert_eq!(
+            blocked(&p, "[2002:7f00:1::]:443"),
+            Some("loopback"),
+            "6to4 of 127.0.0.1"
+        );
+        assert_eq!(
+            blocked(&p, "[2002:a00:1::]:443"),
+            Some("private"),
+            "6to4 of 10.0.0.1"
+        );
+        assert_eq!(
+            blocked(&p, "[2001:0:4136:e378::1]:443"),
+            Some("reserved"),
+            "Teredo"
+        );
+        assert_eq!(blocked(&p, "[64:ff9b:1::a00:1]:443"), Some("reserved"));
+        assert_eq!(blocked(&p, "[fec0::1]:443"), Some("private"));
+        // Ports, when the operator lists them.
+        let mut p = policy(&[]);
+        p.allow_ports = vec![443];
+        assert!(matches!(
+            p.check_addr("93.184.216.34:6379".parse().unwrap()),
+            Err(Refusal::Port(6379))
+        ));
+        assert!(p.check_addr("93.184.216.34:443".parse().unwrap()).is_ok());
     }
 
     #[test]

@@ -267,13 +267,14 @@ impl Jobs {
             .iter()
             .enumerate()
             .map(|(i, f)| (format!("frames[{i}]"), f));
+        // All under one lease, as the worker will decode them: a job that could never fit its
+        // tenant's share is refused now (413), not left to wait in a worker.
+        let mut held = self.media.hold(tenant_id);
         for (field, b64) in fields
             .into_iter()
             .filter_map(|(f, b)| b.map(|b| (f.to_owned(), b)))
             .chain(frames)
         {
-            // One image at a time, each released before the next is decoded.
-            let mut held = self.media.hold(tenant_id);
             decode_with(&self.media, b64, &mut held, keep_for(&field))
                 .map_err(|source| JobError::Image { field, source })?;
         }
@@ -559,8 +560,16 @@ fn finish(
     let written = store.write(|tx| match &outcome {
         Ok((o, modules)) => {
             let body = serde_json::to_vec(o).unwrap_or_default();
-            // Erased while the job ran: keep the erasure — no result, no payload, no new key.
+            // Erased while the job ran: keep the erasure — no result, no payload, no new key. The
+            // row is read again: an erasure files the job under a pseudonym, and the same
+            // reference submitted since may have made a new key the erased job must not use.
+            let still_filed = store::jobs::get(tx, &job.tenant_id, &job.id)?
+                .is_some_and(|j| j.subject_id == job.subject_id);
             let key = match store.existing_subject_key(tx, &job.tenant_id, &job.subject_id) {
+                Ok(_) if !still_filed => {
+                    let failed = store::jobs::fail(tx, &job.id, "the subject was erased", now)?;
+                    return Ok(failed.then_some(false));
+                }
                 Ok(k) => k,
                 Err(StoreError::NotFound(_)) => {
                     let failed = store::jobs::fail(tx, &job.id, "the subject was erased", now)?;

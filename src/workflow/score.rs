@@ -208,6 +208,16 @@ pub fn score(config: &WorkflowConfig, outcomes: &Outcomes) -> Verdict {
             config.bands.accepted
         ));
     }
+    // The liveness threshold binds the decision, not only the reasons: a live verdict below it
+    // is looked at by a person whatever the weights say (the operator floors this threshold).
+    let weak_liveness = outcomes
+        .liveness
+        .as_ref()
+        .is_some_and(|l| l.is_live && l.confidence < t.liveness);
+    if weak_liveness && decision < Decision::Review {
+        decision = Decision::Review;
+        reasons.push("liveness below its threshold → review".into());
+    }
     for rule in &config.rules {
         if holds(rule.when, rule.value, outcomes, config) && rule.decision > decision {
             decision = rule.decision;

@@ -64,10 +64,11 @@ pub fn floors(store: &Store, tenant_id: &str) -> Result<Floors, ConfigError> {
 pub fn effective(store: &Store, tenant_id: &str) -> Result<WorkflowConfig, ConfigError> {
     let floors = floors(store, tenant_id)?;
     let stored = store.read(|c| store::jobs::workflow_config(c, tenant_id))?;
+    // Read as stored, without today's limits: a workflow saved before a limit existed (more
+    // rules than are accepted now) still runs, held to the floors.
     let config = match stored {
-        Some(json) => {
-            config::from_json(json.as_bytes()).map_err(|e| ConfigError::Corrupt(e.message))?
-        }
+        Some(json) => serde_json::from_str::<WorkflowConfig>(&json)
+            .map_err(|e| ConfigError::Corrupt(e.to_string()))?,
         None => WorkflowConfig::default(),
     };
     Ok(config.bound_by(&floors))

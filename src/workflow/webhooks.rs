@@ -240,11 +240,9 @@ impl Deliverer {
             Ok(code) => (Some(i64::from(code)), Some(status_class(code)), false),
             Err(class) => (None, Some(class), false),
         };
-        // Some failures cannot heal: the payload was erased, the signing key revoked.
-        let terminal = matches!(
-            error,
-            Some("payload_unreadable" | "key_revoked" | "no_signing_secret")
-        );
+        // Some failures cannot heal: the payload was erased, the signing key revoked. A
+        // missing callback secret can (the tenant may make one), and so can a busy store.
+        let terminal = matches!(error, Some("payload_unreadable" | "key_revoked"));
         let retry_at = if delivered || terminal {
             None
         } else {
@@ -276,7 +274,12 @@ impl Deliverer {
             .and_then(|k| Ok(k.open(&d.payload, d.id.as_bytes())?.to_vec()))
             .map_err(|e| {
                 tracing::warn!(delivery = %d.id, error = %e, "webhook payload unreadable");
-                "payload_unreadable"
+                // Gone for good only when the key is gone or the ciphertext does not open; a
+                // busy or failing store is tried again.
+                match e {
+                    StoreError::NotFound(_) | StoreError::Crypto(_) => "payload_unreadable",
+                    _ => "store_unavailable",
+                }
             })?;
         let secret = self.secret(d)?;
         let t = store::now();
@@ -327,16 +330,20 @@ impl Deliverer {
                     .store
                     .read(|c| store::keys::auth_row(c, k))
                     .map(|row| row.is_none_or(|r| r.revoked));
-                if matches!(revoked, Ok(true)) {
-                    return Err("key_revoked");
+                match revoked {
+                    Ok(true) => return Err("key_revoked"),
+                    Ok(false) => open_callback_secret(&self.store, &d.tenant_id),
+                    Err(e) => Err(e),
                 }
-                revoked.and_then(|_| open_callback_secret(&self.store, &d.tenant_id))
             }
             (None, None) => Err(StoreError::NotFound("signing secret")),
         };
         result.map_err(|e| {
             tracing::warn!(delivery = %d.id, error = %e, "no webhook signing secret");
-            "no_signing_secret"
+            match e {
+                StoreError::NotFound(_) | StoreError::Crypto(_) => "no_signing_secret",
+                _ => "store_unavailable",
+            }
         })
     }
 }
@@ -364,7 +371,7 @@ pub fn has_callback_secret(store: &Store, tenant_id: &str) -> Result<bool, Store
 }
 
 /// Makes (or replaces) the tenant's callback secret and returns it: the only time it is shown.
-/// Callbacks queued from then on are signed with it. Audited.
+/// Callbacks sent from then on (retries of earlier ones included) are signed with it. Audited.
 pub fn rotate_callback_secret(
     store: &Store,
     tenant_id: &str,
@@ -437,8 +444,12 @@ struct TenantSlot<'a>(&'a Deliverer, &'a str);
 
 impl Drop for TenantSlot<'_> {
     fn drop(&mut self) {
-        if let Some(n) = self.0.in_flight().get_mut(self.1) {
+        let mut map = self.0.in_flight();
+        if let Some(n) = map.get_mut(self.1) {
             *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(self.1);
+            }
         }
     }
 }

@@ -52,6 +52,7 @@ fn start(port: u16, dir: &std::path::Path) -> Child {
     let env = [
         ("KYCD_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8"),
         ("KYCD_WEBHOOK_ALLOW_HTTP", "true"),
+        ("KYCD_WEBHOOK_ALLOW_PORTS", ""),
     ];
     spawn_binary(port, dir, &env, Stdio::null()).0
 }

@@ -39,10 +39,40 @@ fn operator_floors_bind_the_tenants_workflow() {
     assert_eq!(r.body["error"]["details"]["field"], "bands.accepted");
     let r = put_workflow(&app, &key, json!({ "thresholds": { "liveness": 0.1 } }));
     assert_eq!(r.body["error"]["details"]["field"], "thresholds.liveness");
-    // Dropping the spoof rule is refused too.
+    // Dropping the spoof rule is refused too, and so is taking the face match's weight away
+    // while dropping the rule that rejects a mismatch whatever it weighs.
     let r = put_workflow(&app, &key, json!({ "rules": [] }));
     r.assert_error(422, "invalid_input");
     assert_eq!(r.body["error"]["details"]["field"], "rules");
+    let r = put_workflow(
+        &app,
+        &key,
+        json!({ "weights": { "face_match": 0 },
+                "rules": [{ "when": "spoof_detected", "decision": "rejected" }] }),
+    );
+    r.assert_error(422, "invalid_input");
+    assert!(r.text.contains("face_mismatch"), "{}", r.text);
+    // A stricter age rule than a floor's is as good as the floor's.
+    let r = app.admin(
+        "PUT",
+        &format!("/tenants/{}/workflow-floors", key.tenant_id),
+        Some(json!({ "rules": [
+            { "when": "spoof_detected", "decision": "rejected" },
+            { "when": "face_mismatch", "decision": "rejected" },
+            { "when": "age_below", "value": 18, "decision": "rejected" }
+        ] })),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = put_workflow(
+        &app,
+        &key,
+        json!({ "rules": [
+            { "when": "spoof_detected", "decision": "rejected" },
+            { "when": "face_mismatch", "decision": "rejected" },
+            { "when": "age_below", "value": 21, "decision": "rejected" }
+        ] }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
     // Stricter than the floors is fine; fields left out keep their defaults.
     let r = put_workflow(
         &app,
@@ -106,7 +136,8 @@ fn workflow_documents_are_bounded_and_audited_by_hash() {
         json!({ "mandatory_fields": ["surname", "surname"] }),
     );
     assert_eq!(r.body["error"]["details"]["field"], "mandatory_fields[1]");
-    let rules: Vec<Value> = (0..32).map(|_| rule.clone()).collect();
+    let mut rules: Vec<Value> = (0..31).map(|_| rule.clone()).collect();
+    rules.push(json!({ "when": "face_mismatch", "decision": "rejected" }));
     let r = put_workflow(&app, &key, json!({ "rules": rules }));
     assert_eq!(r.status, 200, "{}", r.text);
     let audit = app.signed(&key, "GET", "/v1/audit?q=%22workflow.update%22", b"");

@@ -52,11 +52,12 @@ fn bodies_are_admitted_per_key_and_per_endpoint_before_they_are_read() {
     let addr = app.base.trim_start_matches("http://").to_owned();
     let max = 16 * 1024 * 1024;
     let head = signed_head(&key, "/v1/document/validate", crate::common::now());
-    // Four 16 MiB bodies of one key fill its 64 MiB share...
+    // Four 16 MiB bodies of one key, all but their last byte sent, fill its 64 MiB share (bytes
+    // are admitted as they arrive: an idle connection holds nothing)...
     let mut open: Vec<TcpStream> = (0..4)
-        .map(|_| slow_request(&addr, &head, max, 1024))
+        .map(|_| slow_request(&addr, &head, max, max - 1))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
     // ...so a fifth waits its 2 s, then is refused, never buffered.
     let started = Instant::now();
     let mut fifth = slow_request(&addr, &head, max, 1024);
@@ -67,11 +68,16 @@ fn bodies_are_admitted_per_key_and_per_endpoint_before_they_are_read() {
     // Facia's /process_face reads its credential from the body: its bodies have their own share.
     let facia = "POST /process_face HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
     let mut compat: Vec<TcpStream> = (0..4)
-        .map(|_| slow_request(&addr, facia, max, 1024))
+        .map(|_| slow_request(&addr, facia, max, max - 1))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
     let mut fifth = slow_request(&addr, facia, max, 1024);
     assert_eq!(status_of(&mut fifth, Duration::from_secs(10)), Some(503));
+    // A connection that declares a body and sends nothing holds nothing, and is dropped when
+    // it stays silent.
+    let other_head = signed_head(&other, "/v1/document/validate", crate::common::now());
+    let mut idle = slow_request(&addr, &other_head, max, 0);
+    assert_eq!(status_of(&mut idle, Duration::from_secs(20)), Some(400));
     // Once the slow clients go, room comes back.
     open.clear();
     compat.clear();
@@ -568,4 +574,36 @@ fn sandbox_keys_have_their_own_allowance_and_say_so() {
         usage.text
     );
     assert_eq!(usage.body["sandbox_allowance"], 2);
+}
+
+#[test]
+fn a_verification_that_could_never_fit_its_tenants_share_is_refused_at_submission() {
+    // Thirty-three 36 MP images in one job need more decoded memory than this tenant may hold:
+    // refused up front (413), instead of a worker waiting for room that can never come.
+    let app = TestApp::spawn_with(|c| {
+        c.media.max_pixels = 36_000_000;
+        c.limits.decoded_bytes_per_tenant = 690_000_000;
+    });
+    let key = app.tenant_with_key();
+    let png = std::fs::read(format!(
+        "{}/tests/fixtures/bombs/flat-6000x6000.png",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let image = b64(&png);
+    let body = serde_json::to_vec(&json!({
+        "selfie": image, "document_front": image, "document_back": image,
+        "frames": vec![image.clone(); 30],
+    }))
+    .unwrap();
+    let r = app.signed(&key, "POST", "/v1/kyc/verify", &body);
+    r.assert_error(413, "payload_too_large");
+    assert_eq!(
+        r.body["error"]["details"]["budget"], "decoded_pixels",
+        "{}",
+        r.text
+    );
+    let queued: i64 =
+        app.with_store(|db| db.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)));
+    assert_eq!(queued, 0);
 }

@@ -119,6 +119,7 @@ impl TestApp {
         // back (`c.webhooks = Default::default()`).
         config.webhooks.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         config.webhooks.allow_http = true;
+        config.webhooks.allow_ports = Vec::new();
         adjust(&mut config);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {

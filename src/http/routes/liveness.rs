@@ -86,11 +86,11 @@ async fn analyze(
                 let mut frames = Vec::with_capacity(frames_b64.len());
                 for (i, f) in frames_b64.iter().enumerate() {
                     let bytes = intake::decode_base64(f, &st.media.limits)
-                        .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
+                        .map_err(|e| ApiError::from(e).with_detail("frame", json!(i)))?;
                     let frame = st
                         .media
                         .accept(&bytes, &mut held, Keep::Frame)
-                        .map_err(|e| ApiError::from(e).with_details(json!({ "frame": i })))?;
+                        .map_err(|e| ApiError::from(e).with_detail("frame", json!(i)))?;
                     frames.push(frame.image);
                 }
                 let inference = Instant::now();

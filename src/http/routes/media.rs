@@ -70,7 +70,9 @@ fn store_upload(
         ImageSource::Base64(text) => intake::decode_base64(&text, &media.limits)?,
         ImageSource::Bytes(bytes) => bytes,
     };
-    let accepted = media.accept(&bytes, &mut media.hold(&principal.tenant_id), Keep::Full)?;
+    // Held until the image is stored: its pixels stay counted through the resize and encode.
+    let mut held = media.hold(&principal.tenant_id);
+    let accepted = media.accept(&bytes, &mut held, Keep::Full)?;
     let row = media.put(
         &principal.tenant_id,
         subject_id,

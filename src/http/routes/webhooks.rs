@@ -128,7 +128,7 @@ async fn create(
 
 /// Makes (or replaces) the secret that signs job `callback_url` deliveries; shown only here.
 #[utoipa::path(post, path = "/v1/webhooks/callback-secret", tag = "workflow", security(("X-API-SIGN" = ["webhooks:write"])),
-    responses((status = 201, description = "The callback secret, shown once; callbacks queued from now on are signed with it", body = Object,
+    responses((status = 201, description = "The callback secret, shown once; callbacks sent from now on (retries included) are signed with it", body = Object,
         example = json!({"secret": "whsec_…", "signature_header": "X-KYCD-Signature"}))))]
 async fn create_callback_secret(
     principal: Authorized<need::WebhooksWrite>,

@@ -34,3 +34,10 @@ ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
 
 -- A tenant's audit search walks its own entries, newest first.
 CREATE INDEX audit_log_tenant_seq ON audit_log(tenant_id, seq);
+-- Jobs queued by sandbox keys before this migration stay sandbox jobs (never billed).
+UPDATE jobs SET sandbox = 1 WHERE status IN ('queued', 'running')
+    AND key_id IN (SELECT id FROM api_keys WHERE environment = 'sandbox');
+
+-- Erasure finds a subject's jobs and deliveries without scanning the tenant's history.
+CREATE INDEX jobs_tenant_subject ON jobs(tenant_id, subject_id);
+CREATE INDEX webhook_deliveries_tenant_subject ON webhook_deliveries(tenant_id, subject_id);

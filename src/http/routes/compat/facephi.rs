@@ -25,7 +25,6 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::vendor_error;
-use crate::admission::Lease;
 use crate::error::{ApiError, Code};
 use crate::http::extract::Operator;
 use crate::http::{request_id, resource, upload, AppState};
@@ -168,6 +167,21 @@ async fn fresh_capture(
 }
 
 /// The replay check: a capture must carry a timestamp inside the window.
+/// [`fresh_capture`] within the body timeout: a capture that does not arrive in time holds
+/// nothing.
+async fn read_within_timeout(
+    state: &AppState,
+    form: Multipart,
+) -> Result<Result<Capture, HttpResponse>, ApiError> {
+    let timeout = crate::http::body::BODY_TIMEOUT;
+    tokio::time::timeout(timeout, fresh_capture(state, form))
+        .await
+        .map_err(|_| {
+            ApiError::new(Code::BadRequest, "request body not received in time")
+                .with_details(json!({ "timeout_seconds": timeout.as_secs() }))
+        })?
+}
+
 fn stale(settings: &IadSettings, capture: &Capture) -> Option<HttpResponse> {
     if !settings.replay_check {
         return None;
@@ -189,17 +203,16 @@ fn stale(settings: &IadSettings, capture: &Capture) -> Option<HttpResponse> {
 }
 
 /// The vendor-shaped 404 while FacePhi compatibility is off (no `compat.facephi_tenant`).
-/// What a FacePhi call holds while it runs: a place among the calls in flight and its body's
-/// bytes.
+/// What a FacePhi call holds while it runs: its body's bytes.
 struct Admitted {
-    _in_flight: Lease,
     _body: crate::http::body::BodyLease,
 }
 
 /// The gate of the credential-less FacePhi calls: the shared secret when one is configured, the
-/// endpoint's own rate limit (not a real key's), at most `facephi_max_in_flight` at once, and
-/// the body's bytes under the endpoint's share of the body budget. Refusals come in FacePhi's
-/// shape with kycd's envelope.
+/// endpoint's own rate limit (not a real key's) and the body's bytes under the endpoint's share
+/// of the body budget. (At most `facephi_max_in_flight` evaluations run at once: that place is
+/// taken once the capture has arrived, so a slow upload never holds it.) Refusals come in
+/// FacePhi's shape with kycd's envelope.
 async fn admit(
     state: &AppState,
     req: &HttpRequest,
@@ -247,13 +260,9 @@ async fn admit(
         }
         return Ok(Err(resp));
     }
-    let in_flight = state
-        .facephi_in_flight
-        .acquire_async("compat:facephi", 1)
-        .await?;
     let limit = state.config.media.max_image_bytes * 2 + upload::FORM_SLACK_BYTES;
     let declared = crate::http::body::declared_length(req.headers());
-    let body = crate::http::body::admit(
+    let body = crate::http::body::admit_whole(
         &state.bodies,
         "compat:facephi",
         "compat:facephi",
@@ -261,10 +270,7 @@ async fn admit(
         limit,
     )
     .await?;
-    Ok(Ok(Admitted {
-        _in_flight: in_flight,
-        _body: body,
-    }))
+    Ok(Ok(Admitted { _body: body }))
 }
 
 fn not_enabled() -> HttpResponse {
@@ -293,10 +299,14 @@ async fn evaluate(
         Ok(a) => a,
         Err(resp) => return Ok(resp),
     };
-    let capture = match fresh_capture(&state, form).await? {
+    let capture = match read_within_timeout(&state, form).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
+    let _in_flight = state
+        .facephi_in_flight
+        .acquire_async("compat:facephi", 1)
+        .await?;
     let request_id = request_id::current();
     let st = state.clone();
     let body = web::block(move || -> Result<serde_json::Value, ApiError> {
@@ -377,7 +387,7 @@ async fn extract(
         Ok(a) => a,
         Err(resp) => return Ok(resp),
     };
-    let capture = match fresh_capture(&state, form).await? {
+    let capture = match read_within_timeout(&state, form).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
