@@ -30,6 +30,14 @@ impl BodyBudget {
     }
 }
 
+impl BodyBudget {
+    async fn admit(&self, key: &str, tenant: &str, bytes: u64) -> Result<BodyLease, ApiError> {
+        let key = self.by_key.acquire_async(key, bytes).await?;
+        let tenant = self.by_tenant.acquire_async(tenant, bytes).await?;
+        Ok(BodyLease { key, tenant })
+    }
+}
+
 /// A request body's leases, kept in the request's extensions until it ends.
 pub struct BodyLease {
     key: Lease,
@@ -98,9 +106,7 @@ pub async fn admit(
         .map_or(STEP, |n| n as u64)
         .min(STEP)
         .min(limit as u64);
-    let key = budget.by_key.acquire_async(key, first).await?;
-    let tenant = budget.by_tenant.acquire_async(tenant, first).await?;
-    Ok(BodyLease { key, tenant })
+    budget.admit(key, tenant, first).await
 }
 
 /// Admits a whole body up front — its declared length, or `limit` when unknown — for readers
@@ -115,10 +121,9 @@ pub async fn admit_whole(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let bytes = declared.unwrap_or(limit) as u64;
-    let key = budget.by_key.acquire_async(key, bytes).await?;
-    let tenant = budget.by_tenant.acquire_async(tenant, bytes).await?;
-    Ok(BodyLease { key, tenant })
+    budget
+        .admit(key, tenant, declared.unwrap_or(limit) as u64)
+        .await
 }
 
 /// Reads the whole body within `limit` bytes and `BODY_TIMEOUT`, growing `lease` when more

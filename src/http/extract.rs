@@ -222,14 +222,7 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let code = match e.classify() {
-            serde_json::error::Category::Data => Code::InvalidInput,
-            _ => Code::InvalidJson,
-        };
-        ApiError::new(code, e.to_string())
-            .with_details(json!({ "line": e.line(), "column": e.column() }))
-    })
+    serde_json::from_slice(body).map_err(body_error)
 }
 
 /// A required JSON body, read by hand (under a budget): the same codes as the `Json` extractor.
@@ -237,14 +230,18 @@ pub fn required_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, A
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(Code::InvalidJson, "a JSON body is required"));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let code = match e.classify() {
-            serde_json::error::Category::Data => Code::InvalidInput,
-            _ => Code::InvalidJson,
-        };
-        ApiError::new(code, e.to_string())
-            .with_details(json!({ "line": e.line(), "column": e.column() }))
-    })
+    serde_json::from_slice(body).map_err(body_error)
+}
+
+/// A JSON body that did not parse: syntax → 400 `invalid_json`, shape → 422 `invalid_input`, with
+/// the position.
+fn body_error(e: serde_json::Error) -> ApiError {
+    let code = match e.classify() {
+        serde_json::error::Category::Data => Code::InvalidInput,
+        _ => Code::InvalidJson,
+    };
+    ApiError::new(code, e.to_string())
+        .with_details(json!({ "line": e.line(), "column": e.column() }))
 }
 
 /// Query string errors → 400 `invalid_query`.

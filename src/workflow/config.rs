@@ -293,19 +293,8 @@ impl Default for Floors {
                 review: 50,
             },
             // Weights cannot outvote these: a spoof or a face that does not match is rejected
-            // however little its factor weighs.
-            rules: vec![
-                Rule {
-                    when: Condition::SpoofDetected,
-                    value: None,
-                    decision: Decision::Rejected,
-                },
-                Rule {
-                    when: Condition::FaceMismatch,
-                    value: None,
-                    decision: Decision::Rejected,
-                },
-            ],
+            // however little its factor weighs (the first two of the default workflow's rules).
+            rules: WorkflowConfig::default().rules[..2].to_vec(),
         }
     }
 }

@@ -106,24 +106,18 @@ async fn upload_json(
 ) -> Result<HttpResponse, ApiError> {
     let UploadJson { kind, image_base64 } = body.into_inner();
     let source = ImageSource::Base64(image_base64);
-    created(
-        &state,
-        principal.into_inner(),
-        subject_id.into_inner(),
-        kind,
-        source,
-    )
-    .await
+    created(&state, principal, subject_id, kind, source).await
 }
 
 /// Runs the upload on the blocking pool and answers 201 with what was stored.
 async fn created(
     state: &AppState,
-    principal: Principal,
-    subject_id: String,
+    principal: Authorized<need::MediaWrite>,
+    subject_id: web::Path<String>,
     kind: MediaKind,
     source: ImageSource,
 ) -> Result<HttpResponse, ApiError> {
+    let (principal, subject_id) = (principal.into_inner(), subject_id.into_inner());
     let media = state.media.clone();
     let result = web::block(move || store_upload(&media, &principal, &subject_id, kind, source))
         .await
@@ -152,14 +146,7 @@ async fn upload_multipart(
         .remove("image")
         .ok_or_else(|| upload::missing("image"))?;
     let source = ImageSource::Bytes(image);
-    created(
-        &state,
-        principal.into_inner(),
-        subject_id.into_inner(),
-        kind,
-        source,
-    )
-    .await
+    created(&state, principal, subject_id, kind, source).await
 }
 
 /// Lists a subject's stored media (metadata only).
