@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::arbitrate;
 use super::countries;
-use super::mrz::{DocumentType, MrzInput, Repair};
-use super::ocr::{Line, MrzReading, Ocr, Page};
+use super::mrz::{CheckStatus, DocumentType, MrzInput, Repair};
+use super::ocr::{self, Line, MrzReading, Ocr, Page};
 use super::printed::{self, PrintedField};
 use super::validate::{self, ValidateOptions, Validation};
 use crate::vision::facematch::{FaceAnalyzer, Role};
@@ -153,11 +153,82 @@ pub struct TextReading {
     pub mrz: Option<MrzSection>,
     /// Printed fields found by label.
     pub printed: Vec<PrintedField>,
+    /// Degrees the page was turned to level slanted text (0 when it was read as it was).
+    pub skew_degrees: f32,
 }
 
-/// Reads the text of `img`: what [`read`] does before it looks for the portrait.
+/// Text slanted less than this (degrees) is read as it is.
+const SKEW_MIN_DEGREES: f32 = 2.0;
+
+/// A photo whose long side is shorter than this is read again enlarged when its MRZ did not
+/// come out whole.
+const ENLARGE_BELOW: u32 = 720;
+
+/// Reads the text of `img`: what [`read`] does before it looks for the portrait. A page whose
+/// MRZ did not come out whole (missing, or a check that fails) is read again where that can
+/// help, and the best reading kept: enlarged when the photo is small (the detector misses text
+/// a few pixels tall), turned level when its text runs at a slant (the detector splits long
+/// slanted lines into pieces).
 pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
-    let page = ocr.read_page(img)?;
+    let mut best = read_text_once(ocr, img, false)?;
+    let mut score = mrz_score(&best);
+    if score == MRZ_WHOLE {
+        return Ok(best);
+    }
+    if img.width().max(img.height()) < ENLARGE_BELOW {
+        let enlarged = read_text_once(ocr, img, true)?;
+        if mrz_score(&enlarged) > score {
+            score = mrz_score(&enlarged);
+            best = enlarged;
+        }
+        if score == MRZ_WHOLE {
+            return Ok(best);
+        }
+    }
+    let Some(angle) =
+        ocr::skew_angle(&best.page.lines).filter(|a| a.to_degrees().abs() >= SKEW_MIN_DEGREES)
+    else {
+        return Ok(best);
+    };
+    let level = ocr::deskew(&best.page.image, angle);
+    let mut second = read_text_once(ocr, &level, false)?;
+    if mrz_score(&second) <= score {
+        return Ok(best);
+    }
+    second.page.rotation = (best.page.rotation + second.page.rotation) % 360;
+    second.skew_degrees = angle.to_degrees();
+    Ok(second)
+}
+
+/// [`mrz_score`] of a reading whose MRZ validates: every check digit, field and code holds
+/// (expiry and age aside, which are facts about the document rather than the reading).
+const MRZ_WHOLE: usize = usize::MAX;
+
+/// How well the MRZ came out: [`MRZ_WHOLE`], else 1 + the number of checks that passed, 0
+/// without an MRZ.
+fn mrz_score(t: &TextReading) -> usize {
+    let Some(m) = &t.mrz else { return 0 };
+    let Some(v) = &m.validation else { return 1 };
+    let reading = |c: &&crate::document::mrz::Check| {
+        !matches!(c.name.as_ref(), "not_expired" | "age_plausible")
+    };
+    if v.checks
+        .iter()
+        .filter(reading)
+        .all(|c| c.status != CheckStatus::Fail)
+    {
+        return MRZ_WHOLE;
+    }
+    1 + v
+        .checks
+        .iter()
+        .filter(reading)
+        .filter(|c| c.status == CheckStatus::Pass)
+        .count()
+}
+
+fn read_text_once(ocr: &Ocr, img: &RgbImage, enlarge: bool) -> Result<TextReading, ReadError> {
+    let page = ocr.read_page_with(img, enlarge)?;
     let printed = printed::fields(&page.lines);
     let mrz = ocr.read_mrz(&page.image, &page.lines)?.map(|reading| {
         let (lines, print_repairs) = arbitrate::names_from_print(&reading.lines, &printed);
@@ -169,7 +240,12 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
             validation,
         }
     });
-    Ok(TextReading { page, mrz, printed })
+    Ok(TextReading {
+        page,
+        mrz,
+        printed,
+        skew_degrees: 0.0,
+    })
 }
 
 /// Reads `img` with `ocr`, finds the portrait with `faces`.
@@ -179,7 +255,12 @@ pub fn read(
     img: &RgbImage,
     hints: &Hints,
 ) -> Result<DocumentReading, ReadError> {
-    let TextReading { page, mrz, printed } = read_text(ocr, img)?;
+    let TextReading {
+        page,
+        mrz,
+        printed,
+        skew_degrees,
+    } = read_text(ocr, img)?;
     let (img, lines) = (&page.image, page.lines);
     let text = lines
         .iter()
@@ -224,6 +305,11 @@ pub fn read(
         },
     };
     let mut warnings = Vec::new();
+    if skew_degrees != 0.0 {
+        warnings.push(format!(
+            "the text ran at a slant of {skew_degrees:.0}°: the page was levelled to read it"
+        ));
+    }
     if page.rotation != 0 {
         warnings.push(format!(
             "the photo was turned {}° to read it",

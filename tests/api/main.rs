@@ -20,5 +20,6 @@ mod observability;
 mod ocr_accuracy;
 mod openapi;
 mod permissions;
+mod real_documents;
 mod signing;
 mod workflow;

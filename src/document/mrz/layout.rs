@@ -203,7 +203,9 @@ impl Layout {
             Free
         };
         [
-            Some((self.doc_code, Alpha, Free)),
+            // The first letter of the document code is a letter; the second is the issuer's
+            // choice, and some print a digit (the US permanent-resident card's `C1`).
+            Some((sp(self.doc_code.line, self.doc_code.start, 1), Alpha, Free)),
             Some((self.issuer, Country, Issuer)),
             Some((self.name, Alpha, Free)),
             Some((self.number, Any, Checked)),
@@ -227,7 +229,11 @@ impl Layout {
                 Some((s, _)) => Some((s, Digit, Checked)),
                 None => None,
             },
-            None,
+            Some((
+                sp(self.doc_code.line, self.doc_code.start + 1, 1),
+                Any,
+                Free,
+            )),
         ]
     }
 

@@ -5,7 +5,7 @@
 //!   hold after the substitutions (tried jointly, exactly one combination may
 //!   succeed);
 //! * country codes: the code must become a known one, unambiguously;
-//! * names and the document code: nothing can confirm them, but a digit there
+//! * names and the document code's first letter: nothing can confirm them, but a digit there
 //!   is certainly wrong, so the most likely letter is used.
 //!
 //! The search is bounded: more than [`MAX_SUSPECTS`] impossible characters
@@ -76,7 +76,12 @@ pub(crate) fn repair(
     layout: &Layout,
     warnings: &mut Vec<Cow<'static, str>>,
 ) -> (Vec<Repair>, usize) {
-    let (mut repairs, remaining) = repair_impossible(lines, layout, warnings);
+    let (mut repairs, mut remaining) = repair_impossible(lines, layout, warnings);
+    if repair_state_from_other(lines, layout, &mut repairs, warnings) {
+        repairs.sort_by_key(|r| (r.line, r.position));
+        remaining = 0;
+        layout::for_each_impossible(lines, layout, |_, _, _, _, _| remaining += 1);
+    }
     if remaining == 0 && !check::digits(lines, layout).all_hold() {
         let before = repairs.len();
         repair_number_lookalikes(lines, layout, &mut repairs);
@@ -85,6 +90,48 @@ pub(crate) fn repair(
         }
     }
     (repairs, remaining)
+}
+
+/// An issuing-state or nationality code that is no known code but one character away from the
+/// other one, which is known, becomes that one (`G0R` beside `GBR`): nearly every document is
+/// issued to a national of the state that issues it, and an unknown code is certainly misread.
+/// Returns whether anything changed.
+fn repair_state_from_other(
+    lines: &mut Lines,
+    layout: &Layout,
+    repairs: &mut Vec<Repair>,
+    warnings: &mut Vec<Cow<'static, str>>,
+) -> bool {
+    let code = |l: &Lines, span: layout::Span| -> [u8; 3] {
+        let mut c = [0u8; 3];
+        c.copy_from_slice(l.span(span));
+        c
+    };
+    let (issuer, nationality) = (layout.issuer, layout.nationality);
+    let (a, b) = (code(lines, issuer), code(lines, nationality));
+    let known = |c: [u8; 3]| countries::lookup_mrz(c).is_some();
+    let (bad, good, what) = match (known(a), known(b)) {
+        (false, true) => (issuer, b, "the issuing state code"),
+        (true, false) => (nationality, a, "the nationality code"),
+        _ => return false,
+    };
+    let was = code(lines, bad);
+    let differing: Vec<usize> = (0..3).filter(|&i| was[i] != good[i]).collect();
+    if differing.len() != 1 {
+        return false;
+    }
+    let i = differing[0];
+    let pos = bad.start as usize + i;
+    lines.rows[bad.line as usize][pos] = good[i];
+    repairs.push(Repair {
+        line: bad.line as usize + 1,
+        position: pos + 1,
+        from: char::from(was[i]),
+        to: char::from(good[i]),
+    });
+    // The first pass's note that it could not repair this code no longer holds.
+    warnings.retain(|w| !w.contains(what));
+    true
 }
 
 /// The digit a letter in a document number may really be. Only the round

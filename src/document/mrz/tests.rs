@@ -468,3 +468,49 @@ pub(crate) fn assert_fast<T>(f: impl Fn() -> T) {
         .unwrap_or_default();
     assert!(best < cap, "took {best:?}");
 }
+
+#[test]
+fn an_unknown_state_code_one_letter_from_the_other_becomes_it() {
+    // `GBR` printed, `G0R` read (the 0 alone could be O or D: neither is a state).
+    let p = parsed(&[
+        "P<GBRUNITED<KINGDOM<TWENTY<SIX<<JODIE<PIPPA<",
+        "1071828900G0R8501178F1601312<<<<<<<<<<<<<<06",
+    ]);
+    assert_eq!(p.fields.nationality.code, "GBR");
+    assert_eq!(
+        p.repairs,
+        vec![Repair {
+            line: 2,
+            position: 12,
+            from: '0',
+            to: 'B'
+        }]
+    );
+    assert!(failing(&p).is_empty(), "{:?}", failing(&p));
+    // Two letters away, or both codes unknown: left as read.
+    let p = parsed(&[
+        "P<GBRUNITED<KINGDOM<TWENTY<SIX<<JODIE<PIPPA<",
+        "1071828900XXQ8501178F1601312<<<<<<<<<<<<<<06",
+    ]);
+    assert_eq!(p.fields.nationality.code, "XXQ");
+    assert!(p.repairs.is_empty());
+}
+
+#[test]
+fn a_digit_second_in_the_document_code_is_the_issuers_choice() {
+    // The US permanent-resident card prints `C1`.
+    let p = parsed(&[
+        "C1USA0223456791EAC9730051220<<",
+        "4910040M9411014CAN<<<<<<<<<<<0",
+        "CRITTENDEN<<LEE<W<<<<<<<<<<<<<",
+    ]);
+    assert_eq!(p.fields.document_code, "C1");
+    assert!(p.repairs.is_empty());
+    // A digit first is still a misread letter.
+    let p = parsed(&[
+        "1<UTOD231458907<<<<<<<<<<<<<<<",
+        "7408122F1204159UTO<<<<<<<<<<<6",
+        "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+    ]);
+    assert_eq!(p.fields.document_code, "I");
+}

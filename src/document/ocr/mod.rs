@@ -79,6 +79,13 @@ pub struct Ocr {
     recognizer: TextRecognizer,
 }
 
+impl Line {
+    /// The line decoded with the MRZ alphabet (from the same model run as [`Line::text`]).
+    pub fn mrz_text(&self) -> &str {
+        &self.mrz.text
+    }
+}
+
 impl Ocr {
     /// Loads the detector, recogniser and dictionary: from `dir` when given, else the copies in
     /// the binary; every file is checked against its sha256.
@@ -117,11 +124,24 @@ impl Ocr {
     /// upright) with its MRZ fillers as `>>>`, so it is read again turned over and the better
     /// reading kept.
     pub fn read_page(&self, img: &RgbImage) -> Result<Page> {
-        let boxes = self.detector.detect(img)?;
+        self.read_page_with(img, false)
+    }
+
+    /// [`Ocr::read_page`], with the detector enlarging a small photo when `enlarge` (see
+    /// [`detect::MAX_UPSCALE`]).
+    pub fn read_page_with(&self, img: &RgbImage, enlarge: bool) -> Result<Page> {
+        let detect = |img: &RgbImage| {
+            if enlarge {
+                self.detector.detect_enlarged(img)
+            } else {
+                self.detector.detect(img)
+            }
+        };
+        let boxes = detect(img)?;
         let tall = boxes.iter().filter(|b| is_tall(&b.rect)).count();
         let (image, rotation, boxes) = if tall * 2 > boxes.len() {
             let turned = image::imageops::rotate270(img);
-            let boxes = self.detector.detect(&turned)?;
+            let boxes = detect(&turned)?;
             (turned, 270, boxes)
         } else {
             (img.clone(), 0, boxes)
@@ -136,7 +156,7 @@ impl Ocr {
             return Ok(page);
         }
         let flipped = image::imageops::rotate180(&page.image);
-        let lines = self.read_lines(&flipped)?;
+        let lines = self.recognize_boxes(&flipped, detect(&flipped)?)?;
         if uprightness(&lines) > uprightness(&page.lines) + 0.1 {
             return Ok(Page {
                 image: flipped,
@@ -168,12 +188,27 @@ impl Ocr {
         Ok(lines)
     }
 
-    /// The MRZ band among `lines` (already read from `img`): the lines with at least three `<`,
-    /// re-read with the MRZ alphabet; `None` when there are fewer than two.
+    /// The MRZ band among `lines` (already read from `img`): rows whose MRZ-alphabet reading
+    /// holds at least three `<` anchor it; rows shaped like MRZ lines (long runs of capitals,
+    /// digits and `<`, no spaces) of the anchors' height next to them join it — on a small or
+    /// blurred photo the fillers of a name line can read as letters. Rows are re-read with the
+    /// MRZ alphabet; `None` when there are fewer than two.
     pub fn read_mrz(&self, img: &RgbImage, lines: &[Line]) -> Result<Option<MrzReading>> {
+        let anchors: Vec<&Line> = lines
+            .iter()
+            .filter(|l| l.mrz.text.matches('<').count() >= 3)
+            .collect();
+        let near_anchor = |l: &Line| {
+            anchors.iter().any(|a| {
+                let ratio = l.rect.h / a.rect.h.max(1.0);
+                (0.6..=1.6).contains(&ratio)
+                    && (l.rect.cy - a.rect.cy).abs() <= 3.5 * a.rect.h
+                    && (l.rect.cx - a.rect.cx).abs() <= 0.5 * a.rect.w.max(l.rect.w)
+            })
+        };
         let candidates: Vec<&Line> = lines
             .iter()
-            .filter(|l| l.text.matches(['<', '«', '‹']).count() >= 3)
+            .filter(|l| l.mrz.text.matches('<').count() >= 3 || (mrz_shaped(l) && near_anchor(l)))
             .collect();
         // The detector sometimes splits one MRZ line at a long filler run: join boxes that share
         // a row into one rectangle around all their corners.
@@ -219,9 +254,67 @@ impl Ocr {
             confidences.push(r.confidence);
         }
         let target = nearest_length(&texts);
+        if let Some(first) = texts.first_mut() {
+            *first = restore_code_filler(first, target);
+        }
         let lines = texts.iter().map(|t| fit_length(t, target)).collect();
         Ok(Some(MrzReading { lines, confidences }))
     }
+}
+
+/// Whether a line looks like an MRZ line whatever its fillers read as: at least 20 characters,
+/// no spaces, and nothing but capitals, digits and fillers.
+fn mrz_shaped(l: &Line) -> bool {
+    let t = l.text.trim();
+    t.chars().count() >= 20
+        && t.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '<' | '«' | '‹'))
+}
+
+/// The slant of the page's text in radians (clockwise positive, image y down): the
+/// length-weighted median angle of the long boxes, `None` when there are too few to say.
+pub fn skew_angle(lines: &[Line]) -> Option<f32> {
+    let mut angles: Vec<(f32, f32)> = lines
+        .iter()
+        .filter(|l| l.rect.w.max(l.rect.h) >= 4.0 * l.rect.w.min(l.rect.h))
+        .map(|l| {
+            let [tl, tr, _, _] = l.corners;
+            let a = (tr[1] - tl[1]).atan2(tr[0] - tl[0]);
+            (a, l.rect.w.max(l.rect.h))
+        })
+        .filter(|(a, _)| a.abs() < std::f32::consts::FRAC_PI_4)
+        .collect();
+    if angles.len() < 3 {
+        return None;
+    }
+    angles.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f32 = angles.iter().map(|a| a.1).sum();
+    let mut acc = 0.0;
+    for (a, w) in &angles {
+        acc += w;
+        if acc >= total / 2.0 {
+            return Some(*a);
+        }
+    }
+    None
+}
+
+/// `img` turned by `-angle` radians about its centre on a canvas large enough to hold it all
+/// (the corners outside the photo are black), so that text slanted by `angle` runs level.
+pub fn deskew(img: &RgbImage, angle: f32) -> RgbImage {
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    let (s, c) = f64::from(-angle).sin_cos();
+    let (nw, nh) = (
+        (w * c.abs() + h * s.abs()).ceil(),
+        (w * s.abs() + h * c.abs()).ceil(),
+    );
+    // src → dst: rotate about the source centre, then move it to the new centre.
+    let (cx, cy, ncx, ncy) = (w / 2.0, h / 2.0, nw / 2.0, nh / 2.0);
+    let m: crate::vision::align::Affine = [
+        [c, -s, ncx - (c * cx - s * cy)],
+        [s, c, ncy - (s * cx + c * cy)],
+    ];
+    crate::vision::align::warp_affine(img, &m, nw as u32, nh as u32)
 }
 
 /// Below this character-weighted confidence a page may be upside down.
@@ -295,6 +388,28 @@ pub fn nearest_length(lines: &[String]) -> usize {
         .iter()
         .min_by_key(|&&n| n.abs_diff(median))
         .unwrap_or(&44)
+}
+
+/// The first line with the filler after a one-letter document code put back: small print often
+/// loses the `<` of `P<UTO…`, which shifts the whole line left by one. Put back only when the
+/// line is short, the three letters after the code are a known state and the three after the
+/// missing filler would not be (`PALVA…` is Latvia's `PA` code and stays as it is).
+pub fn restore_code_filler(line: &str, len: usize) -> String {
+    let s: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+    let b = s.as_bytes();
+    let known = |at: usize| {
+        b.get(at..at + 3)
+            .and_then(|c| <[u8; 3]>::try_from(c).ok())
+            .is_some_and(|c| crate::document::countries::lookup_mrz(c).is_some())
+    };
+    if s.chars().count() < len
+        && b.first().is_some_and(u8::is_ascii_uppercase)
+        && known(1)
+        && !known(2)
+    {
+        return format!("{}<{}", &s[..1], &s[1..]);
+    }
+    s
 }
 
 /// Pads with `<` or trims trailing fillers to `len` characters. OCR usually loses or gains

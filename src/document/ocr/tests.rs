@@ -117,3 +117,19 @@ fn td2_specimen_mrz_passes_every_check_digit() {
         v.checks
     );
 }
+
+#[test]
+fn a_lost_filler_after_a_one_letter_code_is_put_back() {
+    let lost = "PUTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<";
+    assert_eq!(
+        restore_code_filler(lost, 44),
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    );
+    // Latvia's two-letter code `PA`, a line already whole, and a line of 44: left alone.
+    let lva = "PALVAMOHAMADA<<FARIDA<<<<<<<<<<<<<<<<<<<<<<";
+    assert_eq!(restore_code_filler(lva, 44), lva);
+    let whole = "P<NLDMEULENDIJK<<LOES<ALBERTINE<<<<<<<<<<<<";
+    assert_eq!(restore_code_filler(whole, 44), whole);
+    let long = "PNLDMEULENDIJK<<LOES<ALBERTINE<<<<<<<<<<<<<<";
+    assert_eq!(restore_code_filler(long, 44), long);
+}
