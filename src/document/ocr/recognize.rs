@@ -17,7 +17,7 @@ use crate::vision::{Result, VisionError};
 /// Height of the recogniser's input.
 pub const INPUT_HEIGHT: u32 = 48;
 /// Narrowest input; shorter lines are padded.
-pub const MIN_WIDTH: u32 = 320;
+pub const MIN_WIDTH: u32 = 96;
 /// Widest input accepted (a 44-character MRZ line is about 1 650 px at height 48).
 pub const MAX_WIDTH: u32 = 3200;
 
