@@ -152,7 +152,10 @@ impl Ocr {
             rotation,
             lines,
         };
-        if page.lines.len() < 2 || uprightness(&page.lines) >= UPRIGHT_CONFIDENCE {
+        if page.lines.len() < 2
+            || uprightness(&page.lines) >= UPRIGHT_CONFIDENCE
+            || fillers_point_left(&page.lines)
+        {
             return Ok(page);
         }
         let flipped = image::imageops::rotate180(&page.image);
@@ -338,6 +341,12 @@ pub fn weighted_confidence(lines: &[Line]) -> f32 {
 fn uprightness(lines: &[Line]) -> f32 {
     let reversed_fillers = lines.iter().any(|l| l.text.contains(">>>"));
     weighted_confidence(lines) - if reversed_fillers { 0.3 } else { 0.0 }
+}
+
+/// Whether the page's MRZ fillers read as `<<<` and none as `>>>`: the page is upright whatever
+/// the confidence (a small photo reads at 0.6–0.8 upright), so it need not be read turned over.
+fn fillers_point_left(lines: &[Line]) -> bool {
+    lines.iter().any(|l| l.text.contains("<<<")) && !lines.iter().any(|l| l.text.contains(">>>"))
 }
 
 /// Whether a text box stands taller than wide on the page (its text runs up or down).
