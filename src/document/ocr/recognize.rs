@@ -1,5 +1,6 @@
 //! PP-OCRv5 text-line recognition (CTC), per `models/MODELS.md`: the crop resized to height 48
-//! keeping its aspect, BGR scaled to [−1, 1], padded on the right to at least 320; greedy CTC
+//! keeping its aspect, BGR scaled to [−1, 1], padded on the right to at least 96 (PaddleOCR pads
+//! to 320; on the generated set 96 reads the same and a short line costs less); greedy CTC
 //! decoding (argmax per step, repeats merged, blanks dropped), optionally restricted to the MRZ
 //! alphabet `0–9 A–Z <` — unrestricted decoding puts spaces into MRZ lines and misreads `<<`.
 //! Restricting by dropping other classes lets a near miss win (an `I` the model spread over `l`,
