@@ -111,7 +111,7 @@ fn docs_load_offline_and_render_the_spec() {
 
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.exists() {
-        eprintln!("chromium not installed: the rendering half of this test is skipped");
+        crate::common::tool_missing("chromium", "the rendering half of this test");
         return;
     }
     let profile = tempfile::tempdir().unwrap();
@@ -169,7 +169,7 @@ fn postman_collection_signs_requests_the_server_accepts() {
     assert!(script.contains("HmacSHA256"));
 
     if Command::new("node").arg("--version").output().is_err() {
-        eprintln!("node not installed: the signing half of this test is skipped");
+        crate::common::tool_missing("node", "the signing half of this test");
         return;
     }
     let key = app.tenant_with_key();

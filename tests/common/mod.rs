@@ -407,3 +407,15 @@ pub fn spawn_binary(
     }
     (child, agent)
 }
+
+/// A test that needs a tool this machine lacks: under `CI=true` that is a failure (README's test
+/// command, `scripts/test`, installs every tool the tests use); elsewhere the part that needs it
+/// is skipped with a note, and the caller returns.
+pub fn tool_missing(tool: &str, what: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "{tool} is not installed (CI=true): run the tests with scripts/test, which installs it"
+    );
+    eprintln!("{tool} not installed: {what} is skipped (scripts/test installs it)");
+}
