@@ -170,34 +170,32 @@ const ENLARGE_BELOW: u32 = 720;
 /// a few pixels tall), turned level when its text runs at a slant (the detector splits long
 /// slanted lines into pieces).
 pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
-    let mut best = read_text_once(ocr, img, false)?;
-    let mut score = mrz_score(&best);
-    if score == MRZ_WHOLE {
-        return Ok(best);
+    let first = read_text_once(ocr, img, false)?;
+    let mut best = (mrz_score(&first), first);
+    if best.0 < MRZ_WHOLE && img.width().max(img.height()) < ENLARGE_BELOW {
+        keep_better(&mut best, read_text_once(ocr, img, true)?);
     }
-    if img.width().max(img.height()) < ENLARGE_BELOW {
-        let enlarged = read_text_once(ocr, img, true)?;
-        if mrz_score(&enlarged) > score {
-            score = mrz_score(&enlarged);
-            best = enlarged;
+    if best.0 < MRZ_WHOLE {
+        let page = &best.1.page;
+        let angle =
+            ocr::skew_angle(&page.lines).filter(|a| a.to_degrees().abs() >= SKEW_MIN_DEGREES);
+        if let Some(angle) = angle {
+            let rotation = page.rotation;
+            let mut level = read_text_once(ocr, &ocr::deskew(&page.image, angle), false)?;
+            level.page.rotation = (rotation + level.page.rotation) % 360;
+            level.skew_degrees = angle.to_degrees();
+            keep_better(&mut best, level);
         }
-        if score == MRZ_WHOLE {
-            return Ok(best);
-        }
     }
-    let Some(angle) =
-        ocr::skew_angle(&best.page.lines).filter(|a| a.to_degrees().abs() >= SKEW_MIN_DEGREES)
-    else {
-        return Ok(best);
-    };
-    let level = ocr::deskew(&best.page.image, angle);
-    let mut second = read_text_once(ocr, &level, false)?;
-    if mrz_score(&second) <= score {
-        return Ok(best);
+    Ok(best.1)
+}
+
+/// Replaces `best` (with its [`mrz_score`]) by `candidate` when that scores higher.
+fn keep_better(best: &mut (usize, TextReading), candidate: TextReading) {
+    let score = mrz_score(&candidate);
+    if score > best.0 {
+        *best = (score, candidate);
     }
-    second.page.rotation = (best.page.rotation + second.page.rotation) % 360;
-    second.skew_degrees = angle.to_degrees();
-    Ok(second)
 }
 
 /// [`mrz_score`] of a reading whose MRZ validates: every check digit, field and code holds
@@ -209,22 +207,22 @@ const MRZ_WHOLE: usize = usize::MAX;
 fn mrz_score(t: &TextReading) -> usize {
     let Some(m) = &t.mrz else { return 0 };
     let Some(v) = &m.validation else { return 1 };
-    let reading = |c: &&crate::document::mrz::Check| {
-        !matches!(c.name.as_ref(), "not_expired" | "age_plausible")
-    };
-    if v.checks
-        .iter()
-        .filter(reading)
-        .all(|c| c.status != CheckStatus::Fail)
-    {
-        return MRZ_WHOLE;
+    let (mut passed, mut failed) = (0, 0);
+    for c in &v.checks {
+        if matches!(c.name.as_ref(), "not_expired" | "age_plausible") {
+            continue;
+        }
+        match c.status {
+            CheckStatus::Pass => passed += 1,
+            CheckStatus::Fail => failed += 1,
+            _ => {}
+        }
     }
-    1 + v
-        .checks
-        .iter()
-        .filter(reading)
-        .filter(|c| c.status == CheckStatus::Pass)
-        .count()
+    if failed == 0 {
+        MRZ_WHOLE
+    } else {
+        1 + passed
+    }
 }
 
 fn read_text_once(ocr: &Ocr, img: &RgbImage, enlarge: bool) -> Result<TextReading, ReadError> {
