@@ -3,6 +3,7 @@
 //! no storage here.
 
 pub mod arbitrate;
+pub mod barcode;
 pub mod countries;
 pub mod mrz;
 pub mod ocr;

@@ -17,6 +17,8 @@ const LABELS: &[(&str, &[&str])] = &[
             "nachname",
             "primary identifier",
             "identifiant primaire",
+            "last name",
+            "family name",
         ],
     ),
     (
@@ -29,6 +31,7 @@ const LABELS: &[(&str, &[&str])] = &[
             "vorname",
             "secondary identifier",
             "identifiant secondaire",
+            "first name",
         ],
     ),
     (
@@ -99,6 +102,18 @@ const LABELS: &[(&str, &[&str])] = &[
         "personal_number",
         &["personal no", "n° personnel", "personal number"],
     ),
+];
+
+/// Fields printed with their value on the same line, as North-American licences do
+/// (`DLN D1234567`, `DOB 01/15/1985`, `EXP 08/31/2029`): the label, then the value.
+const INLINE_LABELS: &[(&str, &[&str])] = &[
+    (
+        "document_number",
+        &["dln", "lic no", "lic#", "license no", "licence no"],
+    ),
+    ("date_of_birth", &["dob"]),
+    ("date_of_expiry", &["exp", "expires"]),
+    ("date_of_issue", &["iss", "issued"]),
 ];
 
 /// A printed field read from the page.
@@ -206,7 +221,49 @@ pub fn fields(lines: &[Line]) -> Vec<PrintedField> {
             push_value(&mut out, name, value);
         }
     }
+    for line in lines {
+        inline_fields(&mut out, line);
+    }
     out
+}
+
+/// The [`INLINE_LABELS`] fields of `line` that `out` does not hold yet.
+fn inline_fields(out: &mut Vec<PrintedField>, line: &Line) {
+    let lower = line.text.to_lowercase();
+    // Offsets found in the lower-case text index the line itself only when lower-casing kept
+    // every character's length (it does for the Latin text these labels are written in).
+    if lower.len() != line.text.len() {
+        return;
+    }
+    for (name, words) in INLINE_LABELS {
+        if out.iter().any(|f| f.name == *name) {
+            continue;
+        }
+        let Some(at) = words
+            .iter()
+            .find_map(|w| word_matches(&lower, w).next().map(|i| i + w.len()))
+        else {
+            continue;
+        };
+        // The value runs from the label to the next label on the line (`EXP … ISS …`).
+        let Some(rest) = line.text.get(at..) else {
+            continue;
+        };
+        let rest = rest.trim_start_matches([' ', ':', '.', '#']);
+        let rest_lower = rest.to_lowercase();
+        let end = INLINE_LABELS
+            .iter()
+            .flat_map(|(_, ws)| ws.iter())
+            .filter_map(|w| word_matches(&rest_lower, w).next())
+            .min()
+            .unwrap_or(rest.len());
+        let value = rest[..end].trim();
+        if value.chars().filter(char::is_ascii_alphanumeric).count() >= 4 {
+            let mut v = line.clone();
+            v.text = value.to_owned();
+            push_value(out, name, Some(&v));
+        }
+    }
 }
 
 /// Parses `value` as field `name` and adds it when it parses.
@@ -283,16 +340,42 @@ fn month(word: &str) -> Option<u32> {
         .map(|&(_, n)| n)
 }
 
+/// A word printed as `12/18/1978` that OCR read with a slash as a `1` (`12118/1978`,
+/// `1211811978`), put back as `12/18/1978`: ten characters, digits but for the two separator
+/// places, which hold `/`, `.`, `-` or a `1`, at least one a `1`.
+pub fn misread_separators(word: &str) -> Option<String> {
+    let c: Vec<char> = word.chars().collect();
+    if c.len() != 10 {
+        return None;
+    }
+    let sep = |x: char| matches!(x, '/' | '.' | '-');
+    let digits = [0, 1, 3, 4, 6, 7, 8, 9]
+        .iter()
+        .all(|&i| c[i].is_ascii_digit());
+    let places = [c[2], c[5]];
+    let ok = digits && places.iter().all(|&x| x == '1' || sep(x)) && places.contains(&'1');
+    ok.then(|| format!("{}{}/{}{}/{}", c[0], c[1], c[3], c[4], &word[6..]))
+}
+
 /// A printed date as ISO 8601; two-digit years resolved into the past for a birth date and into
 /// 1970–2069 otherwise.
 pub fn parse_date(text: &str, birth: bool) -> Option<String> {
-    let tokens: Vec<&str> = text
+    let repaired = text
+        .split_whitespace()
+        .map(|w| misread_separators(w).unwrap_or_else(|| w.to_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tokens: Vec<&str> = repaired
         .split(|c: char| c.is_whitespace() || matches!(c, '.' | '-' | '/' | ','))
         .filter(|t| !t.is_empty())
         .collect();
     let num = |t: &str| t.parse::<u32>().ok();
     let (day, month_n, year) = match tokens.as_slice() {
         [y, m, d] if y.len() == 4 => (num(d)?, num(m)?, num(y)?),
+        // 01/15/1985: month first (North America) when the middle number can't be a month.
+        [m, d, y] if num(d).is_some_and(|d| d > 12) && num(m).is_some_and(|m| m <= 12) => {
+            (num(d)?, num(m)?, num(y)?)
+        }
         [d, m, y] if num(m).is_some() => (num(d)?, num(m)?, num(y)?),
         // 12 AUGUST/AOUT 74: the month may be written twice (bilingual).
         [d, rest @ ..] if rest.len() >= 2 => {
@@ -348,6 +431,18 @@ mod tests {
         assert_eq!(
             parse_date("1974-08-12", true).as_deref(),
             Some("1974-08-12")
+        );
+        assert_eq!(
+            parse_date("01/15/1985", true).as_deref(),
+            Some("1985-01-15")
+        );
+        assert_eq!(
+            parse_date("12118/1978", true).as_deref(),
+            Some("1978-12-18")
+        );
+        assert_eq!(
+            parse_date("0911612031", false).as_deref(),
+            Some("2031-09-16")
         );
         assert_eq!(parse_date("31 FEB 99", true), None);
         assert_eq!(parse_date("ZENITH", true), None);

@@ -6,6 +6,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::arbitrate;
+use super::barcode::{self, Barcode};
 use super::countries;
 use super::mrz::{CheckStatus, DocumentType, MrzInput, Repair};
 use super::ocr::{self, Line, MrzReading, Ocr, Page};
@@ -43,9 +44,9 @@ pub struct Detected {
     pub document_type: String,
     /// ISO 3166-1 alpha-3 (or the ICAO code), when known.
     pub country: Option<String>,
-    /// 0.95 from a valid MRZ, 0.6 from printed keywords, 0.3 from hints alone.
+    /// 0.95 from a valid MRZ, 0.9 from an AAMVA barcode, 0.6 from printed keywords.
     pub confidence: f32,
-    /// `mrz`, `printed` or `hint`.
+    /// `mrz`, `barcode` or `printed`.
     pub source: &'static str,
 }
 
@@ -72,6 +73,8 @@ pub struct DocumentReading {
     pub mrz: Option<MrzSection>,
     /// Printed fields found by label.
     pub printed: Vec<PrintedField>,
+    /// The PDF417, QR or Data Matrix code on the page, when there is one.
+    pub barcode: Option<Barcode>,
     /// Every text line, in reading order.
     pub lines: Vec<Line>,
     /// The holder's portrait, JPEG, when a face was found.
@@ -126,22 +129,148 @@ impl MrzSection {
     }
 }
 
-/// Words that mark a page as an identity document when there is no MRZ.
+/// Words that mark a page as an identity document when there is no MRZ, in English and the
+/// other official languages of the EU (plus the usual North-American ones). Keyword and page
+/// are both folded to lower-case ASCII (accents dropped, Greek and Cyrillic transliterated) and
+/// matched as whole words. The first match in
+/// this order decides: a residence permit or a licence may also say "identity".
 const KEYWORDS: &[(&str, &str)] = &[
+    // residence permit: en, fr, de, nl, it, es, pt, pl, cs, sk, sl, hr, hu, ro, bg, el, da, sv,
+    // fi, et, lv, lt, mt, ga
+    ("residence permit", "residence_permit"),
+    ("residence card", "residence_permit"),
+    ("titre de séjour", "residence_permit"),
+    ("aufenthaltstitel", "residence_permit"),
+    ("aufenthaltserlaubnis", "residence_permit"),
+    ("verblijfsvergunning", "residence_permit"),
+    ("verblijfsdocument", "residence_permit"),
+    ("permesso di soggiorno", "residence_permit"),
+    ("permiso de residencia", "residence_permit"),
+    ("autorización de residencia", "residence_permit"),
+    ("autorização de residência", "residence_permit"),
+    ("título de residencia", "residence_permit"),
+    ("karta pobytu", "residence_permit"),
+    ("zezwolenie na pobyt", "residence_permit"),
+    ("povolení k pobytu", "residence_permit"),
+    ("povolenie na pobyt", "residence_permit"),
+    ("dovoljenje za prebivanje", "residence_permit"),
+    ("dozvola boravka", "residence_permit"),
+    ("tartózkodási engedély", "residence_permit"),
+    ("permis de ședere", "residence_permit"),
+    ("разрешение за пребиваване", "residence_permit"),
+    ("άδεια διαμονής", "residence_permit"),
+    ("opholdstilladelse", "residence_permit"),
+    ("uppehållstillstånd", "residence_permit"),
+    ("oleskelulupa", "residence_permit"),
+    ("elamisluba", "residence_permit"),
+    ("uzturēšanās atļauja", "residence_permit"),
+    ("leidimas gyventi", "residence_permit"),
+    ("permess ta' residenza", "residence_permit"),
+    ("cead cónaithe", "residence_permit"),
+    // driving licence
+    ("driving licence", "driver_license"),
+    ("driving license", "driver_license"),
+    ("driver license", "driver_license"),
+    ("driver's license", "driver_license"),
+    ("drivers license", "driver_license"),
+    ("driver licence", "driver_license"),
+    ("permis de conduire", "driver_license"),
+    ("führerschein", "driver_license"),
+    ("rijbewijs", "driver_license"),
+    ("patente di guida", "driver_license"),
+    ("permiso de conducción", "driver_license"),
+    ("permiso de conducir", "driver_license"),
+    ("licencia de conducir", "driver_license"),
+    ("carta de condução", "driver_license"),
+    ("prawo jazdy", "driver_license"),
+    ("řidičský průkaz", "driver_license"),
+    ("vodičský preukaz", "driver_license"),
+    ("vozniško dovoljenje", "driver_license"),
+    ("vozačka dozvola", "driver_license"),
+    ("vezetői engedély", "driver_license"),
+    ("permis de conducere", "driver_license"),
+    ("свидетелство за управление", "driver_license"),
+    ("άδεια οδήγησης", "driver_license"),
+    ("kørekort", "driver_license"),
+    ("ajokortti", "driver_license"),
+    ("juhiluba", "driver_license"),
+    ("vadītāja apliecība", "driver_license"),
+    ("vairuotojo pažymėjimas", "driver_license"),
+    ("liċenzja tas-sewqan", "driver_license"),
+    ("ceadúnas tiomána", "driver_license"),
+    // identity card
+    ("identity card", "id_card"),
+    ("identification card", "id_card"),
+    ("carte d'identité", "id_card"),
+    ("carte nationale d'identité", "id_card"),
+    ("personalausweis", "id_card"),
+    ("identiteitskaart", "id_card"),
+    ("carta d'identità", "id_card"),
+    ("documento nacional de identidad", "id_card"),
+    ("cartão de cidadão", "id_card"),
+    ("bilhete de identidade", "id_card"),
+    ("dowód osobisty", "id_card"),
+    ("občanský průkaz", "id_card"),
+    ("občiansky preukaz", "id_card"),
+    ("osebna izkaznica", "id_card"),
+    ("osobna iskaznica", "id_card"),
+    ("személyazonosító igazolvány", "id_card"),
+    ("carte de identitate", "id_card"),
+    ("лична карта", "id_card"),
+    ("δελτίο ταυτότητας", "id_card"),
+    ("identitetskort", "id_card"),
+    ("henkilökortti", "id_card"),
+    ("isikutunnistus", "id_card"),
+    ("personas apliecība", "id_card"),
+    ("asmens tapatybės kortelė", "id_card"),
+    ("karta tal-identità", "id_card"),
+    ("carta tal-identità", "id_card"),
+    ("cárta aitheantais", "id_card"),
+    // passport
     ("passport", "passport"),
     ("passeport", "passport"),
-    ("pasaporte", "passport"),
     ("reisepass", "passport"),
-    ("identity card", "id_card"),
-    ("carte d'identité", "id_card"),
-    ("documento nacional de identidad", "id_card"),
-    ("personalausweis", "id_card"),
-    ("driving licence", "driver_license"),
-    ("driver license", "driver_license"),
-    ("permis de conduire", "driver_license"),
-    ("residence permit", "residence_permit"),
-    ("titre de séjour", "residence_permit"),
+    ("paspoort", "passport"),
+    ("passaporto", "passport"),
+    ("pasaporte", "passport"),
+    ("passaporte", "passport"),
+    ("paszport", "passport"),
+    ("cestovní pas", "passport"),
+    ("cestovný pas", "passport"),
+    ("potni list", "passport"),
+    ("putovnica", "passport"),
+    ("útlevél", "passport"),
+    ("pașaport", "passport"),
+    ("паспорт", "passport"),
+    ("διαβατήριο", "passport"),
+    ("passi", "passport"),
+    ("pasas", "passport"),
+    ("passaport", "passport"),
 ];
+
+/// The document type named by the page's text: the first of [`KEYWORDS`] found as whole words
+/// in `text` folded to lower-case ASCII (Greek and Cyrillic transliterated). Line breaks count
+/// as spaces, so a keyword may run over two lines.
+pub fn keyword_type(text: &str) -> Option<&'static str> {
+    // deunicode drops control characters: turn them into spaces first.
+    let spaced: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let folded = deunicode::deunicode(&spaced).to_lowercase();
+    KEYWORDS.iter().find_map(|&(k, t)| {
+        let k = deunicode::deunicode(k);
+        folded
+            .match_indices(k.as_str())
+            .any(|(i, _)| {
+                let before = folded[..i].chars().next_back();
+                let after = folded[i + k.len()..].chars().next();
+                !before.is_some_and(char::is_alphanumeric)
+                    && !after.is_some_and(char::is_alphanumeric)
+            })
+            .then_some(t)
+    })
+}
 
 /// The text of a page: the page turned upright with its lines, the MRZ (names checked against
 /// the print, then validated and repaired by check digits) and the printed fields.
@@ -265,16 +394,27 @@ pub fn read(
         .map(|l| l.text.to_lowercase())
         .collect::<Vec<_>>()
         .join("\n");
-    let keyword = KEYWORDS
-        .iter()
-        .find(|(k, _)| text.contains(k))
-        .map(|&(_, t)| t);
+    let keyword = keyword_type(&text);
     let parsed = mrz.as_ref().and_then(|m| m.validation.as_ref());
-    if parsed.is_none() && keyword.is_none() {
+    // The barcode is looked for where no MRZ validated: documents with an MRZ rarely carry one,
+    // and the search costs a full pass over the pixels.
+    let barcode = if parsed.is_some_and(|v| v.document_valid) {
+        None
+    } else {
+        barcode::find_levelled(img, ocr::skew_angle(&lines))
+    };
+    let aamva = barcode.as_ref().and_then(|b| b.aamva.as_ref());
+    if parsed.is_none() && keyword.is_none() && aamva.is_none() {
         return Err(ReadError::NoDocument);
     }
-    let detected = match parsed {
-        Some(v) => Detected {
+    let detected = match (parsed, aamva) {
+        (None, Some(a)) => Detected {
+            document_type: a.document_type.into(),
+            country: a.country.map(str::to_owned),
+            confidence: 0.9,
+            source: "barcode",
+        },
+        (Some(v), _) => Detected {
             document_type: type_name(v.fields.document_type).into(),
             country: v
                 .fields
@@ -286,7 +426,7 @@ pub fn read(
             confidence: if v.document_valid { 0.95 } else { 0.8 },
             source: "mrz",
         },
-        None => Detected {
+        (None, None) => Detected {
             document_type: keyword
                 .map(str::to_owned)
                 .or_else(|| hints.document_type.clone())
@@ -348,6 +488,7 @@ pub fn read(
     Ok(DocumentReading {
         detected,
         printed,
+        barcode,
         mrz,
         lines,
         face_crop_jpeg,
@@ -484,5 +625,31 @@ pub fn page_quality(img: &RgbImage) -> PageQuality {
         glare,
         resolution: [w, h],
         cropped: false,
+    }
+}
+
+#[cfg(test)]
+mod keyword_tests {
+    use super::keyword_type;
+
+    #[test]
+    fn document_types_are_named_in_the_eu_languages() {
+        assert_eq!(
+            keyword_type("california usa\ndriver license"),
+            Some("driver_license")
+        );
+        assert_eq!(keyword_type("PRAWO JAZDY"), Some("driver_license"));
+        let t = "californiａ\nusa\ndriver license\ndln\nd0812815\nexp 07/16/2031\nlast name\nsex m\nclass c\niss 09124/2019";
+        assert_eq!(keyword_type(t), Some("driver_license"));
+        assert_eq!(keyword_type("Občanský průkaz"), Some("id_card"));
+        assert_eq!(keyword_type("OBCANSKY PRUKAZ"), Some("id_card"));
+        assert_eq!(keyword_type("CARTE D'IDENTITE"), Some("id_card"));
+        assert_eq!(keyword_type("ΔΕΛΤΙΟ ΤΑΥΤΟΤΗΤΑΣ"), Some("id_card"));
+        assert_eq!(keyword_type("Titre de séjour"), Some("residence_permit"));
+        assert_eq!(keyword_type("PAŞAPORT"), Some("passport"));
+        assert_eq!(keyword_type("PASSPORT / PASSEPORT"), Some("passport"));
+        // Whole words only.
+        assert_eq!(keyword_type("compassion"), None);
+        assert_eq!(keyword_type("passports"), None);
     }
 }

@@ -3,14 +3,20 @@
 
 use serde_json::{json, Map, Value};
 
+use super::barcode::{self, Barcode};
 use super::read::{Detected, DocumentReading, MrzSection};
 
 /// Type and country, normalised fields, MRZ with its checks, printed fields, portrait, quality and
 /// warnings. The MRZ comes from whichever side has a validated one (TD1 cards carry it on the
-/// back); printed fields fill what the MRZ does not carry (place of birth, issue date, authority).
+/// back); then an AAMVA barcode's fields (licences carry it on the back), compared with the
+/// print of both sides; printed fields fill what neither carries (place of birth, authority).
 pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Value {
     use base64::Engine;
     let mrz = chosen_mrz(front, back);
+    let code = front
+        .barcode
+        .as_ref()
+        .or_else(|| back.and_then(|b| b.barcode.as_ref()));
     let mut fields = Map::new();
     if let Some(v) = mrz.and_then(|m| m.validation.as_ref()) {
         let f = &v.fields;
@@ -22,6 +28,26 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
         fields.insert("date_of_birth".into(), json!(f.birth_date));
         fields.insert("sex".into(), json!(f.sex));
         fields.insert("date_of_expiry".into(), json!(f.expiry_date));
+    }
+    if let Some(a) = code.and_then(|c| c.aamva.as_ref()) {
+        let values = [
+            ("surname", a.surname.as_deref()),
+            ("given_names", a.given_names.as_deref()),
+            ("document_number", a.document_number.as_deref()),
+            ("issuing_country", a.country),
+            ("jurisdiction", a.jurisdiction.as_deref()),
+            ("date_of_birth", a.date_of_birth.as_deref()),
+            ("sex", a.sex),
+            ("date_of_issue", a.date_of_issue.as_deref()),
+            ("date_of_expiry", a.date_of_expiry.as_deref()),
+            ("address", a.address.as_deref()),
+            ("vehicle_class", a.vehicle_class.as_deref()),
+        ];
+        for (name, value) in values {
+            if let Some(v) = value {
+                fields.entry(name).or_insert_with(|| json!(v));
+            }
+        }
     }
     for p in front
         .printed
@@ -52,6 +78,7 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
             "repairs": m.validation.as_ref().map(|v| &v.repairs),
             "repairs_from_print": m.print_repairs,
         })),
+        "barcode": code.map(|c| barcode_report(c, front, back)),
         "printed": front.printed,
         "images": { "face_crop_base64": face },
         "quality": front.quality,
@@ -59,6 +86,31 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
         "rotation": front.rotation,
         "warnings": warnings,
         "text": front.lines.iter().map(|l| &l.text).collect::<Vec<_>>(),
+    })
+}
+
+/// The barcode's format and parsed record, with its agreement with the print of both sides.
+fn barcode_report(
+    code: &Barcode,
+    front: &DocumentReading,
+    back: Option<&DocumentReading>,
+) -> Value {
+    let sides = || std::iter::once(front).chain(back);
+    let printed: Vec<_> = sides().flat_map(|s| s.printed.iter().cloned()).collect();
+    let text: Vec<&str> = sides()
+        .flat_map(|s| s.lines.iter().map(|l| l.text.as_str()))
+        .collect();
+    let checks = code
+        .aamva
+        .as_ref()
+        .map(|a| barcode::compare::with_print(a, &printed, &text))
+        .unwrap_or_default();
+    json!({
+        "format": code.format,
+        "length": code.length,
+        "standard": code.aamva.as_ref().map(|_| "aamva"),
+        "aamva": code.aamva,
+        "checks": checks,
     })
 }
 
@@ -75,10 +127,16 @@ pub fn chosen_mrz<'a>(
         .or(front.mrz.as_ref())
 }
 
-/// The back's type and country when only it was decided by an MRZ.
+/// The side whose type and country came from the stronger source: an MRZ, then a barcode,
+/// then printed keywords (the front's on a tie).
 fn detected<'a>(front: &'a DocumentReading, back: Option<&'a DocumentReading>) -> &'a Detected {
+    let rank = |d: &Detected| match d.source {
+        "mrz" => 2,
+        "barcode" => 1,
+        _ => 0,
+    };
     match back.map(|b| &b.detected) {
-        Some(b) if front.detected.source != "mrz" && b.source == "mrz" => b,
+        Some(b) if rank(b) > rank(&front.detected) => b,
         _ => &front.detected,
     }
 }

@@ -13,6 +13,7 @@ mod errors;
 mod face;
 mod faults;
 mod hardening;
+mod licence;
 mod limits;
 mod liveness;
 mod media;

@@ -278,9 +278,220 @@ pub fn render(t: &Truth, portrait: &RgbImage, rng: &mut Rng) -> RgbImage {
     photograph(&page, rng)
 }
 
+/// A North-American driving licence: what it prints and what its PDF417 (AAMVA) carries.
+#[derive(Debug, Clone)]
+pub struct Licence {
+    pub surname: String,
+    pub first_name: String,
+    pub middle_name: String,
+    pub number: String,
+    /// Dates as ISO 8601.
+    pub birth_date: String,
+    pub expiry_date: String,
+    pub issue_date: String,
+    pub sex: char,
+}
+
+/// A random California licence.
+pub fn licence(rng: &mut Rng) -> Licence {
+    let date = |rng: &mut Rng, y0: u32, y1: u32| yymmdd(rng, y0, y1).1;
+    Licence {
+        surname: pick(rng, SURNAMES).to_owned(),
+        first_name: pick(rng, &["JOHN", "ERIKA", "LUCIA", "MARCO", "CLAIRE"]).to_owned(),
+        middle_name: pick(rng, &["QUINCY", "ROSE", "ALAN", "MAE"]).to_owned(),
+        number: format!("D{:07}", rng.next_u64() % 10_000_000),
+        birth_date: date(rng, 1950, 2005),
+        expiry_date: date(rng, 2028, 2034),
+        issue_date: date(rng, 2019, 2025),
+        sex: if rng.chance(0.5) { 'F' } else { 'M' },
+    }
+}
+
+/// `YYYY-MM-DD` as a licence prints it (`MM/DD/YYYY`) and as AAMVA writes it (`MMDDYYYY`).
+fn us_date(iso: &str) -> (String, String) {
+    let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
+    (format!("{m}/{d}/{y}"), format!("{m}{d}{y}"))
+}
+
+/// The AAMVA (version 10) record of `l`: header, one `DL` designator, the `DL` subfile.
+pub fn aamva_record(l: &Licence) -> String {
+    let body = [
+        format!("DAQ{}", l.number),
+        format!("DCS{}", l.surname),
+        "DDEN".into(),
+        format!("DAC{}", l.first_name),
+        "DDFN".into(),
+        format!("DAD{}", l.middle_name),
+        "DDGN".into(),
+        "DCAC".into(),
+        "DCBNONE".into(),
+        "DCDNONE".into(),
+        format!("DBD{}", us_date(&l.issue_date).1),
+        format!("DBB{}", us_date(&l.birth_date).1),
+        format!("DBA{}", us_date(&l.expiry_date).1),
+        format!("DBC{}", if l.sex == 'F' { 2 } else { 1 }),
+        "DAU070 IN".into(),
+        "DAYBRO".into(),
+        "DAG1234 MAIN STREET".into(),
+        "DAISACRAMENTO".into(),
+        "DAJCA".into(),
+        "DAK958140000  ".into(),
+        "DCF0123456789012345678".into(),
+        "DCGUSA".into(),
+    ]
+    .join("\n");
+    let subfile = format!("DL{body}\r");
+    let header = "@\n\u{1e}\rANSI 636014100001";
+    let offset = header.len() + 10;
+    format!("{header}DL{offset:04}{:04}{subfile}", subfile.len())
+}
+
+/// The licence's front (portrait, names, dates, number) and back (the PDF417 of
+/// [`aamva_record`]), each photographed upright. `printed_birth_date` replaces the date of birth
+/// the front prints (an altered card) when given.
+pub fn render_licence(
+    l: &Licence,
+    portrait: &RgbImage,
+    printed_birth_date: Option<&str>,
+    rng: &mut Rng,
+) -> (RgbImage, RgbImage) {
+    let (w, h) = (1100u32, 700u32);
+    let mut front = RgbImage::from_fn(w, h, |x, y| {
+        let wave = 5.0 * ((x as f32 * 0.04).sin() * (y as f32 * 0.06).cos());
+        Rgb([
+            (232.0 + wave) as u8,
+            (238.0 + wave) as u8,
+            (246.0 + wave) as u8,
+        ])
+    });
+    let ph = 330;
+    let face = image::imageops::resize(portrait, 260, ph, image::imageops::FilterType::Triangle);
+    image::imageops::overlay(&mut front, &face, 50, 190);
+    let ink = [25, 30, 60];
+    let label = [90, 90, 110];
+    draw(
+        &mut front,
+        "California USA",
+        50.0,
+        30.0,
+        44.0,
+        None,
+        [150, 30, 30],
+    );
+    draw(&mut front, "DRIVER LICENSE", 560.0, 40.0, 36.0, None, ink);
+    let x0 = 360.0;
+    draw(
+        &mut front,
+        &format!("DLN {}", l.number),
+        x0,
+        120.0,
+        34.0,
+        None,
+        [160, 20, 20],
+    );
+    draw(
+        &mut front,
+        &format!("EXP {}", us_date(&l.expiry_date).0),
+        x0,
+        175.0,
+        30.0,
+        None,
+        ink,
+    );
+    draw(&mut front, "Last name", x0, 240.0, 20.0, None, label);
+    draw(&mut front, &l.surname, x0, 265.0, 32.0, None, ink);
+    draw(&mut front, "First name", x0, 320.0, 20.0, None, label);
+    draw(
+        &mut front,
+        &format!("{} {}", l.first_name, l.middle_name),
+        x0,
+        345.0,
+        32.0,
+        None,
+        ink,
+    );
+    draw(&mut front, "Date of birth", x0, 400.0, 20.0, None, label);
+    let birth = printed_birth_date.map_or_else(|| us_date(&l.birth_date).0, str::to_owned);
+    draw(&mut front, &birth, x0, 425.0, 32.0, None, [160, 20, 20]);
+    draw(&mut front, "1234 MAIN STREET", x0, 490.0, 26.0, None, ink);
+    draw(
+        &mut front,
+        "SACRAMENTO, CA 95814",
+        x0,
+        525.0,
+        26.0,
+        None,
+        ink,
+    );
+    draw(
+        &mut front,
+        &format!("SEX {}   CLASS C", l.sex),
+        x0,
+        580.0,
+        26.0,
+        None,
+        ink,
+    );
+    draw(
+        &mut front,
+        &format!("ISS {}", us_date(&l.issue_date).0),
+        x0,
+        625.0,
+        26.0,
+        None,
+        ink,
+    );
+
+    let mut back = RgbImage::from_fn(w, h, |_, _| Rgb([236, 238, 240]));
+    let matrix = {
+        use rxing::Writer;
+        rxing::pdf417::PDF417Writer
+            .encode(&aamva_record(l), &rxing::BarcodeFormat::PDF_417, 0, 0)
+            .expect("PDF417 encodes")
+    };
+    // 3 px per module across, 9 px per row (the writer's own rows are already 4 modules tall).
+    let (mw, mh) = (matrix.getWidth(), matrix.getHeight());
+    let (sx, sy) = (3u32, 2u32);
+    let (bx, by) = ((w.saturating_sub(mw * sx)) / 2, 260u32);
+    for y in 0..mh * sy {
+        for x in 0..mw * sx {
+            if matrix.get(x / sx, y / sy) && bx + x < w && by + y < h {
+                back.put_pixel(bx + x, by + y, Rgb([15, 15, 15]));
+            }
+        }
+    }
+    draw(
+        &mut back,
+        "RESTRICTIONS: CORR LENS",
+        60.0,
+        60.0,
+        26.0,
+        None,
+        ink,
+    );
+    draw(
+        &mut back,
+        "ENDORSEMENTS: NONE",
+        60.0,
+        100.0,
+        26.0,
+        None,
+        ink,
+    );
+    (
+        photograph_with(&front, rng, false),
+        photograph_with(&back, rng, false),
+    )
+}
+
 /// Glare, a background margin, tilt and perspective (the camera not square to the page), blur,
 /// sometimes a quarter or half turn (30 %: 90°, 180° or 270°), and JPEG.
 fn photograph(page: &RgbImage, rng: &mut Rng) -> RgbImage {
+    photograph_with(page, rng, true)
+}
+
+/// [`photograph`], with the quarter and half turns only when `turns`.
+fn photograph_with(page: &RgbImage, rng: &mut Rng, turns: bool) -> RgbImage {
     let (w, h) = page.dimensions();
     // Glare: a soft bright ellipse somewhere on the page.
     let (gx, gy) = (
@@ -314,7 +525,7 @@ fn photograph(page: &RgbImage, rng: &mut Rng) -> RgbImage {
     } else {
         slanted
     };
-    let turn = rng.range(0.0, 1.0);
+    let turn = if turns { rng.range(0.0, 1.0) } else { 1.0 };
     let blurred = if turn < 0.1 {
         image::imageops::rotate90(&blurred)
     } else if turn < 0.2 {

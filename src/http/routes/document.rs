@@ -104,7 +104,7 @@ struct OcrRequest {
 #[utoipa::path(post, path = "/v1/document/ocr", security(("X-API-SIGN" = ["ocr"])), tag = "verification",
     request_body(content = OcrRequest, description = "`image_front_base64`, optional `image_back_base64`, `document_hint`, `country_hint`",
         example = json!({"image_front_base64": "/9j/4AAQSkZJRg…", "document_hint": "passport", "country_hint": "UTO"})),
-    responses((status = 200, description = "What was read; billed as one `ocr` unit", body = Object,
+    responses((status = 200, description = "What was read; billed as one `ocr` unit. `detected.source` is `mrz`, `barcode` (an AAMVA PDF417, as North-American licences carry on the back) or `printed` (keywords in the EU languages); `barcode` (null when none) gives `format` (`pdf417`, `qr_code`, `data_matrix`), `standard` (`aamva`), the parsed `aamva` record and `checks` (`barcode_print_consistency_<field>`: pass, fail = possible alteration, warn = not found in the print)", body = Object,
         example = json!({"detected": {"type": "passport", "country": "UTO", "confidence": 0.99, "source": "mrz"}, "fields": {"surname": "ERIKSSON", "given_names": "ANNA MARIA", "document_number": "L898902C3", "birth_date": "1974-08-12", "sex": "F", "nationality": "UTO", "expiry_date": "2012-04-15"}, "mrz": {"valid": true, "format": "TD3"}, "quality": {"sharpness": 180.2, "glare": 0.0}, "usage": {"module": "ocr", "units": 1, "billed": true, "overage": false}}))))]
 async fn ocr_document(
     principal: Authorized<need::Ocr>,
