@@ -73,8 +73,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     )?);
     let sweep_every = Duration::from_secs(config.media.sweep_interval_secs);
     let loading = std::time::Instant::now();
-    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)
-        .context("cannot load the models")?;
+    let vision = Vision::load(&config.models).context("cannot load the models")?;
     vision
         .warm_up()
         .context("models failed their warm-up inference")?;

@@ -120,7 +120,7 @@ pub fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
 
 fn ocr(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::Result<()> {
     use crate::document::read::{self, Hints};
-    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    let vision = Vision::load(&config.models)?;
     vision.warm_up()?;
     let page = image::imageops::resize(
         &super::face::load_image(config, image)?,
@@ -159,10 +159,7 @@ fn workflow(
     iterations: usize,
 ) -> anyhow::Result<()> {
     use crate::workflow::pipeline::{self, Settings, Subject};
-    let vision = std::sync::Arc::new(Vision::load(
-        config.models.dir.as_deref(),
-        config.models.threads,
-    )?);
+    let vision = std::sync::Arc::new(Vision::load(&config.models)?);
     vision.warm_up()?;
     let (selfie, page) = (
         super::face::load_image(config, selfie)?,
@@ -236,7 +233,7 @@ fn webcam_frame(source: &RgbImage) -> RgbImage {
 
 fn liveness(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::Result<()> {
     use crate::vision::liveness::{active::Challenges, frame_edges, spectrum, LivenessThresholds};
-    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    let vision = Vision::load(&config.models)?;
     vision.warm_up()?;
     let img = webcam_frame(&super::face::load_image(config, image)?);
     let t = LivenessThresholds::default();
@@ -299,7 +296,7 @@ fn evaluation(
     seed: u64,
 ) -> anyhow::Result<()> {
     use crate::vision::liveness::{evaluate, LivenessThresholds};
-    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    let vision = Vision::load(&config.models)?;
     let images = sources
         .iter()
         .map(|p| super::face::load_image(config, p))
@@ -327,7 +324,7 @@ fn evaluation(
 }
 
 fn face(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::Result<()> {
-    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    let vision = Vision::load(&config.models)?;
     vision.warm_up()?;
     let source = super::face::load_image(config, image)?;
     let detector = FaceDetector::new(vision.models.detector.clone(), DetectorConfig::default());

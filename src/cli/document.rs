@@ -48,7 +48,7 @@ pub fn run(config: &Config, command: DocumentCommand) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| super::face::load_image(config, p))
         .transpose()?;
-    let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+    let vision = Vision::load(&config.models)?;
     let hints = Hints {
         document_type: document_hint,
         country: country_hint,

@@ -51,7 +51,7 @@ pub fn run(config: &Config, command: FaceCommand) -> anyhow::Result<()> {
             threshold,
             json,
         } => {
-            let vision = Vision::load(config.models.dir.as_deref(), config.models.threads)?;
+            let vision = Vision::load(&config.models)?;
             let started = std::time::Instant::now();
             let report = vision.match_faces(
                 &load_image(config, &a)?,

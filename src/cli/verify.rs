@@ -75,10 +75,7 @@ pub fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<()> {
         }
     };
     say("loading models…");
-    let vision = Arc::new(Vision::load(
-        config.models.dir.as_deref(),
-        config.models.threads,
-    )?);
+    let vision = Arc::new(Vision::load(&config.models)?);
     let settings = Settings {
         workflow,
         liveness: Default::default(),

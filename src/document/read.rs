@@ -334,7 +334,12 @@ const MRZ_WHOLE: usize = usize::MAX;
 /// How well the MRZ came out: [`MRZ_WHOLE`], else 1 + the number of checks that passed, 0
 /// without an MRZ.
 fn mrz_score(t: &TextReading) -> usize {
-    let Some(m) = &t.mrz else { return 0 };
+    mrz_section_score(t.mrz.as_ref())
+}
+
+/// [`mrz_score`] of an MRZ section.
+fn mrz_section_score(mrz: Option<&MrzSection>) -> usize {
+    let Some(m) = mrz else { return 0 };
     let Some(v) = &m.validation else { return 1 };
     let (mut passed, mut failed) = (0, 0);
     for c in &v.checks {
@@ -396,9 +401,9 @@ pub fn read(
         .join("\n");
     let keyword = keyword_type(&text);
     let parsed = mrz.as_ref().and_then(|m| m.validation.as_ref());
-    // The barcode is looked for where no MRZ validated: documents with an MRZ rarely carry one,
-    // and the search costs a full pass over the pixels.
-    let barcode = if parsed.is_some_and(|v| v.document_valid) {
+    // The barcode is looked for where the MRZ did not come out whole: documents with an MRZ
+    // rarely carry one, and the search costs passes over the pixels (~120 ms at 1280×900).
+    let barcode = if mrz_section_score(mrz.as_ref()) == MRZ_WHOLE {
         None
     } else {
         barcode::find_levelled(img, ocr::skew_angle(&lines))

@@ -1,7 +1,6 @@
 //! The face pipeline as the rest of kycd uses it: models loaded once (embedded in the binary, or
 //! from `--models-dir`), warmed up before the service reports ready, and the 1:1 match.
 
-use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use image::RgbImage;
@@ -119,9 +118,11 @@ pub struct MatchFaces {
 }
 
 impl Vision {
-    /// Loads and verifies every model: from `dir` when given, else the copies in the binary.
-    pub fn load(dir: Option<&Path>, threads: Option<usize>) -> Result<Vision> {
-        let opts = RuntimeOptions { threads };
+    /// Loads and verifies every model as `config` says: from its `dir` when given, else the
+    /// copies in the binary; on its backend.
+    pub fn load(config: &crate::config::ModelsConfig) -> Result<Vision> {
+        let dir = config.dir.as_deref();
+        let opts = RuntimeOptions::from_config(config);
         let models = match dir {
             Some(d) => Models::load_dir_with(d, &opts)?,
             None => Models::load_embedded_with(&opts)?,

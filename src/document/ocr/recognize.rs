@@ -144,6 +144,13 @@ impl TextRecognizer {
             }
             Ok(done)
         };
+        if !self.model.concurrent_runs() {
+            // Runs take turns (ONNX Runtime, every intra-op thread per run): a second worker
+            // would only wait, and its spinning competes with the run.
+            let mut out = worker()?;
+            out.sort_by_key(|(i, _)| *i);
+            return Ok(out.into_iter().map(|(_, pair)| pair).collect());
+        }
         let results = std::thread::scope(|scope| {
             let helper = scope.spawn(worker);
             let mine = worker();

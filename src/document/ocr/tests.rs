@@ -133,3 +133,35 @@ fn a_lost_filler_after_a_one_letter_code_is_put_back() {
     let long = "PNLDMEULENDIJK<<LOES<ALBERTINE<<<<<<<<<<<<<<";
     assert_eq!(restore_code_filler(long, 44), long);
 }
+
+/// The ONNX Runtime backend reads what rten reads (feature `ort`; `scripts/test` fetches the
+/// library and points `KYCD_ORT_LIBRARY` at it).
+#[cfg(feature = "ort")]
+#[test]
+fn ort_backend_reads_what_rten_reads() {
+    let library = std::env::var_os("KYCD_ORT_LIBRARY")
+        .expect("KYCD_ORT_LIBRARY: the path of libonnxruntime.so (scripts/test fetches it)");
+    let opts = RuntimeOptions {
+        backend: crate::config::Backend::Ort,
+        ort_library: Some(library.into()),
+        ..Default::default()
+    };
+    let ort = Ocr::load(None, &opts).expect("OCR models load on ONNX Runtime");
+    for name in ["passport-td3.jpg", "passport-td2.jpg"] {
+        let img = document(name);
+        let (a, b) = (
+            ocr().read_lines(&img).unwrap(),
+            ort.read_lines(&img).unwrap(),
+        );
+        let texts = |l: &[Line]| l.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+        let (ta, tb) = (texts(&a), texts(&b));
+        let same = ta.iter().filter(|t| tb.contains(t)).count();
+        assert!(
+            same * 10 >= ta.len() * 9 && a.len().abs_diff(b.len()) <= 2,
+            "{name}: rten {ta:?}\nort {tb:?}"
+        );
+        let mrz = |o: &Ocr, l: &[Line]| o.read_mrz(&img, l).unwrap().map(|m| m.lines);
+        assert_eq!(mrz(ocr(), &a), mrz(&ort, &b), "{name}");
+        assert!(mrz(&ort, &b).is_some(), "{name}");
+    }
+}
