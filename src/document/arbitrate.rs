@@ -3,22 +3,11 @@
 //! proportional font is read right far more often. Where the two differ only by such look-alike
 //! pairs, the printed spelling wins; any other difference leaves the MRZ as read.
 
-use super::mrz::Repair;
+use super::mrz::{name_field, Repair};
 use super::printed::PrintedField;
 
 /// Pairs of characters the recogniser confuses in OCR-B: (as read in the MRZ, as printed).
 const LOOK_ALIKES: &[(char, char)] = &[('H', 'I'), ('I', 'H'), ('1', 'I'), ('0', 'O'), ('8', 'B')];
-
-/// Where the name field sits: (line index, first column, length) for an MRZ of `lines` lines of
-/// `len` characters.
-fn name_field(lines: usize, len: usize) -> Option<(usize, usize, usize)> {
-    match (lines, len) {
-        (3, 30) => Some((2, 0, 30)),
-        (2, 36) => Some((0, 5, 31)),
-        (2, 44) => Some((0, 5, 39)),
-        _ => None,
-    }
-}
 
 /// The printed surname and given names in MRZ form (`SURNAME<<GIVEN<NAMES`), when both were
 /// read and use only `A–Z`, spaces and hyphens.

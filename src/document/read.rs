@@ -9,7 +9,7 @@ use super::arbitrate;
 use super::barcode::{self, Barcode};
 use super::countries;
 use super::mrz::{CheckStatus, DocumentType, MrzInput, Repair};
-use super::ocr::{self, Line, MrzReading, Ocr, Page};
+use super::ocr::{self, Detail, Line, MrzReading, Ocr, Page};
 use super::printed::{self, PrintedField};
 use super::validate::{self, ValidateOptions, Validation};
 use crate::vision::facematch::{FaceAnalyzer, Role};
@@ -297,24 +297,44 @@ const ENLARGE_BELOW: u32 = 720;
 /// MRZ did not come out whole (missing, or a check that fails) is read again where that can
 /// help, and the best reading kept: enlarged when the photo is small (the detector misses text
 /// a few pixels tall), turned level when its text runs at a slant (the detector splits long
-/// slanted lines into pieces).
+/// slanted lines into pieces), at its own resolution (up to [`ocr::detect::FULL_SIDE`]) when
+/// it is large.
 pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
-    let first = read_text_once(ocr, img, false)?;
+    let first = read_text_once(ocr, img, Detail::Normal)?;
     let mut best = (mrz_score(&first), first);
-    if best.0 < MRZ_WHOLE && img.width().max(img.height()) < ENLARGE_BELOW {
-        keep_better(&mut best, read_text_once(ocr, img, true)?);
+    let long_side = img.width().max(img.height());
+    if best.0 < MRZ_WHOLE && long_side < ENLARGE_BELOW {
+        keep_better(&mut best, read_text_once(ocr, img, Detail::Enlarged)?);
     }
+    // Levelled when slanted; a large photo whose MRZ still did not come out is then read at its
+    // own resolution (levelled too when slanted): at the detector's usual 960 px two slanted MRZ
+    // lines can run into one region.
+    let mut level_image = None;
     if best.0 < MRZ_WHOLE {
         let page = &best.1.page;
         let angle =
             ocr::skew_angle(&page.lines).filter(|a| a.to_degrees().abs() >= SKEW_MIN_DEGREES);
         if let Some(angle) = angle {
             let rotation = page.rotation;
-            let mut level = read_text_once(ocr, &ocr::deskew(&page.image, angle), false)?;
+            let image = ocr::deskew(&page.image, angle);
+            let mut level = read_text_once(ocr, &image, Detail::Normal)?;
             level.page.rotation = (rotation + level.page.rotation) % 360;
             level.skew_degrees = angle.to_degrees();
+            level_image = Some((image, rotation, angle));
             keep_better(&mut best, level);
         }
+    }
+    if best.0 < MRZ_WHOLE && long_side > ocr::detect::MAX_SIDE {
+        let full = match &level_image {
+            Some((image, rotation, angle)) => {
+                let mut r = read_text_once(ocr, image, Detail::Full)?;
+                r.page.rotation = (rotation + r.page.rotation) % 360;
+                r.skew_degrees = angle.to_degrees();
+                r
+            }
+            None => read_text_once(ocr, img, Detail::Full)?,
+        };
+        keep_better(&mut best, full);
     }
     Ok(best.1)
 }
@@ -337,11 +357,17 @@ fn mrz_score(t: &TextReading) -> usize {
     mrz_section_score(t.mrz.as_ref())
 }
 
-/// [`mrz_score`] of an MRZ section.
+/// [`mrz_score`] of an MRZ section. A name field without its `<<` (every filler read as a
+/// letter) counts as a failed check: no check digit covers names.
 fn mrz_section_score(mrz: Option<&MrzSection>) -> usize {
     let Some(m) = mrz else { return 0 };
     let Some(v) = &m.validation else { return 1 };
-    let (mut passed, mut failed) = (0, 0);
+    let lines = m.corrected_lines();
+    let len = lines.first().map_or(0, String::len);
+    let names_fail = super::mrz::name_field(lines.len(), len)
+        .and_then(|(row, start, width)| lines.get(row)?.get(start..start + width))
+        .is_some_and(|field| !super::mrz::name_field_plausible(field));
+    let (mut passed, mut failed) = (0, usize::from(names_fail));
     for c in &v.checks {
         if matches!(c.name.as_ref(), "not_expired" | "age_plausible") {
             continue;
@@ -359,8 +385,8 @@ fn mrz_section_score(mrz: Option<&MrzSection>) -> usize {
     }
 }
 
-fn read_text_once(ocr: &Ocr, img: &RgbImage, enlarge: bool) -> Result<TextReading, ReadError> {
-    let page = ocr.read_page_with(img, enlarge)?;
+fn read_text_once(ocr: &Ocr, img: &RgbImage, detail: Detail) -> Result<TextReading, ReadError> {
+    let page = ocr.read_page_with(img, detail)?;
     let printed = printed::fields(&page.lines);
     let mrz = ocr.read_mrz(&page.image, &page.lines)?.map(|reading| {
         let (lines, print_repairs) = arbitrate::names_from_print(&reading.lines, &printed);

@@ -47,6 +47,49 @@ use time::Date;
 use crate::document::countries::CodeKind;
 
 pub use check::check_digit;
+
+/// Where the name field sits: (line index, first column, length) for an MRZ of `lines` lines of
+/// `len` characters (TD1, TD2, TD3).
+pub fn name_field(lines: usize, len: usize) -> Option<(usize, usize, usize)> {
+    match (lines, len) {
+        (3, 30) => Some((2, 0, 30)),
+        (2, 36) => Some((0, 5, 31)),
+        (2, 44) => Some((0, 5, 39)),
+        _ => None,
+    }
+}
+
+/// Whether a name field reads as ICAO 9303 part 3 writes one: it holds the `<<` that separates
+/// the primary identifier from the secondary (or pads a lone primary). A field without one is
+/// the recogniser reading every filler as a letter.
+pub fn name_field_plausible(field: &str) -> bool {
+    field.contains("<<")
+}
+
+/// A name field with stray characters in its trailing fillers put back to `<`: once three
+/// fillers follow the names, only fillers may come (names are separated by one `<`, primary
+/// from secondary by two), so a lone letter among them is noise on the print. Returns the
+/// field and the positions (0-based, in the field) changed.
+pub fn clear_stray_fillers(field: &str) -> (String, Vec<usize>) {
+    let mut chars: Vec<char> = field.chars().collect();
+    let Some(start) = field.find("<<<") else {
+        return (field.to_owned(), Vec::new());
+    };
+    let start = field[..start].chars().count();
+    let stray: Vec<usize> = (start..chars.len()).filter(|&i| chars[i] != '<').collect();
+    // A run of letters after the fillers is a name the fillers cut, not noise: only lone
+    // characters, at most two, are put back.
+    let lone = stray.iter().all(|&i| {
+        chars.get(i.wrapping_sub(1)) == Some(&'<') && chars.get(i + 1).is_none_or(|&c| c == '<')
+    });
+    if stray.is_empty() || stray.len() > 2 || !lone {
+        return (field.to_owned(), Vec::new());
+    }
+    for &i in &stray {
+        chars[i] = '<';
+    }
+    (chars.into_iter().collect(), stray)
+}
 pub use dates::IsoDate;
 pub(crate) use dates::MrzDate;
 

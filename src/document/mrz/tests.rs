@@ -514,3 +514,20 @@ fn a_digit_second_in_the_document_code_is_the_issuers_choice() {
     ]);
     assert_eq!(p.fields.document_code, "I");
 }
+
+#[test]
+fn stray_letters_in_the_trailing_fillers_are_put_back() {
+    use super::{clear_stray_fillers, name_field_plausible};
+    let (f, at) = clear_stray_fillers("ULYSSE<<CHRISTOPHE<<<<<<<K<<<<<<<<<<<<<");
+    assert_eq!(f, "ULYSSE<<CHRISTOPHE<<<<<<<<<<<<<<<<<<<<<");
+    assert_eq!(at, vec![25]);
+    // Names themselves are never touched, nor a word after the fillers.
+    let names = "ERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<";
+    assert_eq!(clear_stray_fillers(names).0, names);
+    let word = "SMITH<<JOHN<<<<<<<<<<<<<<<<<<<<<<<<ABC<";
+    assert_eq!(clear_stray_fillers(word).0, word);
+    assert!(name_field_plausible(names));
+    assert!(!name_field_plausible(
+        "ULYSSEAACHRISTOPHEAAAAAAAAAAAAAAAAAAAAA"
+    ));
+}

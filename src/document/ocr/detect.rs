@@ -15,11 +15,26 @@ use crate::vision::{Result, VisionError};
 
 /// Long side of the detector's input.
 pub const MAX_SIDE: u32 = 960;
-/// [`TextDetector::detect_enlarged`] enlarges a small photo so its long side reaches
+/// [`Detail::Enlarged`] enlarges a small photo so its long side reaches
 /// [`MAX_SIDE`], by at most this factor: the detector misses text a few pixels tall (a 250 px
 /// card back's MRZ) and finds it once the glyphs are nearer the size it was trained on. Not the
 /// default: on photos it reads as they are, the boxes found enlarged crop worse.
 pub const MAX_UPSCALE: f32 = 4.0;
+/// Long side of the detector's input for [`Detail::Full`]: a large photo read at (nearly) its
+/// own resolution. At 960 the two lines of a passport MRZ photographed at a slant on a
+/// 1600 px photo run into one region; at 1600 they are two lines.
+pub const FULL_SIDE: u32 = 1600;
+
+/// How finely the detector looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Long side at most [`MAX_SIDE`]: the default.
+    Normal,
+    /// A small photo enlarged towards [`MAX_SIDE`] (see [`MAX_UPSCALE`]).
+    Enlarged,
+    /// A large photo at its own resolution, long side at most [`FULL_SIDE`].
+    Full,
+}
 const BITMAP_THRESHOLD: f32 = 0.3;
 const BOX_THRESHOLD: f32 = 0.6;
 const UNCLIP_RATIO: f32 = 1.5;
@@ -46,7 +61,12 @@ pub struct TextDetector {
 /// reaches it, enlarged by at most `upscale`), each side rounded to a multiple of 32 (at least
 /// 32).
 pub fn input_size(w: u32, h: u32, upscale: f32) -> (u32, u32) {
-    let r = (MAX_SIDE as f32 / w.max(h).max(1) as f32).min(upscale.max(1.0));
+    input_size_within(w, h, MAX_SIDE, upscale)
+}
+
+/// [`input_size`] with the long side at most `max_side`.
+fn input_size_within(w: u32, h: u32, max_side: u32, upscale: f32) -> (u32, u32) {
+    let r = (max_side as f32 / w.max(h).max(1) as f32).min(upscale.max(1.0));
     let round = |v: u32| (((v as f32 * r) / 32.0).round() as u32 * 32).max(32);
     (round(w), round(h))
 }
@@ -59,20 +79,24 @@ impl TextDetector {
 
     /// Finds text regions in `img`, in no particular order.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<TextBox>> {
-        self.detect_scaled(img, 1.0)
+        self.detect_with(img, Detail::Normal)
     }
 
-    /// [`TextDetector::detect`] on a small photo enlarged (see [`MAX_UPSCALE`]).
-    pub fn detect_enlarged(&self, img: &RgbImage) -> Result<Vec<TextBox>> {
-        self.detect_scaled(img, MAX_UPSCALE)
+    /// [`TextDetector::detect`] at the given [`Detail`].
+    pub fn detect_with(&self, img: &RgbImage, detail: Detail) -> Result<Vec<TextBox>> {
+        match detail {
+            Detail::Normal => self.detect_scaled(img, MAX_SIDE, 1.0),
+            Detail::Enlarged => self.detect_scaled(img, MAX_SIDE, MAX_UPSCALE),
+            Detail::Full => self.detect_scaled(img, FULL_SIDE, 1.0),
+        }
     }
 
-    fn detect_scaled(&self, img: &RgbImage, upscale: f32) -> Result<Vec<TextBox>> {
+    fn detect_scaled(&self, img: &RgbImage, max_side: u32, upscale: f32) -> Result<Vec<TextBox>> {
         let (w, h) = img.dimensions();
         if w == 0 || h == 0 {
             return Err(VisionError::InvalidImage("empty image".into()));
         }
-        let (iw, ih) = input_size(w, h, upscale);
+        let (iw, ih) = input_size_within(w, h, max_side, upscale);
         let resized = frame::resize(img, iw, ih);
         let plane = (iw * ih) as usize;
         let mut data = vec![0.0f32; 3 * plane];

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::vision::runtime::{self, RuntimeOptions, OCR_DET, OCR_KEYS, OCR_REC};
 use crate::vision::Result;
+pub use detect::Detail;
 use detect::{TextBox, TextDetector};
 use geometry::RotatedRect;
 use recognize::{Alphabet, TextRecognizer};
@@ -124,19 +125,13 @@ impl Ocr {
     /// upright) with its MRZ fillers as `>>>`, so it is read again turned over and the better
     /// reading kept.
     pub fn read_page(&self, img: &RgbImage) -> Result<Page> {
-        self.read_page_with(img, false)
+        self.read_page_with(img, Detail::Normal)
     }
 
-    /// [`Ocr::read_page`], with the detector enlarging a small photo when `enlarge` (see
-    /// [`detect::MAX_UPSCALE`]).
-    pub fn read_page_with(&self, img: &RgbImage, enlarge: bool) -> Result<Page> {
-        let detect = |img: &RgbImage| {
-            if enlarge {
-                self.detector.detect_enlarged(img)
-            } else {
-                self.detector.detect(img)
-            }
-        };
+    /// [`Ocr::read_page`], with the detector looking as finely as `detail` says (a small photo
+    /// enlarged, a large one at its own resolution).
+    pub fn read_page_with(&self, img: &RgbImage, detail: Detail) -> Result<Page> {
+        let detect = |img: &RgbImage| self.detector.detect_with(img, detail);
         let boxes = detect(img)?;
         let tall = boxes.iter().filter(|b| is_tall(&b.rect)).count();
         let (image, rotation, boxes) = if tall * 2 > boxes.len() {
@@ -260,7 +255,15 @@ impl Ocr {
         if let Some(first) = texts.first_mut() {
             *first = restore_code_filler(first, target);
         }
-        let lines = texts.iter().map(|t| fit_length(t, target)).collect();
+        let mut lines: Vec<String> = texts.iter().map(|t| fit_length(t, target)).collect();
+        if let Some((row, start, width)) = crate::document::mrz::name_field(lines.len(), target) {
+            let line = &mut lines[row];
+            if line.is_ascii() && line.len() >= start + width {
+                let (field, _) =
+                    crate::document::mrz::clear_stray_fillers(&line[start..start + width]);
+                line.replace_range(start..start + width, &field);
+            }
+        }
         Ok(Some(MrzReading { lines, confidences }))
     }
 }
@@ -378,14 +381,27 @@ fn on_same_line(a: &RotatedRect, b: &RotatedRect) -> bool {
 /// Sorts top to bottom, treating boxes whose centres are within half a line height as one row,
 /// left to right inside a row.
 fn sort_reading_order(lines: &mut [Line]) {
-    lines.sort_by(|a, b| {
-        let tol = 0.5 * a.rect.h.min(b.rect.h);
-        if (a.rect.cy - b.rect.cy).abs() <= tol {
-            a.rect.cx.total_cmp(&b.rect.cx)
-        } else {
-            a.rect.cy.total_cmp(&b.rect.cy)
+    // Rows first, then left to right within a row. (A pairwise "same row if centres are within
+    // half a height" comparison is not transitive; sorting by it panics on some pages.)
+    lines.sort_by(|a, b| a.rect.cy.total_cmp(&b.rect.cy));
+    let mut row = vec![0usize; lines.len()];
+    let mut start = 0;
+    for i in 1..lines.len() {
+        let (first, this) = (&lines[start].rect, &lines[i].rect);
+        if this.cy - first.cy > 0.5 * first.h.min(this.h) {
+            start = i;
         }
-    });
+        row[i] = start;
+    }
+    let mut keyed: Vec<(usize, f32, Line)> = row
+        .into_iter()
+        .zip(lines.iter().cloned())
+        .map(|(r, l)| (r, l.rect.cx, l))
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    for (slot, (_, _, l)) in lines.iter_mut().zip(keyed) {
+        *slot = l;
+    }
 }
 
 /// The MRZ length closest to the lines' median length.

@@ -165,3 +165,47 @@ fn ort_backend_reads_what_rten_reads() {
         assert!(mrz(&ort, &b).is_some(), "{name}");
     }
 }
+
+/// Reading order is a total order whatever the boxes: the pairwise "same row within half a
+/// height" rule is not transitive, and sorting by it panicked on a slanted 1600 px passport.
+#[test]
+fn reading_order_never_panics_and_reads_rows_left_to_right() {
+    let line = |cx: f32, cy: f32, h: f32| Line {
+        text: format!("{cx}"),
+        confidence: 1.0,
+        corners: [[0.0; 2]; 4],
+        score: 1.0,
+        rect: RotatedRect {
+            cx,
+            cy,
+            w: 40.0,
+            h,
+            angle: 0.0,
+        },
+        mrz: recognize::Recognized {
+            text: String::new(),
+            confidence: 1.0,
+        },
+    };
+    let mut state = 0x9e37_79b9_u32;
+    let mut next = |m: f32| {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 8) as f32 / (1u32 << 24) as f32 * m
+    };
+    for _ in 0..200 {
+        let mut lines: Vec<Line> = (0..40)
+            .map(|_| line(next(500.0), next(120.0), 4.0 + next(16.0)))
+            .collect();
+        sort_reading_order(&mut lines);
+    }
+    // Two rows, each left to right, whatever order they came in.
+    let mut lines = vec![
+        line(300.0, 52.0, 10.0),
+        line(100.0, 10.0, 10.0),
+        line(200.0, 13.0, 10.0),
+        line(50.0, 50.0, 10.0),
+    ];
+    sort_reading_order(&mut lines);
+    let order: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(order, ["100", "200", "50", "300"]);
+}
