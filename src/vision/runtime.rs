@@ -525,3 +525,39 @@ mod ort_backend {
         )))
     }
 }
+
+/// The face models on ONNX Runtime give what rten gives (feature `ort`; `scripts/test` points
+/// `KYCD_ORT_LIBRARY` at the library it fetched).
+#[cfg(all(test, feature = "ort"))]
+mod ort_backend_tests {
+    use crate::config::{Backend, ModelsConfig};
+    use crate::vision::facematch::Role;
+    use crate::vision::service::Vision;
+
+    #[test]
+    fn ort_backend_analyses_faces_like_rten() {
+        let library = std::env::var_os("KYCD_ORT_LIBRARY")
+            .expect("KYCD_ORT_LIBRARY: the path of libonnxruntime.so (scripts/test fetches it)");
+        let rten = Vision::load(&ModelsConfig::default()).expect("rten loads");
+        let ort = Vision::load(&ModelsConfig {
+            backend: Backend::Ort,
+            ort_library: Some(library.into()),
+            ..Default::default()
+        })
+        .expect("ONNX Runtime loads every model");
+        let face = |name: &str| {
+            let path = format!("{}/tests/fixtures/faces/{name}", env!("CARGO_MANIFEST_DIR"));
+            image::open(path).unwrap().to_rgb8()
+        };
+        for name in ["obama.jpg", "obama2.jpg", "biden.jpg"] {
+            let img = face(name);
+            let a = rten.analyzer.analyze(&img, Role::Selfie).unwrap();
+            let b = ort.analyzer.analyze(&img, Role::Selfie).unwrap();
+            let same = a.embedding.cosine(&b.embedding);
+            assert!(same > 0.99, "{name}: embeddings differ (cosine {same})");
+            let pa = rten.passive.signals(&img, &a).unwrap().model.p_real;
+            let pb = ort.passive.signals(&img, &b).unwrap().model.p_real;
+            assert!((pa - pb).abs() < 0.02, "{name}: p_real {pa} vs {pb}");
+        }
+    }
+}
