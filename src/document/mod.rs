@@ -14,6 +14,17 @@ pub mod validate;
 
 use crate::error::{Code, ErrorCode};
 
+/// The words of a name or a printed line in upper-case ASCII (accents dropped, other scripts
+/// transliterated by deunicode), split at anything that is not a letter.
+pub fn ascii_words(s: &str) -> Vec<String> {
+    deunicode::deunicode(s)
+        .to_uppercase()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl ErrorCode for mrz::MrzError {
     fn code(&self) -> Code {
         Code::MrzUnparseable

@@ -4,18 +4,10 @@
 //! a missing middle name only costs its share.
 
 use super::{Check, Status};
+use crate::document::ascii_words as words;
 
 /// Similarity at or above which names cohere.
 pub const MATCH_THRESHOLD: f64 = 0.85;
-
-fn words(name: &str) -> Vec<String> {
-    deunicode::deunicode(name)
-        .to_uppercase()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 /// Order-insensitive similarity of two names in [0, 1].
 pub fn similarity(declared: &str, document: &str) -> f64 {

@@ -6,6 +6,7 @@
 //! document); `warn` when neither is found (printed where OCR missed it). Details never echo
 //! personal data.
 
+use crate::document::ascii_words as words;
 use crate::document::mrz::{Check, CheckStatus};
 use crate::document::printed::PrintedField;
 
@@ -80,16 +81,6 @@ fn alnum(s: &str) -> String {
             'I' => '1',
             c => c,
         })
-        .collect()
-}
-
-/// Upper-case ASCII words of `s` (accents dropped).
-fn words(s: &str) -> Vec<String> {
-    deunicode::deunicode(s)
-        .to_uppercase()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
         .collect()
 }
 
