@@ -4,7 +4,10 @@
 use serde_json::{json, Map, Value};
 
 use super::barcode::{self, Barcode};
+use super::mrz::{Check, MrzInput};
+use super::printed::PrintedField;
 use super::read::{Detected, DocumentReading, MrzSection};
+use super::validate::{self, ValidateOptions, VizFields};
 
 /// Type and country, normalised fields, MRZ with its checks, printed fields, portrait, quality and
 /// warnings. The MRZ comes from whichever side has a validated one (TD1 cards carry it on the
@@ -17,6 +20,12 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
         .barcode
         .as_ref()
         .or_else(|| back.and_then(|b| b.barcode.as_ref()));
+    let all_printed: Vec<PrintedField> = front
+        .printed
+        .iter()
+        .chain(back.iter().flat_map(|b| b.printed.iter()))
+        .cloned()
+        .collect();
     let mut fields = Map::new();
     if let Some(v) = mrz.and_then(|m| m.validation.as_ref()) {
         let f = &v.fields;
@@ -77,6 +86,7 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
             "checks": m.validation.as_ref().map(|v| &v.checks),
             "repairs": m.validation.as_ref().map(|v| &v.repairs),
             "repairs_from_print": m.print_repairs,
+            "print_checks": print_checks(m, &all_printed),
         })),
         "barcode": code.map(|c| barcode_report(c, front, back)),
         "printed": front.printed,
@@ -87,6 +97,42 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
         "warnings": warnings,
         "text": front.lines.iter().map(|l| &l.text).collect::<Vec<_>>(),
     })
+}
+
+/// The MRZ against the print of both sides: one `viz_mrz_consistency_<field>` check per printed
+/// field read (names, number, dates, sex, nationality). A `fail` is a printed value that differs
+/// from the MRZ — an alteration, or a misread of the print (weigh it with that field's
+/// `printed[].confidence`); these checks never change `mrz.valid`.
+fn print_checks(m: &MrzSection, printed: &[PrintedField]) -> Vec<Check> {
+    let get = |name: &str| {
+        printed
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.clone())
+    };
+    let viz = VizFields {
+        surname: get("surname"),
+        given_names: get("given_names"),
+        document_number: get("document_number"),
+        birth_date: get("date_of_birth"),
+        expiry_date: get("date_of_expiry"),
+        issue_date: None,
+        sex: get("sex"),
+        nationality: get("nationality"),
+        issuing_country: None,
+    };
+    validate::validate(
+        &MrzInput::Lines(m.corrected_lines()),
+        Some(&viz),
+        &ValidateOptions::today_utc(),
+    )
+    .map(|v| {
+        v.checks
+            .into_iter()
+            .filter(|c| c.name.starts_with("viz_mrz_consistency_"))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The barcode's format and parsed record, with its agreement with the print of both sides.

@@ -182,6 +182,22 @@ fn ocr_reads_the_td3_specimen() {
     // Printed-only fields, from their labels.
     assert_eq!(f["place_of_birth"], "ZENITH", "{f}");
     assert_eq!(f["date_of_issue"], "2007-04-16", "{f}");
+    // The print agrees with the MRZ.
+    for check in [
+        "surname",
+        "given_names",
+        "document_number",
+        "birth_date",
+        "sex",
+    ] {
+        let c = b["mrz"]["print_checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == format!("viz_mrz_consistency_{check}"))
+            .unwrap_or_else(|| panic!("no {check}: {}", b["mrz"]["print_checks"]));
+        assert_eq!(c["status"], "pass", "{c}");
+    }
     assert!(b["images"]["face_crop_base64"].as_str().unwrap().len() > 1000);
     assert!(b["quality"]["sharpness"].as_f64().unwrap() > 0.0);
     assert_eq!(b["usage"]["module"], "ocr");
@@ -268,4 +284,45 @@ fn ocr_reports_the_sides_a_photo_cuts_off() {
     );
     assert_eq!(whole.body["missing_areas"], json!([]), "{}", whole.text);
     assert_eq!(whole.body["quality"]["cropped"], false);
+}
+
+/// A generated passport whose printed surname was changed (the MRZ left as issued): the OCR
+/// report's print check fails, the MRZ itself still validates.
+#[test]
+fn ocr_reports_a_printed_name_that_differs_from_the_mrz() {
+    use crate::common::docgen;
+    use kycd::vision::liveness::synthetic::Rng;
+    let app = TestApp::spawn();
+    let key = app.tenant_with_key();
+    let mut rng = Rng::new(9_303_777);
+    let truth = docgen::identity(&mut rng, "TD3");
+    let mut altered = truth.clone();
+    altered.surname = if truth.surname == "KOWALSKI" {
+        "NOWAK".into()
+    } else {
+        "KOWALSKI".into()
+    };
+    let portrait = {
+        let path = format!(
+            "{}/tests/fixtures/faces/obama.jpg",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        image::open(path).unwrap().to_rgb8()
+    };
+    let img = docgen::render(&altered, &portrait, &mut rng);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(kycd::media::intake::encode_jpeg(&img, 92));
+    let r = ocr(&app, &key, json!({ "image_front_base64": b64 }));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let m = &r.body["mrz"];
+    assert_eq!(m["lines"], json!(truth.mrz), "{}", r.body["text"]);
+    let surname = m["print_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "viz_mrz_consistency_surname")
+        .unwrap_or_else(|| panic!("{}", m["print_checks"]));
+    assert_eq!(surname["status"], "fail", "{surname}");
+    assert!(!surname.to_string().contains(&altered.surname));
 }
