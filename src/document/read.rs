@@ -306,9 +306,9 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
     if best.0 < MRZ_WHOLE && long_side < ENLARGE_BELOW {
         keep_better(&mut best, read_text_once(ocr, img, Detail::Enlarged)?);
     }
-    // Levelled when slanted; a large photo whose MRZ still did not come out is then read at its
-    // own resolution (levelled too when slanted): at the detector's usual 960 px two slanted MRZ
-    // lines can run into one region.
+    // Levelled when slanted; a large photo whose MRZ was seen but still did not come out whole
+    // is then read at its own resolution (levelled too when slanted): at the detector's usual
+    // 960 px two slanted MRZ lines can run into one region.
     let mut level_image = None;
     if best.0 < MRZ_WHOLE {
         let page = &best.1.page;
@@ -324,7 +324,16 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
             keep_better(&mut best, level);
         }
     }
-    if best.0 < MRZ_WHOLE && long_side > ocr::detect::MAX_SIDE {
+    // Only where an MRZ was seen at all (a band, or a `<` anywhere: no other print uses it): a
+    // page without one (a licence front, a face) is not read a third time.
+    let mrz_seen = best.0 >= 1
+        || best
+            .1
+            .page
+            .lines
+            .iter()
+            .any(|l| l.text.contains(['<', '«']));
+    if best.0 < MRZ_WHOLE && mrz_seen && long_side > ocr::detect::MAX_SIDE {
         let full = match &level_image {
             Some((image, rotation, angle)) => {
                 let mut r = read_text_once(ocr, image, Detail::Full)?;
