@@ -252,14 +252,20 @@ const KEYWORDS: &[(&str, &str)] = &[
 /// in `text` folded to lower-case ASCII (Greek and Cyrillic transliterated). Line breaks count
 /// as spaces, so a keyword may run over two lines.
 pub fn keyword_type(text: &str) -> Option<&'static str> {
+    static FOLDED: std::sync::LazyLock<Vec<(String, &'static str)>> =
+        std::sync::LazyLock::new(|| {
+            KEYWORDS
+                .iter()
+                .map(|&(k, t)| (deunicode::deunicode(k).to_lowercase(), t))
+                .collect()
+        });
     // deunicode drops control characters: turn them into spaces first.
     let spaced: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let folded = deunicode::deunicode(&spaced).to_lowercase();
-    KEYWORDS.iter().find_map(|&(k, t)| {
-        let k = deunicode::deunicode(k);
+    FOLDED.iter().find_map(|(k, t)| {
         folded
             .match_indices(k.as_str())
             .any(|(i, _)| {
@@ -268,7 +274,7 @@ pub fn keyword_type(text: &str) -> Option<&'static str> {
                 !before.is_some_and(char::is_alphanumeric)
                     && !after.is_some_and(char::is_alphanumeric)
             })
-            .then_some(t)
+            .then_some(*t)
     })
 }
 
@@ -309,19 +315,19 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
     // Levelled when slanted; a large photo whose MRZ was seen but still did not come out whole
     // is then read at its own resolution (levelled too when slanted): at the detector's usual
     // 960 px two slanted MRZ lines can run into one region.
-    let mut level_image = None;
+    let mut source = None;
     if best.0 < MRZ_WHOLE {
         let page = &best.1.page;
         let angle =
             ocr::skew_angle(&page.lines).filter(|a| a.to_degrees().abs() >= SKEW_MIN_DEGREES);
         if let Some(angle) = angle {
-            let rotation = page.rotation;
-            let image = ocr::deskew(&page.image, angle);
-            let mut level = read_text_once(ocr, &image, Detail::Normal)?;
-            level.page.rotation = (rotation + level.page.rotation) % 360;
-            level.skew_degrees = angle.to_degrees();
-            level_image = Some((image, rotation, angle));
-            keep_better(&mut best, level);
+            let level = Levelled {
+                image: ocr::deskew(&page.image, angle),
+                rotation: page.rotation,
+                angle,
+            };
+            keep_better(&mut best, level.read(ocr, Detail::Normal)?);
+            source = Some(level);
         }
     }
     // Only where an MRZ was seen at all (a band, or a `<` anywhere: no other print uses it): a
@@ -334,18 +340,30 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
             .iter()
             .any(|l| l.text.contains(['<', '«']));
     if best.0 < MRZ_WHOLE && mrz_seen && long_side > ocr::detect::MAX_SIDE {
-        let full = match &level_image {
-            Some((image, rotation, angle)) => {
-                let mut r = read_text_once(ocr, image, Detail::Full)?;
-                r.page.rotation = (rotation + r.page.rotation) % 360;
-                r.skew_degrees = angle.to_degrees();
-                r
-            }
+        let full = match &source {
+            Some(level) => level.read(ocr, Detail::Full)?,
             None => read_text_once(ocr, img, Detail::Full)?,
         };
         keep_better(&mut best, full);
     }
     Ok(best.1)
+}
+
+/// A page turned upright by `rotation` degrees, then levelled by `angle` radians.
+struct Levelled {
+    image: RgbImage,
+    rotation: u16,
+    angle: f32,
+}
+
+impl Levelled {
+    /// Reads the levelled page, its rotation and slant carried into the reading.
+    fn read(&self, ocr: &Ocr, detail: Detail) -> Result<TextReading, ReadError> {
+        let mut r = read_text_once(ocr, &self.image, detail)?;
+        r.page.rotation = (self.rotation + r.page.rotation) % 360;
+        r.skew_degrees = self.angle.to_degrees();
+        Ok(r)
+    }
 }
 
 /// Replaces `best` (with its [`mrz_score`]) by `candidate` when that scores higher.
@@ -431,7 +449,7 @@ pub fn read(
     let (img, lines) = (&page.image, page.lines);
     let text = lines
         .iter()
-        .map(|l| l.text.to_lowercase())
+        .map(|l| l.text.as_str())
         .collect::<Vec<_>>()
         .join("\n");
     let keyword = keyword_type(&text);

@@ -20,12 +20,10 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
         .barcode
         .as_ref()
         .or_else(|| back.and_then(|b| b.barcode.as_ref()));
-    let all_printed: Vec<PrintedField> = front
-        .printed
-        .iter()
-        .chain(back.iter().flat_map(|b| b.printed.iter()))
-        .cloned()
-        .collect();
+    let sides = || std::iter::once(front).chain(back);
+    // Both sides' printed fields, front first: they fill `fields` and are compared with the MRZ
+    // and the barcode.
+    let all_printed: Vec<PrintedField> = sides().flat_map(|s| s.printed.iter().cloned()).collect();
     let mut fields = Map::new();
     if let Some(v) = mrz.and_then(|m| m.validation.as_ref()) {
         let f = &v.fields;
@@ -58,11 +56,7 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
             }
         }
     }
-    for p in front
-        .printed
-        .iter()
-        .chain(back.iter().flat_map(|b| b.printed.iter()))
-    {
+    for p in &all_printed {
         fields.entry(p.name).or_insert_with(|| json!(p.value));
     }
     let face = front
@@ -88,7 +82,12 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
             "repairs_from_print": m.print_repairs,
             "print_checks": print_checks(m, &all_printed),
         })),
-        "barcode": code.map(|c| barcode_report(c, front, back)),
+        "barcode": code.map(|c| {
+            let text: Vec<&str> = sides()
+                .flat_map(|s| s.lines.iter().map(|l| l.text.as_str()))
+                .collect();
+            barcode_report(c, &all_printed, &text)
+        }),
         "printed": front.printed,
         "images": { "face_crop_base64": face },
         "quality": front.quality,
@@ -135,21 +134,13 @@ fn print_checks(m: &MrzSection, printed: &[PrintedField]) -> Vec<Check> {
     .unwrap_or_default()
 }
 
-/// The barcode's format and parsed record, with its agreement with the print of both sides.
-fn barcode_report(
-    code: &Barcode,
-    front: &DocumentReading,
-    back: Option<&DocumentReading>,
-) -> Value {
-    let sides = || std::iter::once(front).chain(back);
-    let printed: Vec<_> = sides().flat_map(|s| s.printed.iter().cloned()).collect();
-    let text: Vec<&str> = sides()
-        .flat_map(|s| s.lines.iter().map(|l| l.text.as_str()))
-        .collect();
+/// The barcode's format and parsed record, with its agreement with both sides' `printed` fields
+/// and `text` lines.
+fn barcode_report(code: &Barcode, printed: &[PrintedField], text: &[&str]) -> Value {
     let checks = code
         .aamva
         .as_ref()
-        .map(|a| barcode::compare::with_print(a, &printed, &text))
+        .map(|a| barcode::compare::with_print(a, printed, text))
         .unwrap_or_default();
     json!({
         "format": code.format,

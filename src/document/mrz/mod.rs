@@ -68,12 +68,11 @@ pub fn name_field_plausible(field: &str) -> bool {
 
 /// A name field with stray characters in its trailing fillers put back to `<`: once three
 /// fillers follow the names, only fillers may come (names are separated by one `<`, primary
-/// from secondary by two), so a lone letter among them is noise on the print. Returns the
-/// field and the positions (0-based, in the field) changed.
-pub fn clear_stray_fillers(field: &str) -> (String, Vec<usize>) {
+/// from secondary by two), so a lone letter among them is noise on the print.
+pub fn clear_stray_fillers(field: &str) -> String {
     let mut chars: Vec<char> = field.chars().collect();
     let Some(start) = field.find("<<<") else {
-        return (field.to_owned(), Vec::new());
+        return field.to_owned();
     };
     let start = field[..start].chars().count();
     let stray: Vec<usize> = (start..chars.len()).filter(|&i| chars[i] != '<').collect();
@@ -82,13 +81,13 @@ pub fn clear_stray_fillers(field: &str) -> (String, Vec<usize>) {
     let lone = stray.iter().all(|&i| {
         chars.get(i.wrapping_sub(1)) == Some(&'<') && chars.get(i + 1).is_none_or(|&c| c == '<')
     });
-    if stray.is_empty() || stray.len() > 2 || !lone {
-        return (field.to_owned(), Vec::new());
+    if stray.len() > 2 || !lone {
+        return field.to_owned();
     }
     for &i in &stray {
         chars[i] = '<';
     }
-    (chars.into_iter().collect(), stray)
+    chars.into_iter().collect()
 }
 pub use dates::IsoDate;
 pub(crate) use dates::MrzDate;

@@ -259,8 +259,7 @@ impl Ocr {
         if let Some((row, start, width)) = crate::document::mrz::name_field(lines.len(), target) {
             let line = &mut lines[row];
             if line.is_ascii() && line.len() >= start + width {
-                let (field, _) =
-                    crate::document::mrz::clear_stray_fillers(&line[start..start + width]);
+                let field = crate::document::mrz::clear_stray_fillers(&line[start..start + width]);
                 line.replace_range(start..start + width, &field);
             }
         }
