@@ -92,7 +92,19 @@ impl TextRecognizer {
     /// Wraps the model and the dictionary text (one class per `\n`-terminated line; line 0 is
     /// the CTC blank).
     pub fn new(model: Arc<dyn Model>, keys_text: &str) -> Result<Self> {
-        let mut keys: Vec<String> = keys_text.split('\n').map(str::to_owned).collect();
+        // Full-width Latin letters and digits (U+FF01–FF5E) are the model's confusion on Latin
+        // print, not something a Latin document prints: written as their ASCII forms.
+        let mut keys: Vec<String> = keys_text
+            .split('\n')
+            .map(|k| {
+                k.chars()
+                    .map(|c| match u32::from(c) {
+                        0xFF01..=0xFF5E => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+                        _ => c,
+                    })
+                    .collect()
+            })
+            .collect();
         if keys.last().is_some_and(String::is_empty) {
             keys.pop();
         }
