@@ -142,12 +142,19 @@ fn ocr(config: &Config, image: &std::path::Path, iterations: usize) -> anyhow::R
     let (m50, m95) = measure(iterations, || {
         vision.ocr.read_mrz(&page, &lines).expect("reads the MRZ");
     });
+    let card = crate::document::card::find(&page);
+    let (c50, c95) = measure(iterations, || {
+        if let Some(q) = crate::document::card::find(&page) {
+            crate::document::card::warp(&page, &q);
+        }
+    });
     let (r50, r95) = measure(iterations, || {
         read::read(&vision.ocr, &vision.analyzer, &page, &Hints::default()).expect("reads");
     });
     println!(
-        "1280×900, {} lines: detection {d50:.0} / {d95:.0}   detect + recognise all {l50:.0} / {l95:.0}   MRZ re-read {m50:.0} / {m95:.0}   whole reading (+ MRZ validation, portrait, quality) {r50:.0} / {r95:.0}",
-        lines.len()
+        "1280×900, {} lines: detection {d50:.0} / {d95:.0}   detect + recognise all {l50:.0} / {l95:.0}   MRZ re-read {m50:.0} / {m95:.0}   card {} {c50:.0} / {c95:.0}   whole reading (+ MRZ validation, portrait, quality) {r50:.0} / {r95:.0}",
+        lines.len(),
+        if card.is_some() { "found + warp" } else { "search (none)" },
     );
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod arbitrate;
 pub mod barcode;
+pub mod card;
 pub mod countries;
 pub mod mrz;
 pub mod ocr;

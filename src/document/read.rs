@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::arbitrate;
 use super::barcode::{self, Barcode};
+use super::card;
 use super::countries;
 use super::mrz::{CheckStatus, DocumentType, MrzInput, Repair};
 use super::ocr::{self, Detail, Line, MrzReading, Ocr, Page};
@@ -90,6 +91,8 @@ pub struct DocumentReading {
     pub missing_areas: Vec<&'static str>,
     /// Clockwise degrees the photo was turned to read it (0, 90, 180, 270).
     pub rotation: u16,
+    /// The card's corners in the photo when it was found by its edges and read warped flat.
+    pub card: Option<card::Quad>,
     /// Human-readable problems (no portrait, blurry, glare…).
     pub warnings: Vec<String>,
 }
@@ -290,6 +293,9 @@ pub struct TextReading {
     pub printed: Vec<PrintedField>,
     /// Degrees the page was turned to level slanted text (0 when it was read as it was).
     pub skew_degrees: f32,
+    /// The card's corners in the photo when it was found and the reading is of the card warped
+    /// flat (`page.image`); `None` when the photo was read as it is.
+    pub card: Option<card::Quad>,
 }
 
 /// Text slanted less than this (degrees) is read as it is.
@@ -299,13 +305,49 @@ const SKEW_MIN_DEGREES: f32 = 2.0;
 /// come out whole.
 const ENLARGE_BELOW: u32 = 720;
 
-/// Reads the text of `img`: what [`read`] does before it looks for the portrait. A page whose
+/// Reads the text of `img`: what [`read`] does before it looks for the portrait. Where the card
+/// stands out from what it lies on ([`card::find`]) it is warped flat and read first; the photo
+/// as it is is read too when the flat card gives neither a whole MRZ nor, without any MRZ,
+/// identity-document wording (a quad that was not the document), and the better kept — by MRZ
+/// score, then wording, then printed fields; the flat card on a tie.
+pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
+    let Some((quad, flat)) = card::find(img).and_then(|q| Some((q, card::warp(img, &q)?))) else {
+        return read_photo_text(ocr, img);
+    };
+    let mut on_card = read_photo_text(ocr, &flat)?;
+    on_card.card = Some(quad);
+    let rank = |t: &TextReading| {
+        let text: Vec<&str> = t.page.lines.iter().map(|l| l.text.as_str()).collect();
+        (
+            mrz_score(t),
+            keyword_type(&text.join("\n")).is_some(),
+            t.printed.len(),
+        )
+    };
+    let flat_rank = rank(&on_card);
+    if flat_rank.0 == MRZ_WHOLE || (!mrz_seen(&on_card) && flat_rank.1) {
+        return Ok(on_card);
+    }
+    let plain = read_photo_text(ocr, img)?;
+    Ok(if rank(&plain) > flat_rank {
+        plain
+    } else {
+        on_card
+    })
+}
+
+/// Whether an MRZ was seen at all: a band, or a `<` anywhere (no other print uses it).
+fn mrz_seen(t: &TextReading) -> bool {
+    mrz_score(t) >= 1 || t.page.lines.iter().any(|l| l.text.contains(['<', '«']))
+}
+
+/// Reads the text of `img` as it is (no card warp). A page whose
 /// MRZ did not come out whole (missing, or a check that fails) is read again where that can
 /// help, and the best reading kept: enlarged when the photo is small (the detector misses text
 /// a few pixels tall), turned level when its text runs at a slant (the detector splits long
 /// slanted lines into pieces), at its own resolution (up to [`ocr::detect::FULL_SIDE`]) when
 /// it is large.
-pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
+fn read_photo_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
     let first = read_text_once(ocr, img, Detail::Normal)?;
     let mut best = (mrz_score(&first), first);
     let long_side = img.width().max(img.height());
@@ -330,16 +372,9 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
             source = Some(level);
         }
     }
-    // Only where an MRZ was seen at all (a band, or a `<` anywhere: no other print uses it): a
-    // page without one (a licence front, a face) is not read a third time.
-    let mrz_seen = best.0 >= 1
-        || best
-            .1
-            .page
-            .lines
-            .iter()
-            .any(|l| l.text.contains(['<', '«']));
-    if best.0 < MRZ_WHOLE && mrz_seen && long_side > ocr::detect::MAX_SIDE {
+    // Only where an MRZ was seen at all: a page without one (a licence front, a face) is not
+    // read a third time.
+    if best.0 < MRZ_WHOLE && mrz_seen(&best.1) && long_side > ocr::detect::MAX_SIDE {
         let full = match &source {
             Some(level) => level.read(ocr, Detail::Full)?,
             None => read_text_once(ocr, img, Detail::Full)?,
@@ -430,6 +465,7 @@ fn read_text_once(ocr: &Ocr, img: &RgbImage, detail: Detail) -> Result<TextReadi
         mrz,
         printed,
         skew_degrees: 0.0,
+        card: None,
     })
 }
 
@@ -445,6 +481,7 @@ pub fn read(
         mrz,
         printed,
         skew_degrees,
+        card,
     } = read_text(ocr, img)?;
     let (img, lines) = (&page.image, page.lines);
     let text = lines
@@ -522,15 +559,21 @@ pub fn read(
     };
     let face = portrait_face.as_ref().map(|f| f.face.bbox);
     let face_crop_jpeg = face.map(|bbox| portrait(img, &bbox));
-    let card = card_region(img, &lines, face);
-    let missing_areas = cut_sides(img, &lines);
+    let region = card_region(img, &lines, face);
+    // A card found by its edges lies whole inside the photo.
+    let missing_areas = if card.is_some() {
+        Vec::new()
+    } else {
+        cut_sides(img, &lines)
+    };
     if !missing_areas.is_empty() {
         warnings.push(format!(
             "the document runs off the photo ({}): fields there may be missing",
             missing_areas.join(", ")
         ));
     }
-    let crop = image::imageops::crop_imm(img, card[0], card[1], card[2], card[3]).to_image();
+    let crop =
+        image::imageops::crop_imm(img, region[0], region[1], region[2], region[3]).to_image();
     let mut quality = page_quality(&crop);
     quality.resolution = [img.width(), img.height()];
     quality.cropped = !missing_areas.is_empty();
@@ -554,6 +597,7 @@ pub fn read(
         quality,
         missing_areas,
         rotation: page.rotation,
+        card,
         warnings,
     })
 }

@@ -93,6 +93,7 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
         "quality": front.quality,
         "missing_areas": front.missing_areas,
         "rotation": front.rotation,
+        "card": front.card.map(|q| json!({ "corners": q.corners })),
         "warnings": warnings,
         "text": front.lines.iter().map(|l| &l.text).collect::<Vec<_>>(),
     })

@@ -43,12 +43,16 @@ fn mrz_accuracy_on_generated_documents() {
         "nationality",
     ];
     let mut printed_right = [0usize; 3];
+    let mut cards = 0;
     let mut failures = Vec::new();
     for i in 0..n {
         let format = ["TD3", "TD2", "TD1"][i % 3];
         let truth = docgen::identity(&mut rng, format);
         let img = docgen::render(&truth, &faces[i % faces.len()], &mut rng);
-        let TextReading { mrz, printed, .. } = read::read_text(ocr(), &img).unwrap();
+        let TextReading {
+            mrz, printed, card, ..
+        } = read::read_text(ocr(), &img).unwrap();
+        cards += usize::from(card.is_some());
         let printed_is = |name: &str, want: &str| {
             printed
                 .iter()
@@ -97,7 +101,7 @@ fn mrz_accuracy_on_generated_documents() {
     }
     let rate = lines_exact as f64 / lines_total as f64;
     eprintln!(
-        "{n} documents: MRZ lines exact {lines_exact}/{lines_total} ({:.1} %), documents exact {docs_exact}/{n}",
+        "{n} documents: MRZ lines exact {lines_exact}/{lines_total} ({:.1} %), documents exact {docs_exact}/{n}; card found and read flat on {cards}",
         rate * 100.0
     );
     for (name, right) in names.iter().zip(fields_right) {
@@ -116,6 +120,8 @@ fn mrz_accuracy_on_generated_documents() {
     // perspective, quarter and half turns, blur, glare, JPEG). The misses: a first TD3 line the
     // detector did not find, O/0 or 3/W in TD1 document numbers the check digits could not settle,
     // `H` for the document code `I`, a name letter misread where the print did not arbitrate.
+    // With the card found by its edges and read warped flat (on 100 of the 102): 236/238 =
+    // 99.2 %, the misses a TD3 given name cut short and `H` for the document code `I`.
     // The floor is the 95 %.
     assert!(rate >= 0.95, "exact MRZ line rate {rate:.3}");
 }
