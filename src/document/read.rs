@@ -106,6 +106,9 @@ pub struct MrzSection {
     /// Name characters respelled from the printed names (look-alikes only, see
     /// [`arbitrate`]); applied before validation.
     pub print_repairs: Vec<Repair>,
+    /// Name characters settled by a vote over the band read again enlarged (see
+    /// [`vote_small_names`]); applied after `print_repairs`, before validation.
+    pub vote_repairs: Vec<Repair>,
     /// Validation of those lines (after check-digit repair).
     pub validation: Option<Validation>,
 }
@@ -120,7 +123,12 @@ impl MrzSection {
             .map(|l| l.chars().collect())
             .collect();
         let repairs = self.validation.iter().flat_map(|v| &v.repairs);
-        for r in self.print_repairs.iter().chain(repairs) {
+        for r in self
+            .print_repairs
+            .iter()
+            .chain(&self.vote_repairs)
+            .chain(repairs)
+        {
             if let Some(c) = lines
                 .get_mut(r.line.wrapping_sub(1))
                 .and_then(|l| l.get_mut(r.position.wrapping_sub(1)))
@@ -311,6 +319,13 @@ const ENLARGE_BELOW: u32 = 720;
 /// identity-document wording (a quad that was not the document), and the better kept — by MRZ
 /// score, then wording, then printed fields; the flat card on a tie.
 pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
+    let mut reading = read_card_or_photo(ocr, img)?;
+    vote_small_names(ocr, &mut reading)?;
+    Ok(reading)
+}
+
+/// [`read_text`] before the vote on small names.
+fn read_card_or_photo(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
     let Some((quad, flat)) = card::find(img).and_then(|q| Some((q, card::warp(img, &q)?))) else {
         return read_photo_text(ocr, img);
     };
@@ -334,6 +349,131 @@ pub fn read_text(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadError> {
     } else {
         on_card
     })
+}
+
+/// MRZ lines whose boxes are lower than this (pixels; glyphs of ~5 px) are read again.
+const SMALL_MRZ_LINE: f32 = 16.0;
+/// The enlargements the small band is read again at.
+const BAND_SCALES: [u32; 3] = [2, 3, 4];
+
+/// Names on a small photo. No check digit covers the name field, and where glyphs are a few
+/// pixels tall the recogniser misreads a letter of a name with the MRZ still validating
+/// (`NAHIA` for `MARIA`). Where the MRZ validates and its lines are lower than
+/// [`SMALL_MRZ_LINE`], the band (the MRZ lines with a line's height around them) is cut out,
+/// enlarged ×2, ×3 and ×4 (Catmull-Rom) and read again. Where all three validate in the first
+/// reading's format, read every character outside the name field as the first did, and agree on a name-field character the first reading has otherwise, theirs
+/// is taken (`vote_repairs`); the result is validated again and kept only when it still
+/// validates. Unanimity, not a majority: on 30 generated documents shrunk to 300 px a majority
+/// vote fixed 2 names and broke 1, unanimity fixed 1 and broke none (3 fixed, none broken on 36
+/// more at 380 px); a real 268 px Egyptian passport, two of whose enlargements read `MABROUK`
+/// as `RABROUK`, is left as read.
+fn vote_small_names(ocr: &Ocr, t: &mut TextReading) -> Result<(), ReadError> {
+    let Some(m) = t
+        .mrz
+        .as_ref()
+        .filter(|m| mrz_section_score(Some(m)) == MRZ_WHOLE)
+    else {
+        return Ok(());
+    };
+    let band: Vec<&Line> = t
+        .page
+        .lines
+        .iter()
+        .filter(|l| l.mrz_text().matches('<').count() >= 3)
+        .collect();
+    let height = |l: &Line| {
+        let c = l.corners;
+        (c[3][0] - c[0][0]).hypot(c[3][1] - c[0][1])
+    };
+    let Some(line_h) = band.iter().map(|l| height(l)).max_by(f32::total_cmp) else {
+        return Ok(());
+    };
+    if line_h >= SMALL_MRZ_LINE {
+        return Ok(());
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for [x, y] in band.iter().flat_map(|l| l.corners) {
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    let img = &t.page.image;
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let (x0, y0) = ((x0 - line_h).max(0.0), (y0 - line_h).max(0.0));
+    let (x1, y1) = ((x1 + line_h).min(w), (y1 + line_h).min(h));
+    if x1 - x0 < 8.0 || y1 - y0 < 8.0 {
+        return Ok(());
+    }
+    let crop = image::imageops::crop_imm(
+        img,
+        x0 as u32,
+        y0 as u32,
+        (x1 - x0) as u32,
+        (y1 - y0) as u32,
+    )
+    .to_image();
+    let first = m.corrected_lines();
+    let shape = |lines: &[String]| (lines.len(), lines.first().map_or(0, String::len));
+    let mut readings = vec![first.clone()];
+    for scale in BAND_SCALES {
+        let big = image::imageops::resize(
+            &crop,
+            crop.width() * scale,
+            crop.height() * scale,
+            image::imageops::FilterType::CatmullRom,
+        );
+        let again = read_text_once(ocr, &big, Detail::Normal)?;
+        if let Some(section) = again.mrz.as_ref() {
+            let lines = section.corrected_lines();
+            if mrz_section_score(Some(section)) == MRZ_WHOLE && shape(&lines) == shape(&first) {
+                readings.push(lines);
+            }
+        }
+    }
+    let (rows, len) = shape(&first);
+    let Some((row, start, width)) = super::mrz::name_field(rows, len) else {
+        return Ok(());
+    };
+    // Every enlargement read, validated in the first reading's format, and the same as the
+    // first outside the name field (a reading that turns fillers into letters there is not
+    // trusted with the names).
+    let same_outside = |lines: &Vec<String>| {
+        lines.iter().zip(&first).enumerate().all(|(r, (a, b))| {
+            a.chars()
+                .zip(b.chars())
+                .enumerate()
+                .all(|(i, (x, y))| x == y || (r == row && (start..start + width).contains(&i)))
+        })
+    };
+    if readings.len() < 1 + BAND_SCALES.len() || !readings.iter().all(same_outside) {
+        return Ok(());
+    }
+    let chars: Vec<Vec<char>> = readings.iter().map(|r| r[row].chars().collect()).collect();
+    let votes: Vec<Repair> = (start..start + width)
+        .filter_map(|pos| {
+            let mine = chars[0][pos];
+            let theirs = chars[1][pos];
+            (theirs != mine && chars[1..].iter().all(|r| r[pos] == theirs)).then_some(Repair {
+                line: row + 1,
+                position: pos + 1,
+                from: mine,
+                to: theirs,
+            })
+        })
+        .collect();
+    if votes.is_empty() {
+        return Ok(());
+    }
+    // The lines as read with the print's and the vote's repairs: validation repairs check
+    // digits again (names carry none).
+    let mut section = m.clone();
+    section.vote_repairs = votes;
+    section.validation = None;
+    let voted = section.corrected_lines();
+    section.validation =
+        validate::validate(&MrzInput::Lines(voted), None, &ValidateOptions::today_utc()).ok();
+    if mrz_section_score(Some(&section)) == MRZ_WHOLE {
+        t.mrz = Some(section);
+    }
+    Ok(())
 }
 
 /// Whether an MRZ was seen at all: a band, or a `<` anywhere (no other print uses it).
@@ -457,6 +597,7 @@ fn read_text_once(ocr: &Ocr, img: &RgbImage, detail: Detail) -> Result<TextReadi
         MrzSection {
             reading,
             print_repairs,
+            vote_repairs: Vec::new(),
             validation,
         }
     });

@@ -80,6 +80,7 @@ pub fn ocr_report(front: &DocumentReading, back: Option<&DocumentReading>) -> Va
             "checks": m.validation.as_ref().map(|v| &v.checks),
             "repairs": m.validation.as_ref().map(|v| &v.repairs),
             "repairs_from_print": m.print_repairs,
+            "repairs_from_rereads": m.vote_repairs,
             "print_checks": print_checks(m, &all_printed),
         })),
         "barcode": code.map(|c| {
