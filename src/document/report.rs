@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::barcode::{self, Barcode};
-use super::mrz::{Check, MrzInput};
+use super::mrz::{Check, CheckStatus, MrzInput};
 use super::printed::PrintedField;
 use super::read::{Detected, DocumentReading, MrzSection};
 use super::validate::{self, ValidateOptions, VizFields};
@@ -128,12 +128,52 @@ fn print_checks(m: &MrzSection, printed: &[PrintedField]) -> Vec<Check> {
         &ValidateOptions::today_utc(),
     )
     .map(|v| {
+        let number = v.fields.document_number.clone();
         v.checks
             .into_iter()
             .filter(|c| c.name.starts_with("viz_mrz_consistency_"))
+            .map(|c| {
+                let printed = viz.document_number.as_deref().unwrap_or_default();
+                if c.name == NUMBER_CHECK
+                    && c.status == CheckStatus::Fail
+                    && same_up_to_look_alikes(printed, &number)
+                {
+                    Check::new(
+                        NUMBER_CHECK,
+                        CheckStatus::Pass,
+                        "printed document number matches the MRZ up to look-alike characters \
+                         (O/0, I/1, S/5, B/8, Z/2, G/6) that print read by OCR cannot tell apart",
+                    )
+                } else {
+                    c
+                }
+            })
             .collect()
     })
     .unwrap_or_default()
+}
+
+const NUMBER_CHECK: &str = "viz_mrz_consistency_document_number";
+
+/// Whether a printed document number read by OCR equals the MRZ's once each look-alike class
+/// (`0 O Q D`, `1 I L`, `2 Z`, `5 S`, `6 G`, `8 B`) is one character: a document number mixes
+/// letters and digits, its print has no check digit, and OCR-B's `0` and `O` differ by a hair.
+/// Changing one look-alike for another is no alteration worth the name.
+fn same_up_to_look_alikes(printed: &str, mrz: &str) -> bool {
+    let fold = |c: char| match c {
+        'O' | 'Q' | 'D' => '0',
+        'I' | 'L' => '1',
+        'Z' => '2',
+        'S' => '5',
+        'G' => '6',
+        'B' => '8',
+        c => c,
+    };
+    let printed = printed
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| fold(c.to_ascii_uppercase()));
+    !mrz.is_empty() && printed.eq(mrz.chars().map(fold))
 }
 
 /// The barcode's format and parsed record, with its agreement with both sides' `printed` fields
@@ -177,5 +217,20 @@ fn detected<'a>(front: &'a DocumentReading, back: Option<&'a DocumentReading>) -
     match back.map(|b| &b.detected) {
         Some(b) if rank(b) > rank(&front.detected) => b,
         _ => &front.detected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_up_to_look_alikes;
+
+    #[test]
+    fn document_numbers_equal_up_to_look_alikes() {
+        assert!(same_up_to_look_alikes("GXOLRAVEA", "GX0LRAVEA"));
+        assert!(same_up_to_look_alikes("c06j 4551x", "C06J4551X"));
+        assert!(same_up_to_look_alikes("L8989O2C3", "L898902C3"));
+        assert!(!same_up_to_look_alikes("L898902C4", "L898902C3"));
+        assert!(!same_up_to_look_alikes("L898902C", "L898902C3"));
+        assert!(!same_up_to_look_alikes("", ""));
     }
 }
