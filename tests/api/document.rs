@@ -146,6 +146,16 @@ fn fixture_b64(path: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+fn face_fixture(name: &str) -> image::RgbImage {
+    let path = format!("{}/tests/fixtures/faces/{name}", env!("CARGO_MANIFEST_DIR"));
+    image::open(path).unwrap().to_rgb8()
+}
+
+fn jpeg_b64(img: &image::RgbImage) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(kycd::media::intake::encode_jpeg(img, 92))
+}
+
 fn ocr(app: &TestApp, key: &crate::common::Key, body: Value) -> crate::common::Resp {
     app.signed(
         key,
@@ -302,18 +312,8 @@ fn ocr_reports_a_printed_name_that_differs_from_the_mrz() {
     } else {
         "KOWALSKI".into()
     };
-    let portrait = {
-        let path = format!(
-            "{}/tests/fixtures/faces/obama.jpg",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        image::open(path).unwrap().to_rgb8()
-    };
-    let img = docgen::render(&altered, &portrait, &mut rng);
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD
-        .encode(kycd::media::intake::encode_jpeg(&img, 92));
-    let r = ocr(&app, &key, json!({ "image_front_base64": b64 }));
+    let img = docgen::render(&altered, &face_fixture("obama.jpg"), &mut rng);
+    let r = ocr(&app, &key, json!({ "image_front_base64": jpeg_b64(&img) }));
     assert_eq!(r.status, 200, "{}", r.text);
     let m = &r.body["mrz"];
     assert_eq!(m["lines"], json!(truth.mrz), "{}", r.body["text"]);
@@ -338,14 +338,7 @@ fn ocr_finds_a_card_photographed_at_an_angle_and_reads_it_flat() {
     let key = app.tenant_with_key();
     let mut rng = Rng::new(7810);
     let truth = docgen::identity(&mut rng, "TD1");
-    let portrait = {
-        let path = format!(
-            "{}/tests/fixtures/faces/biden.jpg",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        image::open(path).unwrap().to_rgb8()
-    };
-    let page = docgen::page(&truth, &portrait, &mut rng);
+    let page = docgen::page(&truth, &face_fixture("biden.jpg"), &mut rng);
     let corners = [
         [300.0, 150.0],
         [1000.0, 110.0],
@@ -353,10 +346,11 @@ fn ocr_finds_a_card_photographed_at_an_angle_and_reads_it_flat() {
         [140.0, 790.0],
     ];
     let photo = docgen::on_desk(&page, corners, (1280, 900));
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD
-        .encode(kycd::media::intake::encode_jpeg(&photo, 92));
-    let r = ocr(&app, &key, json!({ "image_front_base64": b64 }));
+    let r = ocr(
+        &app,
+        &key,
+        json!({ "image_front_base64": jpeg_b64(&photo) }),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let found = r.body["card"]["corners"]
         .as_array()
