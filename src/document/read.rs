@@ -591,7 +591,16 @@ fn read_text_once(ocr: &Ocr, img: &RgbImage, detail: Detail) -> Result<TextReadi
     let page = ocr.read_page_with(img, detail)?;
     let printed = printed::fields(&page.lines);
     let mrz = ocr.read_mrz(&page.image, &page.lines)?.map(|reading| {
-        let (lines, print_repairs) = arbitrate::names_from_print(&reading.lines, &printed);
+        let (mut lines, mut print_repairs) = arbitrate::names_from_print(&reading.lines, &printed);
+        if print_repairs.is_empty() {
+            let text: Vec<&str> = page
+                .lines
+                .iter()
+                .map(|l| l.text.as_str())
+                .filter(|t| !t.contains(['<', '«']))
+                .collect();
+            (lines, print_repairs) = arbitrate::names_from_words(&lines, &text);
+        }
         let validation =
             validate::validate(&MrzInput::Lines(lines), None, &ValidateOptions::today_utc()).ok();
         MrzSection {

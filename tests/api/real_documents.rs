@@ -154,12 +154,9 @@ const TRUTH: &[Truth] = &[
 ];
 
 /// Files this reader does not read: the test fails when one of them is read, so the list only
-/// shrinks.
-/// - 27_pass-gbr (272 px wide, glyphs ~5 px): one letter of the name line, `KINGDOM` →
-///   `KINGDOH`, where no check digit can catch it; the band enlarged ×2–×4 does not validate
-///   (fillers miscounted), so the name vote has nothing to go on. (25_pass-uto, 275 px, left this
-///   list when the vote over the enlarged band settled `NAHIA` → `MARIA`.)
-const NOT_YET: &[&str] = &["27_pass-gbr.jpg"];
+/// shrinks. Empty since 25_pass-uto (275 px: `NAHIA` → `MARIA` by the vote over the enlarged
+/// band) and 27_pass-gbr (272 px: `KINGDOH` → `KINGDOM` from the printed word) were settled.
+const NOT_YET: &[&str] = &[];
 
 #[test]
 fn each_real_photo_reads_the_mrz_it_prints() {
