@@ -355,15 +355,18 @@ fn read_card_or_photo(ocr: &Ocr, img: &RgbImage) -> Result<TextReading, ReadErro
 const SMALL_MRZ_LINE: f32 = 16.0;
 /// The enlargements the small band is read again at.
 const BAND_SCALES: [u32; 3] = [2, 3, 4];
+/// An enlarged band longer than this (pixels) is not read: the vote is skipped.
+const BAND_MAX_SIDE: u32 = 4096;
 
 /// Names on a small photo. No check digit covers the name field, and where glyphs are a few
 /// pixels tall the recogniser misreads a letter of a name with the MRZ still validating
 /// (`NAHIA` for `MARIA`). Where the MRZ validates and its lines are lower than
 /// [`SMALL_MRZ_LINE`], the band (the MRZ lines with a line's height around them) is cut out,
-/// enlarged ×2, ×3 and ×4 (Catmull-Rom) and read again. Where all three validate in the first
-/// reading's format, read every character outside the name field as the first did, and agree on a name-field character the first reading has otherwise, theirs
-/// is taken (`vote_repairs`); the result is validated again and kept only when it still
-/// validates. Unanimity, not a majority: on 30 generated documents shrunk to 300 px a majority
+/// enlarged ×2, ×3 and ×4 (Catmull-Rom, long side at most [`BAND_MAX_SIDE`]) and read again.
+/// Where all three validate in the first reading's format, read every character outside the
+/// name field as the first did, and agree on a name-field character the first reading has
+/// otherwise, theirs is taken (`vote_repairs`); the result is validated again and kept only
+/// when it still validates. Unanimity, not a majority: on 30 generated documents shrunk to 300 px a majority
 /// vote fixed 2 names and broke 1, unanimity fixed 1 and broke none (3 fixed, none broken on 36
 /// more at 380 px); a real 268 px Egyptian passport, two of whose enlargements read `MABROUK`
 /// as `RABROUK`, is left as read.
@@ -414,6 +417,9 @@ fn vote_small_names(ocr: &Ocr, t: &mut TextReading) -> Result<(), ReadError> {
     let shape = |lines: &[String]| (lines.len(), lines.first().map_or(0, String::len));
     let mut readings = vec![first.clone()];
     for scale in BAND_SCALES {
+        if crop.width().max(crop.height()) * scale > BAND_MAX_SIDE {
+            return Ok(());
+        }
         let big = image::imageops::resize(
             &crop,
             crop.width() * scale,
