@@ -287,38 +287,28 @@ pub fn page(t: &Truth, portrait: &RgbImage, rng: &mut Rng) -> RgbImage {
 /// `page` lying on a dark desk of `size` pixels with its corners at `corners` (top-left,
 /// top-right, bottom-right, bottom-left): a card photographed at an angle, bilinear and JPEG.
 pub fn on_desk(page: &RgbImage, corners: [[f32; 2]; 4], size: (u32, u32)) -> RgbImage {
+    use imageproc::geometric_transformations::{warp_into, Border, Interpolation, Projection};
     let (w, h) = (page.width() as f32, page.height() as f32);
-    let flat = [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]];
-    // Desk pixel -> page pixel.
-    let m = homography(&corners, &flat);
-    let desk = |x: u32, y: u32| {
-        let v = 50 + ((x / 7 + y / 5) % 3) as u8 * 6;
-        Rgb([v + 12, v + 4, v])
-    };
+    let flat = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
+    let projection = Projection::from_control_points(flat, corners.map(|[x, y]| (x, y))).unwrap();
+    let mut on_card = RgbImage::new(size.0, size.1);
+    warp_into(
+        page,
+        projection,
+        Interpolation::Bilinear,
+        Border::Constant(Rgb([0, 0, 0])),
+        &mut on_card,
+    );
+    // Where the page is not, a dark desk's weave.
+    let back = projection.invert();
     let photo = RgbImage::from_fn(size.0, size.1, |x, y| {
-        let (fx, fy) = (x as f32, y as f32);
-        let d = m[6] * fx + m[7] * fy + 1.0;
-        let (sx, sy) = (
-            (m[0] * fx + m[1] * fy + m[2]) / d,
-            (m[3] * fx + m[4] * fy + m[5]) / d,
-        );
+        let (sx, sy) = back * (x as f32, y as f32);
         if sx < 0.0 || sy < 0.0 || sx > w - 1.0 || sy > h - 1.0 {
-            return desk(x, y);
+            let v = 50 + ((x / 7 + y / 5) % 3) as u8 * 6;
+            Rgb([v + 12, v + 4, v])
+        } else {
+            *on_card.get_pixel(x, y)
         }
-        let (x0, y0) = (sx.floor(), sy.floor());
-        let (ax, ay) = (sx - x0, sy - y0);
-        let (x0, y0) = (x0 as u32, y0 as u32);
-        let (x1, y1) = (
-            (x0 + 1).min(page.width() - 1),
-            (y0 + 1).min(page.height() - 1),
-        );
-        let px = |x, y| page.get_pixel(x, y).0.map(f32::from);
-        let (a, b, c, e) = (px(x0, y0), px(x1, y0), px(x0, y1), px(x1, y1));
-        Rgb(std::array::from_fn(|i| {
-            let top = a[i] + (b[i] - a[i]) * ax;
-            let bottom = c[i] + (e[i] - c[i]) * ax;
-            (top + (bottom - top) * ay).round() as u8
-        }))
     });
     let jpeg = kycd::media::intake::encode_jpeg(&photo, 88);
     image::load_from_memory(&jpeg).unwrap().to_rgb8()
