@@ -45,6 +45,29 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// Where tenants, keys, jobs and usage live: the embedded SQLite file or PostgreSQL.
+    pub store: StoreConfig,
+}
+
+/// The database (see `store`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database` to run on PostgreSQL ≥ 14 (several nodes
+    /// share one); unset, the embedded SQLite file `<data_dir>/kycd.db` (env
+    /// `KYCD_DATABASE_URL`, flag `--database`).
+    pub url: Option<String>,
+    /// Most PostgreSQL connections this node opens (1–1000).
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            max_connections: 16,
+        }
+    }
 }
 
 /// What requests may hold in memory at once (see `admission`). With the defaults, requests hold
@@ -320,6 +343,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -402,6 +426,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--models-dir`.
     pub models_dir: Option<PathBuf>,
+    /// `--database`.
+    pub database: Option<String>,
 }
 
 impl Config {
@@ -434,6 +460,9 @@ impl Config {
         if let Some(dir) = &overrides.models_dir {
             config.models.dir = Some(dir.clone());
         }
+        if let Some(url) = &overrides.database {
+            config.store.url = Some(url.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -461,6 +490,9 @@ impl Config {
         }
         if let Some(v) = env("KYCD_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("KYCD_DATABASE_URL") {
+            self.store.url = Some(v);
         }
         if let Some(v) = env("KYCD_LISTEN") {
             self.listen = parse("KYCD_LISTEN", v)?;
@@ -628,6 +660,12 @@ impl Config {
                 reason: "at least 16 characters, or unset".into(),
             });
         }
+        if !(1..=1000).contains(&self.store.max_connections) {
+            return Err(ConfigError::Invalid {
+                field: "store.max_connections",
+                reason: "must be 1–1000".into(),
+            });
+        }
         if let Some(token) = &self.admin_token {
             if token.trim().len() < crate::auth::admin::MIN_LEN {
                 return Err(ConfigError::Invalid {
@@ -642,6 +680,14 @@ impl Config {
     /// Path of the SQLite database.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("kycd.db")
+    }
+
+    /// Where the store lives: `store.url`, else the SQLite file in the data directory.
+    pub fn store_location(&self) -> crate::store::Location {
+        match &self.store.url {
+            Some(url) => crate::store::Location::parse(url),
+            None => crate::store::Location::Sqlite(self.db_path()),
+        }
     }
 
     /// Path of the replay journal.

@@ -32,6 +32,10 @@ pub struct Cli {
     /// Load models from this directory instead of the binary (env KYCD_MODELS_DIR).
     #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
+    /// Run on PostgreSQL: `postgres://user:password@host/db` (default the SQLite file in the
+    /// data directory; env KYCD_DATABASE_URL).
+    #[arg(long, global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         listen,
         models_dir: cli.models_dir,
+        database: cli.database,
     };
     match cli.command {
         Command::Version { json } => {

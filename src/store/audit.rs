@@ -1,9 +1,8 @@
 //! Audit rows: append at the end of the chain, read back in order.
 
-use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 
-use super::{none_if_no_rows, Result};
+use super::{none_if_no_rows, params, Conn, Result, Row, Tx};
 use crate::audit::{entry_hash, NewEntry, GENESIS};
 
 /// A stored audit entry.
@@ -31,11 +30,11 @@ pub struct AuditRow {
 
 /// Appends `entry` after the current last entry, inside the caller's write transaction so that
 /// the audited change and its entry commit together.
-pub fn append(tx: &Transaction<'_>, entry: &NewEntry, at: i64) -> Result<AuditRow> {
+pub fn append(tx: &Tx<'_>, entry: &NewEntry, at: i64) -> Result<AuditRow> {
     let last: Option<(i64, String)> = tx
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map(Some)
@@ -82,7 +81,7 @@ pub fn append(tx: &Transaction<'_>, entry: &NewEntry, at: i64) -> Result<AuditRo
     Ok(row)
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+fn from_row(r: &Row<'_>) -> Result<AuditRow> {
     Ok(AuditRow {
         seq: r.get(0)?,
         at: r.get(1)?,
@@ -97,25 +96,40 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
 }
 
 /// Entries in chain order, optionally only one tenant's.
-pub fn list(conn: &Connection, tenant_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
+pub fn list(conn: &Conn<'_>, tenant_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log \
-         WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY seq LIMIT ?2",
+         WHERE tenant_id = ?1 OR ?1 IS NULL ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![tenant_id, limit], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }
 
 /// Walks every entry in chain order, without loading the log into memory.
-pub fn for_each(conn: &Connection, mut f: impl FnMut(AuditRow)) -> Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        f(from_row(r)?);
+pub fn for_each(conn: &Conn<'_>, mut f: impl FnMut(AuditRow)) -> Result<()> {
+    // Pages by `seq`, so neither engine holds more than a page (PostgreSQL's client would
+    // otherwise receive the whole log before the first row).
+    const PAGE: i64 = 1000;
+    let mut after = i64::MIN;
+    loop {
+        let mut n = 0;
+        let from = after;
+        conn.for_each_row(
+            "SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![from, PAGE],
+            |r| {
+                let row = from_row(r)?;
+                after = row.seq;
+                n += 1;
+                f(row);
+                Ok(())
+            },
+        )?;
+        if n < PAGE {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// A search of the log: full-text `query` (FTS5 syntax) over actor, action, target and details,
@@ -134,36 +148,48 @@ pub struct Search<'a> {
     pub limit: i64,
 }
 
-/// Runs a search; a malformed FTS5 query is a `Conflict` naming SQLite's complaint.
-pub fn search(conn: &Connection, s: &Search<'_>) -> Result<Vec<AuditRow>> {
+/// Runs a search; on SQLite a malformed FTS5 query is a `Conflict` naming its complaint (on
+/// PostgreSQL the query is read as `websearch_to_tsquery` text, which accepts anything).
+pub fn search(conn: &Conn<'_>, s: &Search<'_>) -> Result<Vec<AuditRow>> {
+    // One rule on both engines for the commonest mistake.
+    if s.query.is_some_and(|q| q.matches('"').count() % 2 == 1) {
+        return Err(super::StoreError::Conflict(
+            "invalid search query: unbalanced quote".into(),
+        ));
+    }
     // With a tenant, its own entries are walked newest first (index on tenant and seq) and each
     // is checked against the full-text query by rowid: one tenant's search never matches the
     // whole log before filtering. The operator's search over every tenant matches first.
-    let sql = if s.tenant_id.is_some() {
+    let sql = if conn.backend() == super::Backend::Postgres {
+        "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
+         FROM audit_log a \
+         WHERE (a.tenant_id = ?2 OR ?2 IS NULL) AND (a.at >= ?3 OR ?3 IS NULL) AND (a.at <= ?4 OR ?4 IS NULL) \
+           AND (to_tsvector('simple', translate(a.actor || ' ' || a.action || ' ' || coalesce(a.target, '') \
+                || ' ' || a.details, '.:/', '   ')) @@ websearch_to_tsquery('simple', translate(?1, '.:/', '   ')) \
+                OR ?1 IS NULL) \
+         ORDER BY a.seq DESC LIMIT ?5"
+    } else if s.tenant_id.is_some() {
         "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
          FROM audit_log a INDEXED BY audit_log_tenant_seq \
-         WHERE a.tenant_id = ?2 AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at <= ?4) \
+         WHERE a.tenant_id = ?2 AND (a.at >= ?3 OR ?3 IS NULL) AND (a.at <= ?4 OR ?4 IS NULL) \
            AND (?1 IS NULL OR EXISTS (SELECT 1 FROM audit_fts f WHERE audit_fts MATCH ?1 AND f.rowid = a.seq)) \
          ORDER BY a.seq DESC LIMIT ?5"
     } else {
         "SELECT a.seq, a.at, a.actor, a.action, a.tenant_id, a.target, a.details, a.prev_hash, a.hash \
          FROM audit_log a \
          WHERE (?1 IS NULL OR a.seq IN (SELECT rowid FROM audit_fts WHERE audit_fts MATCH ?1)) \
-           AND (?2 IS NULL OR a.tenant_id = ?2) AND (?3 IS NULL OR a.at >= ?3) AND (?4 IS NULL OR a.at <= ?4) \
+           AND (a.tenant_id = ?2 OR ?2 IS NULL) AND (a.at >= ?3 OR ?3 IS NULL) AND (a.at <= ?4 OR ?4 IS NULL) \
          ORDER BY a.seq DESC LIMIT ?5"
     };
-    let run = || -> rusqlite::Result<Vec<AuditRow>> {
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map(
-            params![s.query, s.tenant_id, s.from, s.to, s.limit],
-            from_row,
-        )?;
-        rows.collect()
-    };
-    run().map_err(|e| match e {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(
+        params![s.query, s.tenant_id, s.from, s.to, s.limit],
+        from_row,
+    )?;
+    rows.collect::<Result<Vec<_>>>().map_err(|e| match e {
         // SQLITE_ERROR while matching is FTS5 rejecting the query text (unbalanced quotes,
         // bare operators); anything else is ours.
-        rusqlite::Error::SqliteFailure(f, msg)
+        super::StoreError::Db(super::DbError::Sqlite(rusqlite::Error::SqliteFailure(f, msg)))
             if s.query.is_some() && f.code == rusqlite::ErrorCode::Unknown =>
         {
             super::StoreError::Conflict(format!(
@@ -171,7 +197,7 @@ pub fn search(conn: &Connection, s: &Search<'_>) -> Result<Vec<AuditRow>> {
                 msg.unwrap_or_else(|| "syntax error".into())
             ))
         }
-        other => other.into(),
+        other => other,
     })
 }
 
@@ -209,12 +235,12 @@ mod tests {
         assert!(found.iter().all(|r| r.tenant_id.as_deref() == Some("mine")));
         let plan: String = store
             .read(|c| {
-                Ok(c.query_row(
+                c.query_row(
                     "EXPLAIN QUERY PLAN SELECT a.seq FROM audit_log a INDEXED BY audit_log_tenant_seq \
                      WHERE a.tenant_id = 'mine' ORDER BY a.seq DESC",
-                    [],
+                    params![],
                     |r| r.get(3),
-                )?)
+                )
             })
             .unwrap();
         assert!(plan.contains("audit_log_tenant_seq"), "{plan}");
@@ -235,10 +261,10 @@ mod tests {
         let rows = store.read(|c| list(c, None, 10)).unwrap();
         assert_eq!(rows, vec![a, b]);
         assert!(store
-            .write(|tx| Ok(tx.execute("UPDATE audit_log SET actor = 'x'", [])?))
+            .write(|tx| tx.execute("UPDATE audit_log SET actor = 'x'", params![]))
             .is_err());
         assert!(store
-            .write(|tx| Ok(tx.execute("DELETE FROM audit_log", [])?))
+            .write(|tx| tx.execute("DELETE FROM audit_log", params![]))
             .is_err());
     }
 }

@@ -3,9 +3,7 @@
 //! completion only moves a `running` job, in one transaction with its usage rows, so a result and
 //! its bill are written once however often the job ran.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-
-use super::Result;
+use super::{params, Conn, Optional, Result, Row, Tx};
 
 /// A job as stored (its input and result are sealed; see the workflow module).
 #[derive(Debug, Clone)]
@@ -52,7 +50,7 @@ const COLUMNS: &str = "id, tenant_id, key_id, request_id, subject_id, reference,
     callback_url, status, attempts, score, decision, error, result, created_at, started_at, finished_at, \
     sandbox";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+fn row(r: &Row<'_>) -> Result<JobRow> {
     Ok(JobRow {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
@@ -76,18 +74,17 @@ fn row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 /// The tenant's job with this idempotency key, if any.
-pub fn by_idempotency_key(tx: &Connection, tenant_id: &str, key: &str) -> Result<Option<JobRow>> {
-    Ok(tx
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2"),
-            params![tenant_id, key],
-            row,
-        )
-        .optional()?)
+pub fn by_idempotency_key(tx: &Conn<'_>, tenant_id: &str, key: &str) -> Result<Option<JobRow>> {
+    tx.query_row(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2"),
+        params![tenant_id, key],
+        row,
+    )
+    .optional()
 }
 
 /// Queues a new job with its sealed input.
-pub fn insert(tx: &Transaction<'_>, job: &JobRow, sealed_input: &[u8]) -> Result<()> {
+pub fn insert(tx: &Tx<'_>, job: &JobRow, sealed_input: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO jobs (id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
          callback_url, status, attempts, created_at, sandbox) \
@@ -113,20 +110,19 @@ pub fn insert(tx: &Transaction<'_>, job: &JobRow, sealed_input: &[u8]) -> Result
 }
 
 /// A tenant's job.
-pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND id = ?2"),
-            params![tenant_id, id],
-            row,
-        )
-        .optional()?)
+pub fn get(conn: &Conn<'_>, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND id = ?2"),
+        params![tenant_id, id],
+        row,
+    )
+    .optional()
 }
 
 /// A tenant's jobs (only those `key_id` submitted, when given), newest first, optionally of one
 /// status, after the `(created_at, id)` cursor.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn<'_>,
     tenant_id: &str,
     key_id: Option<&str>,
     status: Option<&str>,
@@ -135,13 +131,13 @@ pub fn list(
 ) -> Result<Vec<JobRow>> {
     let (at, id) = before.unzip();
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR (created_at, id) < (?3, ?4)) AND (?6 IS NULL OR key_id = ?6) \
+        "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND (status = ?2 OR ?2 IS NULL) \
+         AND ((created_at, id) < (?3, ?4) OR ?3 IS NULL) AND (key_id = ?6 OR ?6 IS NULL) \
          ORDER BY created_at DESC, id DESC LIMIT ?5"
     ))?;
     let rows = stmt
         .query_map(params![tenant_id, status, at, id, limit, key_id], row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -149,7 +145,7 @@ pub fn list(
 /// fewest running, then the one served longest ago, then the oldest queue; that tenant's oldest
 /// job is marked running and returned with its sealed input. One tenant's backlog of hundreds
 /// therefore delays another tenant's job by at most one job per worker.
-pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
+pub fn claim_next(tx: &Tx<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
     let Some(id): Option<String> = tx
         .query_row(
             "WITH queued AS (SELECT tenant_id, MIN(created_at) AS oldest FROM jobs \
@@ -160,7 +156,7 @@ pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<
                q.oldest, q.tenant_id LIMIT 1) \
              SELECT id FROM jobs WHERE status = 'queued' AND tenant_id = (SELECT tenant_id FROM pick) \
              ORDER BY created_at, id LIMIT 1",
-            [],
+            params![],
             |r| r.get(0),
         )
         .optional()?
@@ -173,13 +169,13 @@ pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<
     )?;
     let job = tx.query_row(
         &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
-        [&id],
+        params![id],
         row,
     )?;
     let input: Option<Vec<u8>> = tx
         .query_row(
             "SELECT sealed FROM job_inputs WHERE job_id = ?1",
-            [&id],
+            params![id],
             |r| r.get(0),
         )
         .optional()?;
@@ -200,17 +196,17 @@ pub fn claim_next(tx: &Transaction<'_>, now: i64) -> Result<Option<(JobRow, Vec<
 }
 
 /// Queues again every job a previous process left running; returns how many.
-pub fn requeue_running(tx: &Transaction<'_>) -> Result<usize> {
-    Ok(tx.execute(
+pub fn requeue_running(tx: &Tx<'_>) -> Result<usize> {
+    tx.execute(
         "UPDATE jobs SET status = 'queued' WHERE status = 'running'",
-        [],
-    )?)
+        params![],
+    )
 }
 
 /// Records the result of a running job and drops its input; `false` (and nothing written) when
 /// the job is no longer running, so a result is stored once.
 pub fn complete(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     score: i64,
     decision: &str,
@@ -223,51 +219,45 @@ pub fn complete(
         params![id, score, decision, sealed_result, now],
     )?;
     if changed == 1 {
-        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", [id])?;
+        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", params![id])?;
     }
     Ok(changed == 1)
 }
 
 /// Marks a running job failed (its input could not be processed at all); `false` when it was not
 /// running.
-pub fn fail(tx: &Transaction<'_>, id: &str, error: &str, now: i64) -> Result<bool> {
+pub fn fail(tx: &Tx<'_>, id: &str, error: &str, now: i64) -> Result<bool> {
     let changed = tx.execute(
         "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1 AND status = 'running'",
         params![id, error, now],
     )?;
     if changed == 1 {
-        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", [id])?;
+        tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", params![id])?;
     }
     Ok(changed == 1)
 }
 
 /// Jobs waiting, and the age in seconds of the oldest.
-pub fn queue_depth(conn: &Connection, now: i64) -> Result<(i64, i64)> {
-    Ok(conn.query_row(
+pub fn queue_depth(conn: &Conn<'_>, now: i64) -> Result<(i64, i64)> {
+    conn.query_row(
         "SELECT COUNT(*), COALESCE(?1 - MIN(created_at), 0) FROM jobs WHERE status = 'queued'",
-        [now],
+        params![now],
         |r| Ok((r.get(0)?, r.get(1)?)),
-    )?)
+    )
 }
 
 /// A tenant's stored workflow configuration (JSON), if set.
-pub fn workflow_config(conn: &Connection, tenant_id: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT config FROM workflow_configs WHERE tenant_id = ?1",
-            [tenant_id],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn workflow_config(conn: &Conn<'_>, tenant_id: &str) -> Result<Option<String>> {
+    conn.query_row(
+        "SELECT config FROM workflow_configs WHERE tenant_id = ?1",
+        params![tenant_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Stores a tenant's workflow configuration (already validated).
-pub fn set_workflow_config(
-    tx: &Transaction<'_>,
-    tenant_id: &str,
-    json: &str,
-    now: i64,
-) -> Result<()> {
+pub fn set_workflow_config(tx: &Tx<'_>, tenant_id: &str, json: &str, now: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO workflow_configs (tenant_id, config, updated_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT(tenant_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
@@ -280,14 +270,14 @@ pub fn set_workflow_config(
 pub type StatusCounts = Vec<(String, i64)>;
 
 /// Jobs by status and the creation time of the oldest queued one, for `/metrics`.
-pub fn queue_stats(conn: &Connection) -> Result<(StatusCounts, Option<i64>)> {
+pub fn queue_stats(conn: &Conn<'_>) -> Result<(StatusCounts, Option<i64>)> {
     let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
     let counts = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_>>()?;
     let oldest = conn.query_row(
         "SELECT MIN(created_at) FROM jobs WHERE status = 'queued'",
-        [],
+        params![],
         |r| r.get(0),
     )?;
     Ok((counts, oldest))
@@ -338,7 +328,10 @@ mod tests {
                 insert(tx, &job("job_o0", &other, 200), b"x")?;
                 // A job whose input an erasure deleted, at the head of the queue.
                 insert(tx, &job("job_a_orphan", &busy, 1), b"x")?;
-                tx.execute("DELETE FROM job_inputs WHERE job_id = 'job_a_orphan'", [])?;
+                tx.execute(
+                    "DELETE FROM job_inputs WHERE job_id = 'job_a_orphan'",
+                    params![],
+                )?;
                 Ok(())
             })
             .unwrap();

@@ -1,9 +1,8 @@
 //! API key rows. The secret column holds only AES-256-GCM ciphertext (see [`super::crypto`]).
 
-use rusqlite::{params, Connection, Row, Transaction};
 use serde::Serialize;
 
-use super::{none_if_no_rows, Result, StoreError};
+use super::{none_if_no_rows, params, Conn, Result, Row, StoreError, Tx};
 
 /// The data-key family that seals API key secrets.
 pub const SECRET_FAMILY: &str = "api_key_secret";
@@ -66,7 +65,7 @@ pub struct KeyAuthRow {
 const COLUMNS: &str = "id, tenant_id, label, status, created_at, revoked_at, scopes, environment, \
                        rotated_at, prev_valid_until, last_used_at, permissions";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+fn from_row(r: &Row<'_>) -> Result<KeyRow> {
     let scopes: Option<String> = r.get(6)?;
     Ok(KeyRow {
         id: r.get(0)?,
@@ -80,12 +79,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         rotated_at: r.get(8)?,
         previous_secret_valid_until: r.get(9)?,
         last_used_at: r.get(10)?,
-        permissions: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+        permissions: serde_json::from_str(&r.get::<String>(11)?).unwrap_or_default(),
     })
 }
 
 /// Inserts a key with its sealed secret.
-pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<()> {
+pub fn insert(tx: &Tx<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO api_keys (id, tenant_id, secret_enc, label, status, created_at, scopes, environment, \
          permissions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -105,38 +104,38 @@ pub fn insert(tx: &Transaction<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<(
 }
 
 /// The keys of one tenant, or of all tenants.
-pub fn list(conn: &Connection, tenant_id: Option<&str>) -> Result<Vec<KeyRow>> {
+pub fn list(conn: &Conn<'_>, tenant_id: Option<&str>) -> Result<Vec<KeyRow>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY created_at, id"
+        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = ?1 OR ?1 IS NULL ORDER BY created_at, id"
     ))?;
-    let rows = stmt.query_map([tenant_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![tenant_id], from_row)?;
+    rows.collect::<Result<_>>()
 }
 
 /// One key by id.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<KeyRow>> {
+pub fn get(conn: &Conn<'_>, id: &str) -> Result<Option<KeyRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"))?
-        .query_row([id], from_row)
+        .query_row(params![id], from_row)
         .map(Some)
         .or_else(none_if_no_rows)
 }
 
 /// The key and tenant state a signed request is checked against.
-pub fn auth_row(conn: &Connection, id: &str) -> Result<Option<KeyAuthRow>> {
+pub fn auth_row(conn: &Conn<'_>, id: &str) -> Result<Option<KeyAuthRow>> {
     conn.prepare_cached(
         "SELECT k.tenant_id, k.secret_enc, k.status, t.status, k.prev_secret_enc, k.prev_valid_until, \
          k.environment, k.scopes, k.permissions FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
     )?
-    .query_row([id], |r| {
+    .query_row(params![id], |r| {
         let prev: Option<Vec<u8>> = r.get(4)?;
         let until: Option<i64> = r.get(5)?;
         Ok(KeyAuthRow {
             tenant_id: r.get(0)?,
             secret_enc: r.get(1)?,
-            revoked: r.get::<_, String>(2)? == "revoked",
-            tenant_suspended: r.get::<_, String>(3)? == "suspended",
+            revoked: r.get::<String>(2)? == "revoked",
+            tenant_suspended: r.get::<String>(3)? == "suspended",
             previous: prev.zip(until),
-            sandbox: r.get::<_, String>(6)? == "sandbox",
+            sandbox: r.get::<String>(6)? == "sandbox",
             scopes: r.get(7)?,
             permissions: r.get(8)?,
         })
@@ -146,7 +145,7 @@ pub fn auth_row(conn: &Connection, id: &str) -> Result<Option<KeyAuthRow>> {
 }
 
 /// Marks a key revoked; `NotFound` if absent, `Conflict` if already revoked.
-pub fn revoke(tx: &Transaction<'_>, id: &str, at: i64) -> Result<KeyRow> {
+pub fn revoke(tx: &Tx<'_>, id: &str, at: i64) -> Result<KeyRow> {
     let n = tx.execute(
         "UPDATE api_keys SET status = 'revoked', revoked_at = ?2 WHERE id = ?1 AND status = 'active'",
         params![id, at],
@@ -159,7 +158,7 @@ pub fn revoke(tx: &Transaction<'_>, id: &str, at: i64) -> Result<KeyRow> {
 }
 
 /// Attaches a Facia-compatible credential (its SHA-256) to a key.
-pub fn set_facia_hash(tx: &Transaction<'_>, id: &str, hash: &[u8; 32]) -> Result<()> {
+pub fn set_facia_hash(tx: &Tx<'_>, id: &str, hash: &[u8; 32]) -> Result<()> {
     let n = tx.execute(
         "UPDATE api_keys SET facia_hash = ?2 WHERE id = ?1",
         params![id, &hash[..]],
@@ -172,26 +171,26 @@ pub fn set_facia_hash(tx: &Transaction<'_>, id: &str, hash: &[u8; 32]) -> Result
 
 /// The key and tenant a Facia `hash_id` (by its SHA-256) belongs to, if the key is active and
 /// the tenant not suspended.
-pub fn by_facia_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<(String, String)>> {
+pub fn by_facia_hash(conn: &Conn<'_>, hash: &[u8; 32]) -> Result<Option<(String, String)>> {
     conn.prepare_cached(
         "SELECT k.id, k.tenant_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
          WHERE k.facia_hash = ?1 AND k.status = 'active' AND t.status = 'active'",
     )?
-    .query_row([&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+    .query_row(params![&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
     .map(Some)
     .or_else(none_if_no_rows)
 }
 
 /// Replaces a key's secret; the old one verifies until `prev_valid_until` (none when `None`).
 pub fn rotate(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     new_secret_enc: &[u8],
     prev_valid_until: Option<i64>,
     at: i64,
 ) -> Result<KeyRow> {
     let n = tx.execute(
-        "UPDATE api_keys SET prev_secret_enc = CASE WHEN ?3 IS NULL THEN NULL ELSE secret_enc END, \
+        "UPDATE api_keys SET prev_secret_enc = CASE WHEN CAST(?3 AS BIGINT) IS NULL THEN NULL ELSE secret_enc END, \
          prev_valid_until = ?3, secret_enc = ?2, rotated_at = ?4 WHERE id = ?1 AND status = 'active'",
         params![id, new_secret_enc, prev_valid_until, at],
     )?;
@@ -204,7 +203,7 @@ pub fn rotate(
 
 /// Replaces what an active key may do: its module scopes (`None` = all) and permissions (JSON).
 pub fn set_grants(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     scopes: Option<&str>,
     permissions: &str,
@@ -221,7 +220,7 @@ pub fn set_grants(
 }
 
 /// Records that a key was used at `at`.
-pub fn touch(tx: &Transaction<'_>, id: &str, at: i64) -> Result<()> {
+pub fn touch(tx: &Tx<'_>, id: &str, at: i64) -> Result<()> {
     tx.execute(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
         params![id, at],
@@ -231,13 +230,9 @@ pub fn touch(tx: &Transaction<'_>, id: &str, at: i64) -> Result<()> {
 
 /// Sets the environment of every key of a tenant (its plan moved into or out of sandbox-only);
 /// returns how many keys changed.
-pub fn set_environment_for_tenant(
-    tx: &Transaction<'_>,
-    tenant_id: &str,
-    env: &str,
-) -> Result<usize> {
-    Ok(tx.execute(
+pub fn set_environment_for_tenant(tx: &Tx<'_>, tenant_id: &str, env: &str) -> Result<usize> {
+    tx.execute(
         "UPDATE api_keys SET environment = ?2 WHERE tenant_id = ?1 AND environment <> ?2",
         params![tenant_id, env],
-    )?)
+    )
 }

@@ -1,10 +1,9 @@
 //! Media rows and per-subject data keys.
 
-use rusqlite::{params, Connection, Transaction};
 use serde::Serialize;
 
 use super::crypto::DataKey;
-use super::{none_if_no_rows, Result, Store, StoreError};
+use super::{none_if_no_rows, params, Conn, Result, Row, Store, StoreError, Tx};
 
 /// A stored blob's metadata.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -36,7 +35,7 @@ impl Store {
     /// The data key of a subject, created (and stored wrapped) inside `tx` on first use.
     pub fn subject_key(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         tenant_id: &str,
         subject_id: &str,
         now: i64,
@@ -65,7 +64,7 @@ impl Store {
     /// The data key of an existing subject, or `NotFound` once it has been erased.
     pub fn existing_subject_key(
         &self,
-        conn: &Connection,
+        conn: &Conn<'_>,
         tenant_id: &str,
         subject_id: &str,
     ) -> Result<DataKey> {
@@ -84,7 +83,7 @@ impl Store {
     }
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
+fn from_row(r: &Row<'_>) -> Result<MediaRow> {
     Ok(MediaRow {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
@@ -100,7 +99,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
 const COLUMNS: &str = "id, tenant_id, subject_id, kind, object, size, created_at, expires_at";
 
 /// Inserts a media row.
-pub fn insert(tx: &Transaction<'_>, m: &MediaRow) -> Result<()> {
+pub fn insert(tx: &Tx<'_>, m: &MediaRow) -> Result<()> {
     tx.execute(
         "INSERT INTO media (id, tenant_id, subject_id, kind, object, size, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -110,7 +109,7 @@ pub fn insert(tx: &Transaction<'_>, m: &MediaRow) -> Result<()> {
 }
 
 /// One media row of a tenant.
-pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<MediaRow>> {
+pub fn get(conn: &Conn<'_>, tenant_id: &str, id: &str) -> Result<Option<MediaRow>> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND id = ?2"
     ))?
@@ -121,7 +120,7 @@ pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<MediaR
 
 /// A subject's media, oldest first.
 pub fn list_for_subject(
-    conn: &Connection,
+    conn: &Conn<'_>,
     tenant_id: &str,
     subject_id: &str,
 ) -> Result<Vec<MediaRow>> {
@@ -129,20 +128,20 @@ pub fn list_for_subject(
         "SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND subject_id = ?2 ORDER BY created_at, id"
     ))?;
     let rows = stmt.query_map(params![tenant_id, subject_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }
 
 /// Deletes and returns media rows whose retention ended at or before `now` (at most `limit`).
-pub fn take_expired(tx: &Transaction<'_>, now: i64, limit: i64) -> Result<Vec<MediaRow>> {
+pub fn take_expired(tx: &Tx<'_>, now: i64, limit: i64) -> Result<Vec<MediaRow>> {
     let rows: Vec<MediaRow> = {
         let mut stmt = tx.prepare(&format!(
             "SELECT {COLUMNS} FROM media WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![now, limit], from_row)?;
-        rows.collect::<rusqlite::Result<_>>()?
+        rows.collect::<Result<_>>()?
     };
     for r in &rows {
-        tx.execute("DELETE FROM media WHERE id = ?1", [&r.id])?;
+        tx.execute("DELETE FROM media WHERE id = ?1", params![r.id])?;
     }
     Ok(rows)
 }
@@ -165,7 +164,7 @@ pub struct Erased {
 /// ids and outcomes, under `pseudonym` (a non-reversible reference). `NotFound` when the
 /// tenant holds nothing of the subject.
 pub fn erase_subject(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant_id: &str,
     subject_id: &str,
     pseudonym: &str,
@@ -216,19 +215,19 @@ pub fn erase_subject(
 }
 
 /// Whether the tenant erased the subject known by `pseudonym` before.
-fn erased_before(conn: &Connection, tenant_id: &str, pseudonym: &str) -> Result<bool> {
-    Ok(conn.query_row(
+fn erased_before(conn: &Conn<'_>, tenant_id: &str, pseudonym: &str) -> Result<bool> {
+    conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM audit_log WHERE tenant_id = ?1 AND target = ?2 \
          AND action = 'subject.erase')",
         params![tenant_id, pseudonym],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Whether the tenant holds or held anything of this subject: its key, a job filed under it,
 /// or an erasure of it (`pseudonym` is its audit reference).
 pub fn subject_known(
-    conn: &Connection,
+    conn: &Conn<'_>,
     tenant_id: &str,
     subject_id: &str,
     pseudonym: &str,
@@ -244,16 +243,16 @@ pub fn subject_known(
 
 /// A tenant's media policy: retention in days (0 = store nothing) and the kinds kept
 /// (comma-separated).
-pub fn policy(conn: &Connection, tenant_id: &str) -> Result<(i64, String)> {
+pub fn policy(conn: &Conn<'_>, tenant_id: &str) -> Result<(i64, String)> {
     conn.prepare_cached("SELECT media_retention_days, media_kinds FROM tenants WHERE id = ?1")?
-        .query_row([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .map(Some)
         .or_else(none_if_no_rows)?
         .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's media policy.
-pub fn set_policy(tx: &Transaction<'_>, tenant_id: &str, days: i64, kinds: &str) -> Result<()> {
+pub fn set_policy(tx: &Tx<'_>, tenant_id: &str, days: i64, kinds: &str) -> Result<()> {
     let n = tx.execute(
         "UPDATE tenants SET media_retention_days = ?2, media_kinds = ?3 WHERE id = ?1",
         params![tenant_id, days, kinds],

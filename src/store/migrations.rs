@@ -1,7 +1,9 @@
 //! Versioned schema migrations, embedded in the binary and applied in order at open.
 //!
-//! The applied version is SQLite's `user_version`. A migration is never edited once released;
-//! changes go in a new file. A database newer than this binary is refused rather than guessed at.
+//! Each engine has its own list. On SQLite the applied version is `user_version`; on PostgreSQL
+//! it is the one row of `kycd_schema`, changed under a session advisory lock so nodes starting
+//! together migrate once. A migration is never edited once released; changes go in a new file
+//! (on both lists). A database newer than this binary is refused rather than guessed at.
 
 use rusqlite::Connection;
 
@@ -18,6 +20,51 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_billing.sql"),
     include_str!("migrations/0008_hardening.sql"),
 ];
+
+/// PostgreSQL's migrations, in order; index + 1 is its version.
+const POSTGRES: &[&str] = &[include_str!("migrations/postgres/0001_schema.sql")];
+
+/// Brings a PostgreSQL schema up to the latest version, one transaction per migration.
+pub(super) fn apply_postgres(conn: &mut super::sql::PgConn) -> Result<()> {
+    let lock = super::postgres_pool::MIGRATION_LOCK;
+    let conn = super::sql::Conn::postgres(conn);
+    conn.execute_batch(&format!(
+        "SELECT pg_advisory_lock({lock}); \
+         CREATE TABLE IF NOT EXISTS kycd_schema (version BIGINT NOT NULL); \
+         INSERT INTO kycd_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM kycd_schema)"
+    ))?;
+    let result = (|| -> Result<()> {
+        let current: usize =
+            conn.query_row("SELECT version FROM kycd_schema", super::params![], |r| {
+                r.get(0)
+            })?;
+        if current > POSTGRES.len() {
+            return Err(StoreError::Conflict(format!(
+                "database schema version {current} is newer than this kycd ({}); upgrade kycd",
+                POSTGRES.len()
+            )));
+        }
+        for (index, sql) in POSTGRES.iter().enumerate().skip(current) {
+            conn.execute_batch("BEGIN")?;
+            let step = conn.execute_batch(sql).and_then(|_| {
+                conn.execute(
+                    "UPDATE kycd_schema SET version = ?1",
+                    super::params![index + 1],
+                )
+            });
+            match step {
+                Ok(_) => conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK")?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })();
+    conn.execute_batch(&format!("SELECT pg_advisory_unlock({lock})"))?;
+    result
+}
 
 /// Brings the schema up to the latest version, one transaction per migration.
 pub(super) fn apply(conn: &mut Connection) -> Result<()> {

@@ -1,10 +1,12 @@
-//! The embedded store: one SQLite file in WAL mode, versioned migrations applied at open, one
-//! serialised writer and a small pool of readers.
+//! The store: by default one SQLite file in WAL mode (one serialised writer and a small pool of
+//! readers); for several nodes, PostgreSQL (a pool of connections, writers serialised by an
+//! advisory lock). Versioned migrations, one list per engine, are applied at open.
 //!
-//! This is the only module that writes SQL. Callers get typed functions (see the submodules); they
-//! run on the calling thread, so async code calls them through `spawn_blocking`. Several processes
-//! may open the same file at once (the CLI while `kycd serve` runs): writes take SQLite's
-//! `BEGIN IMMEDIATE` lock and wait up to the busy timeout.
+//! This is the only module that writes SQL, written once for both engines (see [`sql`]). Callers
+//! get typed functions (see the submodules); they run on the calling thread, so async code calls
+//! them through `spawn_blocking`. Several processes may open the same SQLite file at once (the
+//! CLI while `kycd serve` runs): writes take SQLite's `BEGIN IMMEDIATE` lock and wait up to the
+//! busy timeout.
 
 pub mod audit;
 pub mod crypto;
@@ -13,6 +15,8 @@ pub mod keys;
 pub mod media;
 mod migrations;
 pub mod plans;
+mod postgres_pool;
+pub mod sql;
 pub mod tenants;
 pub mod usage;
 pub mod webhooks;
@@ -21,10 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Code, ErrorCode};
 use crypto::{CryptoError, DataKey, MasterKey};
+pub use sql::{params, Backend, Conn, DbError, Optional, Row, Tx};
 
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,9 +42,9 @@ const READER_WAIT: Duration = Duration::from_secs(5);
 /// A store failure, with the code clients see.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite failed; a bug or a disk problem.
+    /// The database failed; a bug, a disk or a network problem.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     /// Sealing or opening a secret failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -60,9 +65,21 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// Every reader connection stayed busy for the whole wait.
+    /// Every connection stayed busy for the whole wait.
     #[error("the database is busy; retry shortly")]
     Busy,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(DbError::Sqlite(e))
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Db(DbError::Postgres(e))
+    }
 }
 
 impl ErrorCode for StoreError {
@@ -80,7 +97,7 @@ impl ErrorCode for StoreError {
             StoreError::Conflict(_) => Code::Conflict,
             StoreError::Busy => Code::Overloaded,
             StoreError::Invalid { .. } => Code::InvalidInput,
-            StoreError::Sqlite(_) | StoreError::Crypto(_) | StoreError::Io(_) => Code::Internal,
+            StoreError::Db(_) | StoreError::Crypto(_) | StoreError::Io(_) => Code::Internal,
         }
     }
 }
@@ -88,17 +105,44 @@ impl ErrorCode for StoreError {
 /// Result alias for store calls.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded SQLite file (the default: `<data_dir>/kycd.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server (`postgres://user:password@host:port/db?options`), shared by nodes.
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else is a SQLite path.
+    pub fn parse(url: &str) -> Location {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Location::Postgres(url.to_owned())
+        } else {
+            Location::Sqlite(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)))
+        }
+    }
+}
+
 /// The open database plus the master key that seals secrets in it.
 pub struct Store {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: ReaderPool,
+    engine: Engine,
     master: MasterKey,
     data_keys: Mutex<Vec<(String, DataKey)>>,
 }
 
+enum Engine {
+    Sqlite {
+        path: PathBuf,
+        writer: Mutex<Connection>,
+        readers: ReaderPool,
+    },
+    Postgres(postgres_pool::Pool),
+}
+
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
     pub fn open(path: &Path, master: MasterKey) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -107,36 +151,109 @@ impl Store {
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;
         Ok(Store {
-            path: path.to_owned(),
-            writer: Mutex::new(writer),
-            readers: ReaderPool::default(),
+            engine: Engine::Sqlite {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: ReaderPool::default(),
+            },
             master,
             data_keys: Mutex::new(Vec::new()),
         })
     }
 
-    /// Runs `f` inside one write transaction (`BEGIN IMMEDIATE`), committing if it returns `Ok`.
-    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+    /// Opens the store at `location`: SQLite as [`Store::open`], or a pool of up to
+    /// `max_connections` to PostgreSQL, whose schema is brought up to date under an advisory lock
+    /// (several nodes may start at once).
+    pub fn connect(location: &Location, master: MasterKey, max_connections: u32) -> Result<Store> {
+        match location {
+            Location::Sqlite(path) => Store::open(path, master),
+            Location::Postgres(url) => {
+                let pool = postgres_pool::open(url, max_connections)?;
+                let mut conn = pool.get()?;
+                migrations::apply_postgres(&mut conn)?;
+                drop(conn);
+                Ok(Store {
+                    engine: Engine::Postgres(pool),
+                    master,
+                    data_keys: Mutex::new(Vec::new()),
+                })
+            }
+        }
     }
 
-    /// Runs `f` on a read-only connection; readers never wait for the writer in WAL mode.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.readers.take(&self.path)?;
-        let out = f(&conn);
-        self.readers.give_back(conn);
-        out
+    /// The engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.engine {
+            Engine::Sqlite { .. } => Backend::Sqlite,
+            Engine::Postgres(_) => Backend::Postgres,
+        }
     }
 
-    /// Moves the WAL into the database and empties it, so frames holding deleted rows are gone
-    /// from disk too (called after an erasure).
+    /// Runs `f` inside one write transaction, committing if it returns `Ok`. Writers are
+    /// serialised: SQLite's `BEGIN IMMEDIATE` across processes on one file; on PostgreSQL a
+    /// transaction-scoped advisory lock across every node, so read-then-write code (the audit
+    /// chain's head, a job claim, a quota counter) is as safe on several nodes as on one.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        match &self.engine {
+            Engine::Sqlite { writer, .. } => {
+                let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&Tx(Conn::sqlite(&tx)))?;
+                tx.commit()?;
+                Ok(out)
+            }
+            Engine::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                conn.batch_execute(postgres_pool::BEGIN_WRITE)?;
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    f(&Tx(Conn::postgres(&mut conn)))
+                }));
+                match out {
+                    Ok(Ok(v)) => {
+                        conn.batch_execute("COMMIT")?;
+                        Ok(v)
+                    }
+                    Ok(Err(e)) => {
+                        // The first error is the one to report; a connection that cannot roll
+                        // back is broken and leaves the pool (`has_broken`).
+                        if let Err(rollback) = conn.batch_execute("ROLLBACK") {
+                            tracing::warn!(error = %rollback, "PostgreSQL rollback failed");
+                        }
+                        Err(e)
+                    }
+                    Err(panic) => {
+                        let _ = conn.batch_execute("ROLLBACK");
+                        std::panic::resume_unwind(panic)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on a connection for reading; SQLite readers never wait for the writer in WAL
+    /// mode, PostgreSQL's never do.
+    pub fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
+        match &self.engine {
+            Engine::Sqlite { path, readers, .. } => {
+                let conn = readers.take(path)?;
+                let out = f(&Conn::sqlite(&conn));
+                readers.give_back(conn);
+                out
+            }
+            Engine::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                f(&Conn::postgres(&mut conn))
+            }
+        }
+    }
+
+    /// Moves SQLite's WAL into the database and empties it, so frames holding deleted rows are
+    /// gone from disk too (called after an erasure). PostgreSQL's own vacuum does this there.
     pub fn checkpoint_truncate(&self) -> Result<()> {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        if let Engine::Sqlite { writer, .. } = &self.engine {
+            let conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
@@ -163,18 +280,17 @@ impl Store {
             let wrapped: Option<Vec<u8>> = tx
                 .query_row(
                     "SELECT wrapped FROM data_keys WHERE family = ?1",
-                    [family],
+                    params![family],
                     |r| r.get(0),
                 )
-                .map(Some)
-                .or_else(none_if_no_rows)?;
+                .optional()?;
             match wrapped {
                 Some(w) => Ok(self.master.unwrap_key(&w, family)?),
                 None => {
                     let key = DataKey::generate();
                     tx.execute(
                         "INSERT INTO data_keys (family, wrapped, created_at) VALUES (?1, ?2, ?3)",
-                        rusqlite::params![family, self.master.wrap_key(&key, family)?, now()],
+                        params![family, self.master.wrap_key(&key, family)?, now()],
                     )?;
                     Ok(key)
                 }
@@ -272,10 +388,10 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
 }
 
 /// Maps "no row" to `Ok(None)` for optional lookups.
-pub(crate) fn none_if_no_rows<T>(e: rusqlite::Error) -> Result<Option<T>> {
+pub(crate) fn none_if_no_rows<T>(e: StoreError) -> Result<Option<T>> {
     match e {
-        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-        other => Err(other.into()),
+        StoreError::Db(DbError::NoRows) => Ok(None),
+        other => Err(other),
     }
 }
 
@@ -303,7 +419,7 @@ mod tests {
         drop(Store::open(&path, key.clone()).unwrap());
         let store = Store::open(&path, key).unwrap();
         let mode: String = store
-            .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .read(|c| c.query_row("PRAGMA journal_mode", params![], |r| r.get(0)))
             .unwrap();
         assert_eq!(mode, "wal");
         store.check_writable().unwrap();
@@ -312,21 +428,24 @@ mod tests {
     #[test]
     fn a_reader_waits_a_bounded_time_for_a_connection() {
         let (dir, store) = test_store();
+        let Engine::Sqlite { readers, .. } = &store.engine else {
+            unreachable!()
+        };
         let path = dir.path().join("kycd.db");
         let held: Vec<Connection> = (0..MAX_READERS)
-            .map(|_| store.readers.take(&path).unwrap())
+            .map(|_| readers.take(&path).unwrap())
             .collect();
         let started = std::time::Instant::now();
         assert!(matches!(
-            store.readers.take_within(&path, Duration::from_millis(50)),
+            readers.take_within(&path, Duration::from_millis(50)),
             Err(StoreError::Busy)
         ));
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert_eq!(StoreError::Busy.code(), Code::Overloaded);
         for c in held {
-            store.readers.give_back(c);
+            readers.give_back(c);
         }
-        assert!(store.readers.take_within(&path, Duration::ZERO).is_ok());
+        assert!(readers.take_within(&path, Duration::ZERO).is_ok());
     }
 
     #[test]

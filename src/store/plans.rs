@@ -1,19 +1,16 @@
 //! Plan definitions and tenants' plan choices and overrides (JSON text; parsed by `tenancy`).
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
-use super::{Result, StoreError};
+use super::{params, Conn, Optional, Result, StoreError, Tx};
 
 /// A stored plan definition, if the operator ever changed it from the built-in one.
-pub fn spec(conn: &Connection, id: &str) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT spec FROM plans WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?)
+pub fn spec(conn: &Conn<'_>, id: &str) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT spec FROM plans WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
 }
 
 /// Stores a plan definition.
-pub fn put_spec(tx: &Transaction<'_>, id: &str, spec: &str, at: i64) -> Result<()> {
+pub fn put_spec(tx: &Tx<'_>, id: &str, spec: &str, at: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO plans (id, spec, updated_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
@@ -23,16 +20,16 @@ pub fn put_spec(tx: &Transaction<'_>, id: &str, spec: &str, at: i64) -> Result<(
 }
 
 /// A tenant's plan id and overrides (a JSON merge patch), `NotFound` if there is no tenant.
-pub fn tenant_plan(conn: &Connection, tenant_id: &str) -> Result<(String, Option<String>)> {
+pub fn tenant_plan(conn: &Conn<'_>, tenant_id: &str) -> Result<(String, Option<String>)> {
     conn.prepare_cached("SELECT plan, plan_overrides FROM tenants WHERE id = ?1")?
-        .query_row([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's plan and overrides.
 pub fn set_tenant_plan(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant_id: &str,
     plan: &str,
     overrides: Option<&str>,

@@ -1,9 +1,8 @@
 //! Tenant rows: create, list, look up, change status.
 
-use rusqlite::{params, Connection, Row, Transaction};
 use serde::Serialize;
 
-use super::{none_if_no_rows, Result, StoreError};
+use super::{none_if_no_rows, params, Conn, Result, Row, StoreError, Tx};
 
 /// A tenant as stored.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -20,7 +19,7 @@ pub struct TenantRow {
     pub created_at: i64,
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
+fn from_row(r: &Row<'_>) -> Result<TenantRow> {
     Ok(TenantRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -33,7 +32,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
 const COLUMNS: &str = "id, name, plan, status, created_at";
 
 /// Inserts a new tenant.
-pub fn insert(tx: &Transaction<'_>, t: &TenantRow) -> Result<()> {
+pub fn insert(tx: &Tx<'_>, t: &TenantRow) -> Result<()> {
     tx.execute(
         "INSERT INTO tenants (id, name, plan, status, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -43,24 +42,24 @@ pub fn insert(tx: &Transaction<'_>, t: &TenantRow) -> Result<()> {
 }
 
 /// One tenant by id.
-pub fn get(conn: &Connection, id: &str) -> Result<Option<TenantRow>> {
+pub fn get(conn: &Conn<'_>, id: &str) -> Result<Option<TenantRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"))?
-        .query_row([id], from_row)
+        .query_row(params![id], from_row)
         .map(Some)
         .or_else(none_if_no_rows)
 }
 
 /// Every tenant, oldest first.
-pub fn list(conn: &Connection) -> Result<Vec<TenantRow>> {
+pub fn list(conn: &Conn<'_>) -> Result<Vec<TenantRow>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"
     ))?;
-    let rows = stmt.query_map([], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![], from_row)?;
+    rows.collect::<Result<_>>()
 }
 
 /// Sets a tenant's status; `NotFound` if there is no such tenant.
-pub fn set_status(tx: &Transaction<'_>, id: &str, status: &str, at: i64) -> Result<()> {
+pub fn set_status(tx: &Tx<'_>, id: &str, status: &str, at: i64) -> Result<()> {
     let n = tx.execute(
         "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, status, at],
@@ -72,9 +71,9 @@ pub fn set_status(tx: &Transaction<'_>, id: &str, status: &str, at: i64) -> Resu
 }
 
 /// A tenant's face-match threshold (calibrated similarity).
-pub fn face_match_threshold(conn: &Connection, id: &str) -> Result<f32> {
+pub fn face_match_threshold(conn: &Conn<'_>, id: &str) -> Result<f32> {
     conn.prepare_cached("SELECT face_match_threshold FROM tenants WHERE id = ?1")?
-        .query_row([id], |r| r.get::<_, f64>(0))
+        .query_row(params![id], |r| r.get::<f64>(0))
         .map(Some)
         .or_else(none_if_no_rows)?
         .map(|t| t as f32)
@@ -82,7 +81,7 @@ pub fn face_match_threshold(conn: &Connection, id: &str) -> Result<f32> {
 }
 
 /// Sets a tenant's face-match threshold.
-pub fn set_face_match_threshold(tx: &Transaction<'_>, id: &str, threshold: f32) -> Result<()> {
+pub fn set_face_match_threshold(tx: &Tx<'_>, id: &str, threshold: f32) -> Result<()> {
     let n = tx.execute(
         "UPDATE tenants SET face_match_threshold = ?2 WHERE id = ?1",
         params![id, f64::from(threshold)],
@@ -94,16 +93,16 @@ pub fn set_face_match_threshold(tx: &Transaction<'_>, id: &str, threshold: f32) 
 }
 
 /// A tenant's liveness thresholds as stored JSON; `None` when the defaults apply.
-pub fn liveness_thresholds(conn: &Connection, id: &str) -> Result<Option<String>> {
+pub fn liveness_thresholds(conn: &Conn<'_>, id: &str) -> Result<Option<String>> {
     conn.prepare_cached("SELECT liveness_thresholds FROM tenants WHERE id = ?1")?
-        .query_row([id], |r| r.get::<_, Option<String>>(0))
+        .query_row(params![id], |r| r.get::<Option<String>>(0))
         .map(Some)
         .or_else(none_if_no_rows)?
         .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's liveness thresholds (JSON).
-pub fn set_liveness_thresholds(tx: &Transaction<'_>, id: &str, json: &str) -> Result<()> {
+pub fn set_liveness_thresholds(tx: &Tx<'_>, id: &str, json: &str) -> Result<()> {
     let n = tx.execute(
         "UPDATE tenants SET liveness_thresholds = ?2 WHERE id = ?1",
         params![id, json],
@@ -116,16 +115,16 @@ pub fn set_liveness_thresholds(tx: &Transaction<'_>, id: &str, json: &str) -> Re
 
 /// A tenant's workflow floors as stored JSON and its face-match threshold (the face-match
 /// floor); `None` JSON when the defaults apply.
-pub fn workflow_floors(conn: &Connection, id: &str) -> Result<(Option<String>, f32)> {
+pub fn workflow_floors(conn: &Conn<'_>, id: &str) -> Result<(Option<String>, f32)> {
     conn.prepare_cached("SELECT workflow_floors, face_match_threshold FROM tenants WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as f32)))
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get::<f64>(1)? as f32)))
         .map(Some)
         .or_else(none_if_no_rows)?
         .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's workflow floors (JSON, already validated) and face-match threshold.
-pub fn set_workflow_floors(tx: &Transaction<'_>, id: &str, json: &str, face: f32) -> Result<()> {
+pub fn set_workflow_floors(tx: &Tx<'_>, id: &str, json: &str, face: f32) -> Result<()> {
     let n = tx.execute(
         "UPDATE tenants SET workflow_floors = ?2, face_match_threshold = ?3 WHERE id = ?1",
         params![id, json, f64::from(face)],

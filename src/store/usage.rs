@@ -1,10 +1,9 @@
 //! Usage events (one row per metered module execution), the monthly counters quotas are judged
 //! on, and the quota thresholds already announced.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::Result;
+use super::{params, Conn, Optional, Result, Tx};
 
 /// A metered execution.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ pub struct UsageEvent<'a> {
 }
 
 /// Records one execution.
-pub fn record(tx: &Transaction<'_>, e: &UsageEvent<'_>) -> Result<()> {
+pub fn record(tx: &Tx<'_>, e: &UsageEvent<'_>) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO usage_events (request_id, tenant_id, key_id, module, period, unit_price_micros, \
          list_price_micros, discount_percent, billed, overage, at) \
@@ -59,25 +58,25 @@ pub fn record(tx: &Transaction<'_>, e: &UsageEvent<'_>) -> Result<()> {
 /// Adds one unit (billed or not) to a tenant's monthly counters and returns the new counts:
 /// (units, billed units).
 pub fn increment(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant_id: &str,
     module: &str,
     period: &str,
     billed: bool,
 ) -> Result<(i64, i64)> {
-    Ok(tx
+    tx
         .prepare_cached(
             "INSERT INTO usage_counters (tenant_id, module, period, used, billed) VALUES (?1, ?2, ?3, 1, ?4) \
-             ON CONFLICT (tenant_id, module, period) DO UPDATE SET used = used + 1, billed = billed + ?4 \
+             ON CONFLICT (tenant_id, module, period) DO UPDATE SET used = usage_counters.used + 1, billed = usage_counters.billed + ?4 \
              RETURNING used, billed",
         )?
         .query_row(params![tenant_id, module, period, i64::from(billed)], |r| {
             Ok((r.get(0)?, r.get(1)?))
-        })?)
+        })
 }
 
 /// Units a tenant used of `module` in `period`.
-pub fn used(conn: &Connection, tenant_id: &str, module: &str, period: &str) -> Result<i64> {
+pub fn used(conn: &Conn<'_>, tenant_id: &str, module: &str, period: &str) -> Result<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT used FROM usage_counters WHERE tenant_id = ?1 AND module = ?2 AND period = ?3",
@@ -89,7 +88,7 @@ pub fn used(conn: &Connection, tenant_id: &str, module: &str, period: &str) -> R
 
 /// Records that a threshold was crossed; `false` when it already was this period.
 pub fn mark_threshold(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     tenant_id: &str,
     module: &str,
     period: &str,
@@ -98,10 +97,12 @@ pub fn mark_threshold(
 ) -> Result<bool> {
     let n = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO quota_alerts (tenant_id, module, period, threshold, used, quota, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO quota_alerts (tenant_id, module, period, threshold, used, quota, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         )?
-        .execute(params![tenant_id, module, period, threshold, used, quota, at])?;
+        .execute(params![
+            tenant_id, module, period, threshold, used, quota, at
+        ])?;
     Ok(n == 1)
 }
 
@@ -121,7 +122,7 @@ pub struct Alert {
 }
 
 /// The thresholds a tenant crossed in `period`.
-pub fn alerts(conn: &Connection, tenant_id: &str, period: &str) -> Result<Vec<Alert>> {
+pub fn alerts(conn: &Conn<'_>, tenant_id: &str, period: &str) -> Result<Vec<Alert>> {
     let mut stmt = conn.prepare(
         "SELECT module, threshold, used, quota, at FROM quota_alerts \
          WHERE tenant_id = ?1 AND period = ?2 ORDER BY at, module, threshold",
@@ -135,7 +136,7 @@ pub fn alerts(conn: &Connection, tenant_id: &str, period: &str) -> Result<Vec<Al
             at: r.get(4)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }
 
 /// Billed units of one module at one price, the raw material of an invoice line.
@@ -158,10 +159,10 @@ pub struct PriceGroup {
 }
 
 /// A tenant's billed units in `period`, grouped by module and price.
-pub fn billed_groups(conn: &Connection, tenant_id: &str, period: &str) -> Result<Vec<PriceGroup>> {
+pub fn billed_groups(conn: &Conn<'_>, tenant_id: &str, period: &str) -> Result<Vec<PriceGroup>> {
     let mut stmt = conn.prepare(
         "SELECT module, list_price_micros, discount_percent, unit_price_micros, COUNT(*), \
-         SUM(unit_price_micros), SUM(overage) FROM usage_events \
+         CAST(SUM(unit_price_micros) AS BIGINT), CAST(SUM(overage) AS BIGINT) FROM usage_events \
          WHERE tenant_id = ?1 AND period = ?2 AND billed = 1 \
          GROUP BY module, list_price_micros, discount_percent, unit_price_micros \
          ORDER BY module, discount_percent, list_price_micros",
@@ -177,12 +178,12 @@ pub fn billed_groups(conn: &Connection, tenant_id: &str, period: &str) -> Result
             overage: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }
 
 /// Units recorded but not billed (sandbox keys) in `period`, by module.
 pub fn unbilled_counts(
-    conn: &Connection,
+    conn: &Conn<'_>,
     tenant_id: &str,
     period: &str,
 ) -> Result<Vec<(String, i64)>> {
@@ -191,14 +192,14 @@ pub fn unbilled_counts(
          GROUP BY module ORDER BY module",
     )?;
     let rows = stmt.query_map(params![tenant_id, period], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }
 
 /// Every tenant's units per module in `period`, for `/metrics`.
-pub fn period_usage(conn: &Connection, period: &str) -> Result<Vec<(String, String, i64)>> {
+pub fn period_usage(conn: &Conn<'_>, period: &str) -> Result<Vec<(String, String, i64)>> {
     let mut stmt = conn.prepare(
         "SELECT tenant_id, module, used FROM usage_counters WHERE period = ?1 ORDER BY tenant_id, module",
     )?;
-    let rows = stmt.query_map([period], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![period], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect::<Result<_>>()
 }

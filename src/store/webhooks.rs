@@ -2,9 +2,7 @@
 //! as the event it announces (a job's result), so an event is never lost and never doubled;
 //! workers then take due deliveries and record every attempt.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-
-use super::Result;
+use super::{params, Conn, Optional, Result, Row, Tx};
 
 /// A webhook endpoint (its secret stays sealed in the table).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,7 +20,7 @@ pub struct WebhookRow {
     pub created_at: i64,
 }
 
-fn webhook(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
+fn webhook(r: &Row<'_>) -> Result<WebhookRow> {
     let events: String = r.get(3)?;
     Ok(WebhookRow {
         id: r.get(0)?,
@@ -34,7 +32,7 @@ fn webhook(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
 }
 
 /// Adds an endpoint with its sealed secret.
-pub fn insert(tx: &Transaction<'_>, w: &WebhookRow, sealed_secret: &[u8]) -> Result<()> {
+pub fn insert(tx: &Tx<'_>, w: &WebhookRow, sealed_secret: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO webhooks (id, tenant_id, url, events, secret, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![w.id, w.tenant_id, w.url, w.events.join(","), sealed_secret, w.created_at],
@@ -43,31 +41,30 @@ pub fn insert(tx: &Transaction<'_>, w: &WebhookRow, sealed_secret: &[u8]) -> Res
 }
 
 /// A tenant's live endpoints.
-pub fn list(conn: &Connection, tenant_id: &str) -> Result<Vec<WebhookRow>> {
+pub fn list(conn: &Conn<'_>, tenant_id: &str) -> Result<Vec<WebhookRow>> {
     let mut stmt = conn.prepare(
         "SELECT id, tenant_id, url, events, created_at FROM webhooks \
          WHERE tenant_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id",
     )?;
     let rows = stmt
-        .query_map([tenant_id], webhook)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map(params![tenant_id], webhook)?
+        .collect::<Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 /// A tenant's live endpoint.
-pub fn get(conn: &Connection, tenant_id: &str, id: &str) -> Result<Option<WebhookRow>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, tenant_id, url, events, created_at FROM webhooks \
+pub fn get(conn: &Conn<'_>, tenant_id: &str, id: &str) -> Result<Option<WebhookRow>> {
+    conn.query_row(
+        "SELECT id, tenant_id, url, events, created_at FROM webhooks \
              WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
-            params![tenant_id, id],
-            webhook,
-        )
-        .optional()?)
+        params![tenant_id, id],
+        webhook,
+    )
+    .optional()
 }
 
 /// Retires an endpoint (kept for the delivery log); pending deliveries to it are dropped.
-pub fn delete(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Result<bool> {
+pub fn delete(tx: &Tx<'_>, tenant_id: &str, id: &str, now: i64) -> Result<bool> {
     let n = tx.execute(
         "UPDATE webhooks SET deleted_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at IS NULL",
         params![tenant_id, id, now],
@@ -75,29 +72,23 @@ pub fn delete(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Resu
     tx.execute(
         "UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted' \
          WHERE webhook_id = ?1 AND status = 'pending'",
-        [id],
+        params![id],
     )?;
     Ok(n == 1)
 }
 
 /// The sealed secret of an endpoint.
-pub fn sealed_secret(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .query_row(
-            "SELECT secret FROM webhooks WHERE id = ?1 AND deleted_at IS NULL",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn sealed_secret(conn: &Conn<'_>, id: &str) -> Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT secret FROM webhooks WHERE id = ?1 AND deleted_at IS NULL",
+        params![id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Sets (or replaces) a tenant's sealed callback secret.
-pub fn set_callback_secret(
-    tx: &Transaction<'_>,
-    tenant_id: &str,
-    sealed: &[u8],
-    now: i64,
-) -> Result<()> {
+pub fn set_callback_secret(tx: &Tx<'_>, tenant_id: &str, sealed: &[u8], now: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO callback_secrets (tenant_id, secret, created_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT(tenant_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at",
@@ -107,14 +98,13 @@ pub fn set_callback_secret(
 }
 
 /// A tenant's sealed callback secret, if it made one.
-pub fn callback_secret(conn: &Connection, tenant_id: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .query_row(
-            "SELECT secret FROM callback_secrets WHERE tenant_id = ?1",
-            [tenant_id],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn callback_secret(conn: &Conn<'_>, tenant_id: &str) -> Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT secret FROM callback_secrets WHERE tenant_id = ?1",
+        params![tenant_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// A delivery of one event to one URL.
@@ -159,7 +149,7 @@ pub struct DeliveryRow {
 const DELIVERY_COLUMNS: &str = "id, webhook_id, tenant_id, url, key_id, event, payload, status, \
     attempts, next_attempt_at, last_status, last_error, created_at, delivered_at, subject_id";
 
-fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+fn delivery(r: &Row<'_>) -> Result<DeliveryRow> {
     Ok(DeliveryRow {
         id: r.get(0)?,
         webhook_id: r.get(1)?,
@@ -180,7 +170,7 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 }
 
 /// Queues a delivery.
-pub fn enqueue(tx: &Transaction<'_>, d: &DeliveryRow) -> Result<()> {
+pub fn enqueue(tx: &Tx<'_>, d: &DeliveryRow) -> Result<()> {
     tx.execute(
         &format!("INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, NULL, NULL, ?9, NULL, ?10)"),
         params![d.id, d.webhook_id, d.tenant_id, d.url, d.key_id, d.event, d.payload, d.next_attempt_at, d.created_at, d.subject_id],
@@ -193,7 +183,7 @@ pub fn enqueue(tx: &Transaction<'_>, d: &DeliveryRow) -> Result<()> {
 /// others), and pushes their next attempt `lease` seconds away, so a crash mid-attempt
 /// retries later rather than never, and no other worker sends them meanwhile.
 pub fn take_due(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     lease: i64,
     limit: i64,
@@ -202,12 +192,12 @@ pub fn take_due(
     let mut stmt = tx.prepare(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
          (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn FROM webhook_deliveries \
-         WHERE status = 'pending' AND next_attempt_at <= ?1) WHERE turn <= ?3 \
+         WHERE status = 'pending' AND next_attempt_at <= ?1) AS due WHERE turn <= ?3 \
          ORDER BY turn, next_attempt_at LIMIT ?2"
     ))?;
     let rows = stmt
         .query_map(params![now, limit, per_tenant], delivery)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     for d in &rows {
         tx.execute(
             "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
@@ -232,10 +222,10 @@ pub struct Attempt<'a> {
 }
 
 /// Records an attempt and moves the delivery on.
-pub fn record_attempt(tx: &Transaction<'_>, id: &str, now: i64, a: &Attempt<'_>) -> Result<()> {
+pub fn record_attempt(tx: &Tx<'_>, id: &str, now: i64, a: &Attempt<'_>) -> Result<()> {
     let attempt: i64 = tx.query_row(
         "SELECT attempts + 1 FROM webhook_deliveries WHERE id = ?1",
-        [id],
+        params![id],
         |r| r.get(0),
     )?;
     tx.execute(
@@ -260,18 +250,18 @@ pub fn record_attempt(tx: &Transaction<'_>, id: &str, now: i64, a: &Attempt<'_>)
 
 /// A tenant's deliveries, newest first (optionally of one endpoint).
 pub fn deliveries(
-    conn: &Connection,
+    conn: &Conn<'_>,
     tenant_id: &str,
     webhook_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR webhook_id = ?2) \
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = ?1 AND (webhook_id = ?2 OR ?2 IS NULL) \
          ORDER BY created_at DESC, id DESC LIMIT ?3"
     ))?;
     let rows = stmt
         .query_map(params![tenant_id, webhook_id, limit], delivery)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -291,12 +281,12 @@ pub struct AttemptRow {
 }
 
 /// Every attempt of a delivery, in order.
-pub fn attempts(conn: &Connection, delivery_id: &str) -> Result<Vec<AttemptRow>> {
+pub fn attempts(conn: &Conn<'_>, delivery_id: &str) -> Result<Vec<AttemptRow>> {
     let mut stmt = conn.prepare(
         "SELECT attempt, at, status, error, duration_ms FROM webhook_attempts WHERE delivery_id = ?1 ORDER BY attempt",
     )?;
     let rows = stmt
-        .query_map([delivery_id], |r| {
+        .query_map(params![delivery_id], |r| {
             Ok(AttemptRow {
                 attempt: r.get(0)?,
                 at: r.get(1)?,
@@ -305,14 +295,14 @@ pub fn attempts(conn: &Connection, delivery_id: &str) -> Result<Vec<AttemptRow>>
                 duration_ms: r.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 /// Sends a delivery again now (manual redelivery). `NotFound` when the tenant has no such
 /// delivery; `Conflict` while it is still pending (a second send could race the one under way) or
 /// when its endpoint was deleted.
-pub fn redeliver(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> Result<()> {
+pub fn redeliver(tx: &Tx<'_>, tenant_id: &str, id: &str, now: i64) -> Result<()> {
     let row: Option<(String, Option<i64>)> = tx
         .query_row(
             "SELECT d.status, w.deleted_at FROM webhook_deliveries d \
@@ -340,9 +330,9 @@ pub fn redeliver(tx: &Transaction<'_>, tenant_id: &str, id: &str, now: i64) -> R
 }
 
 /// Deliveries by status (`pending`, `delivered`, `failed`), for `/metrics`.
-pub fn delivery_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
+pub fn delivery_counts(conn: &Conn<'_>) -> Result<Vec<(String, i64)>> {
     let mut stmt =
         conn.prepare("SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect::<Result<_>>()
 }

@@ -10,6 +10,7 @@
 //! in flight. `used + in_flight` is what the quota is judged on, and settling moves a unit from
 //! one to the other under one lock, so the sum never jumps.
 
+use crate::store::Tx;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -404,7 +405,7 @@ impl Meter {
 /// crosses 80 % or 100 % of its quota (once per period, whatever the concurrency). Call
 /// [`Reservation::settle`] after the commit.
 pub fn record_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     hooks_key: &DataKey,
     r: &Reservation,
     request_id: &str,

@@ -1,7 +1,7 @@
 //! Which plan a tenant is on, with what overrides, and the operator's edits to plans. Every
 //! change is validated as a whole effective plan and audited in its transaction.
 
-use rusqlite::Connection;
+use crate::store::Conn;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -11,7 +11,7 @@ use crate::audit::NewEntry;
 use crate::store::{self, Store, StoreError};
 
 /// A plan's definition: the operator's edit if any, else the built-in one.
-pub fn plan(conn: &Connection, id: &str) -> Result<Plan, StoreError> {
+pub fn plan(conn: &Conn<'_>, id: &str) -> Result<Plan, StoreError> {
     let builtin = Plan::builtin(id).ok_or(StoreError::NotFound("plan"))?;
     Ok(match store::plans::spec(conn, id)? {
         // Written only after validation: unreadable means tampering, so fall back and say so.
@@ -23,7 +23,7 @@ pub fn plan(conn: &Connection, id: &str) -> Result<Plan, StoreError> {
 }
 
 /// A tenant's plan as it applies: its plan with its overrides merged in.
-pub fn effective_plan(conn: &Connection, tenant_id: &str) -> Result<Plan, StoreError> {
+pub fn effective_plan(conn: &Conn<'_>, tenant_id: &str) -> Result<Plan, StoreError> {
     let (id, overrides) = store::plans::tenant_plan(conn, tenant_id)?;
     let base = plan(conn, &id)?;
     let overrides = overrides.and_then(|o| serde_json::from_str::<Value>(&o).ok());

@@ -3,6 +3,7 @@
 //! job accepted before a crash runs after the restart; its result and usage rows are written in
 //! one transaction that only a `running` job can take, so each is written once.
 
+use crate::store::Tx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -519,7 +520,7 @@ pub fn billed_modules(wf: &WorkflowConfig) -> Vec<Module> {
 
 /// A job's outcome in the audit trail: ids and outcome, never personal data.
 fn audit_job(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     job: &JobRow,
     action: &str,
     details: Value,

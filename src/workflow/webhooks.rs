@@ -9,6 +9,7 @@
 //! secret (`POST /v1/webhooks/callback-secret`, shown once) — never an API key's secret, and
 //! nothing is sent for a job whose key was revoked since.
 
+use crate::store::Tx;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ pub fn event_body(event: &str, data: Value) -> Value {
 pub fn enqueue_event(
     key: &DataKey,
     subject_id: Option<&str>,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     tenant_id: &str,
     event: &str,
     body: &Value,
@@ -121,7 +122,7 @@ pub struct Target<'a> {
 /// Seals `body` for a new delivery to `target` and queues it; returns the delivery id.
 pub fn enqueue_one(
     key: &DataKey,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Tx<'_>,
     target: Target<'_>,
     event: &str,
     body: &[u8],

@@ -48,7 +48,7 @@ fn tenants_and_keys_lifecycle() {
     let key = app.create_key(&tenant);
     assert!(key.secret.starts_with("sk_"));
     let r = app.admin("GET", &format!("/tenants/{tenant}/keys"), None);
-    let keys = r.body["keys"].as_array().unwrap();
+    let keys = r.body["keys"].as_array().expect(&r.text);
     assert_eq!(keys.len(), 1);
     assert!(
         keys[0].get("secret").is_none(),

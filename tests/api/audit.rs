@@ -10,6 +10,9 @@ fn kycd(app: &TestApp, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kycd"))
         .arg("--data-dir")
         .arg(app.data_dir.path())
+        .envs(crate::common::store_env(std::path::Path::new(
+            &app.data_dir.path(),
+        )))
         .args(args)
         .output()
         .unwrap();
@@ -76,15 +79,19 @@ fn audit_verify_names_the_edited_and_the_deleted_entry() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 6);
 
-    // Tamper with the database file directly, as someone with disk access could.
-    let db = rusqlite::Connection::open(app.data_path("kycd.db")).unwrap();
-    db.execute_batch(
-        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;
-         UPDATE audit_log SET details = '{\"plan\":\"free\"}' WHERE seq = 3;
-         DELETE FROM audit_log WHERE seq = 5;",
-    )
-    .unwrap();
-    drop(db);
+    // Tamper with the database directly, as someone with disk or superuser access could.
+    let triggers_off = if app.database.is_some() {
+        "ALTER TABLE audit_log DISABLE TRIGGER USER;"
+    } else {
+        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
+    };
+    app.write_store(|db| {
+        db.execute_batch(&format!(
+            "{triggers_off}
+             UPDATE audit_log SET details = '{{\"plan\":\"free\"}}' WHERE seq = 3;
+             DELETE FROM audit_log WHERE seq = 5;"
+        ))
+    });
     let (code, out) = kycd(&app, &["audit", "verify", "--json"]);
     assert_eq!(code, 1, "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();

@@ -39,10 +39,10 @@ fn month() -> String {
 fn events_of(app: &TestApp, tenant: &str) -> (i64, i64, i64) {
     app.with_store(|c| {
         c.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(unit_price_micros), 0), \
-             (SELECT COALESCE(SUM(used), 0) FROM usage_counters WHERE tenant_id = ?1) \
+            "SELECT COUNT(*), CAST(COALESCE(SUM(unit_price_micros), 0) AS BIGINT), \
+             (SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM usage_counters WHERE tenant_id = ?1) \
              FROM usage_events WHERE tenant_id = ?1",
-            [tenant],
+            kycd::store::params![tenant],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
     })
@@ -164,8 +164,8 @@ fn thresholds_fire_once_and_soft_quotas_flag_overage() {
     assert_eq!(events.len(), 2, "{}", deliveries.text);
     let overage: i64 = app.with_store(|c| {
         c.query_row(
-            "SELECT SUM(overage) FROM usage_events WHERE tenant_id = ?1",
-            [&tenant],
+            "SELECT CAST(SUM(overage) AS BIGINT) FROM usage_events WHERE tenant_id = ?1",
+            kycd::store::params![tenant],
             |r| r.get(0),
         )
     });
@@ -375,6 +375,9 @@ fn invoices_match_usage_to_the_micro_unit_with_tiers_at_their_boundaries() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kycd"))
         .arg("--data-dir")
         .arg(app.data_path(""))
+        .envs(crate::common::store_env(std::path::Path::new(
+            &app.data_path(""),
+        )))
         .args([
             "admin", "invoice", "--tenant", &tenant, "--month", &m, "--json",
         ])

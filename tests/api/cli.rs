@@ -12,6 +12,7 @@ fn kycd(data_dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kycd"))
         .arg("--data-dir")
         .arg(data_dir)
+        .envs(crate::common::store_env(std::path::Path::new(&data_dir)))
         .args(args)
         .env_remove("KYCD_ADMIN_TOKEN")
         .output()

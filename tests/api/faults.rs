@@ -213,16 +213,21 @@ fn two_hundred_jobs_survive_three_kill_9s_exactly_once() {
         "each submission accepted once"
     );
 
-    let db = || rusqlite::Connection::open(dir.path().join("kycd.db")).unwrap();
+    let store = crate::common::open_store(dir.path());
+    let one = |sql: &str| -> (i64, i64) {
+        store
+            .read(|db| {
+                db.query_row(sql, kycd::store::params![tenant], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .unwrap()
+    };
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let (done, total): (i64, i64) = db()
-            .query_row(
-                "SELECT SUM(status = 'completed'), COUNT(*) FROM jobs WHERE tenant_id = ?1",
-                [&tenant],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let (done, total) = one(
+            "SELECT COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FROM jobs WHERE tenant_id = ?1",
+        );
         assert_eq!(
             total as usize,
             accepted.len(),
@@ -235,21 +240,12 @@ fn two_hundred_jobs_survive_three_kill_9s_exactly_once() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // Billed once each: one liveness unit per job.
-    let (units, distinct): (i64, i64) = db()
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage_events WHERE tenant_id = ?1",
-            [&tenant],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (units, distinct) =
+        one("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage_events WHERE tenant_id = ?1");
     assert_eq!((units, distinct), (200, 200), "usage rows = modules run");
-    let completed_events: i64 = db()
-        .query_row(
-            "SELECT COUNT(*) FROM webhook_deliveries WHERE tenant_id = ?1 AND event = 'kyc.completed'",
-            [&tenant],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let (completed_events, _) = one(
+        "SELECT COUNT(*), 0 FROM webhook_deliveries WHERE tenant_id = ?1 AND event = 'kyc.completed'",
+    );
     assert_eq!(completed_events, 200, "one kyc.completed per job");
     // Every job's event reached the receiver, under one event id however often it was sent.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -278,6 +274,7 @@ fn two_hundred_jobs_survive_three_kill_9s_exactly_once() {
     let audit = Command::new(env!("CARGO_BIN_EXE_kycd"))
         .arg("--data-dir")
         .arg(dir.path())
+        .envs(crate::common::store_env(std::path::Path::new(&dir.path())))
         .args(["audit", "verify"])
         .output()
         .unwrap();

@@ -493,7 +493,7 @@ fn one_tenants_backlog_does_not_hold_up_another_tenants_job() {
         app.with_store(|db| {
             db.query_row(
                 "SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1 AND status = 'queued'",
-                [&busy.tenant_id],
+                kycd::store::params![busy.tenant_id],
                 |r| r.get(0),
             )
         })
@@ -603,7 +603,10 @@ fn a_verification_that_could_never_fit_its_tenants_share_is_refused_at_submissio
         "{}",
         r.text
     );
-    let queued: i64 =
-        app.with_store(|db| db.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)));
+    let queued: i64 = app.with_store(|db| {
+        db.query_row("SELECT COUNT(*) FROM jobs", kycd::store::params![], |r| {
+            r.get(0)
+        })
+    });
     assert_eq!(queued, 0);
 }

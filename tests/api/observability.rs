@@ -28,6 +28,7 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
         let out = Command::new(kycd)
             .arg("--data-dir")
             .arg(&data)
+            .envs(crate::common::store_env(std::path::Path::new(&&data)))
             .args(args)
             .output()
             .unwrap();
@@ -126,13 +127,14 @@ fn pii_and_secrets_reach_neither_logs_nor_metrics() {
         .unwrap();
     child.wait().unwrap();
     // Stopping wrote the refusals not yet flushed as one aggregated audit entry.
-    let db = rusqlite::Connection::open(data.join("kycd.db")).unwrap();
-    let details: String = db
-        .query_row(
-            "SELECT details FROM audit_log WHERE action = 'auth.failures'",
-            [],
-            |r| r.get(0),
-        )
+    let details: String = crate::common::open_store(&data)
+        .read(|db| {
+            db.query_row(
+                "SELECT details FROM audit_log WHERE action = 'auth.failures'",
+                kycd::store::params![],
+                |r| r.get(0),
+            )
+        })
         .unwrap();
     let details: serde_json::Value = serde_json::from_str(&details).unwrap();
     assert_eq!(

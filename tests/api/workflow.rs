@@ -160,7 +160,7 @@ fn same_person_is_accepted_another_rejected_and_an_expired_document_ruled() {
     let usage: i64 = app.with_store(|c| {
         c.query_row(
             "SELECT COUNT(*) FROM usage_events WHERE request_id = ?1",
-            [&same],
+            kycd::store::params![same],
             |r| r.get(0),
         )
     });
@@ -338,7 +338,7 @@ fn workflow_config_is_read_written_and_errors_name_the_field() {
     let audited: i64 = app.with_store(|c| {
         c.query_row(
             "SELECT COUNT(*) FROM audit_log WHERE action = 'workflow.update'",
-            [],
+            kycd::store::params![],
             |r| r.get(0),
         )
     });
@@ -394,6 +394,7 @@ fn jobs_accepted_before_a_kill_9_finish_after_restart_billed_once() {
     let token = Command::new(env!("CARGO_BIN_EXE_kycd"))
         .arg("--data-dir")
         .arg(dir.path())
+        .envs(crate::common::store_env(std::path::Path::new(&dir.path())))
         .args(["admin", "token"])
         .env_remove("KYCD_ADMIN_TOKEN")
         .output()
@@ -474,13 +475,14 @@ fn jobs_accepted_before_a_kill_9_finish_after_restart_billed_once() {
         .status()
         .unwrap();
     child.wait().unwrap();
-    let done_at_kill: i64 = rusqlite::Connection::open(dir.path().join("kycd.db"))
-        .unwrap()
-        .query_row(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'completed'",
-            [],
-            |r| r.get(0),
-        )
+    let done_at_kill: i64 = crate::common::open_store(dir.path())
+        .read(|db| {
+            db.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'completed'",
+                kycd::store::params![],
+                |r| r.get(0),
+            )
+        })
         .unwrap();
     assert!(
         done_at_kill < 20,
@@ -505,13 +507,14 @@ fn jobs_accepted_before_a_kill_9_finish_after_restart_billed_once() {
         );
         assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
     }
-    let db = rusqlite::Connection::open(dir.path().join("kycd.db")).unwrap();
-    let (events, distinct): (i64, i64) = db
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT request_id || module) FROM usage_events WHERE tenant_id = ?1",
-            [&tenant],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    let (events, distinct): (i64, i64) = crate::common::open_store(dir.path())
+        .read(|db| {
+            db.query_row(
+                "SELECT COUNT(*), COUNT(DISTINCT request_id || module) FROM usage_events WHERE tenant_id = ?1",
+                kycd::store::params![tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
         .unwrap();
     assert_eq!(
         (events, distinct),

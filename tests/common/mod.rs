@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod docgen;
+pub mod services;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -47,6 +48,8 @@ pub struct TestApp {
     pub base: String,
     /// The server's data directory.
     pub data_dir: tempfile::TempDir,
+    /// The server's PostgreSQL database, when the suite runs on PostgreSQL.
+    pub database: Option<String>,
     agent: ureq::Agent,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -120,6 +123,9 @@ impl TestApp {
         config.webhooks.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         config.webhooks.allow_http = true;
         config.webhooks.allow_ports = Vec::new();
+        let database = database_for(data_dir.path());
+        config.store.url = database.clone();
+        config.store.max_connections = 4;
         adjust(&mut config);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -137,6 +143,7 @@ impl TestApp {
         TestApp {
             base: format!("http://{addr}"),
             data_dir,
+            database,
             agent,
             handle,
             thread: Some(thread),
@@ -258,10 +265,20 @@ impl TestApp {
         self.create_key(&t)
     }
 
-    /// Runs `f` on a connection to the server's database.
-    pub fn with_store<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> T {
-        let db = rusqlite::Connection::open(self.data_path("kycd.db")).unwrap();
-        f(&db).unwrap()
+    /// Runs `f` on a connection to the server's database (either engine).
+    pub fn with_store<T>(
+        &self,
+        f: impl FnOnce(&kycd::store::Conn<'_>) -> kycd::store::Result<T>,
+    ) -> T {
+        open_store(self.data_dir.path()).read(f).unwrap()
+    }
+
+    /// Runs `f` in a write transaction on the server's database (either engine).
+    pub fn write_store<T>(
+        &self,
+        f: impl FnOnce(&kycd::store::Tx<'_>) -> kycd::store::Result<T>,
+    ) -> T {
+        open_store(self.data_dir.path()).write(f).unwrap()
     }
 
     /// Sends a request signed now with `key` (and a fresh nonce, so repeats are not replays).
@@ -369,6 +386,42 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The PostgreSQL database a server with this data directory uses when the suite runs on
+/// PostgreSQL (made on first use, the same for every later server on that directory, so a
+/// restarted node finds its data); `None` on SQLite.
+pub fn database_for(data_dir: &Path) -> Option<String> {
+    if !services::postgres_backend() {
+        return None;
+    }
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut dbs = DATABASES.lock().unwrap();
+    if let Some((_, url)) = dbs.iter().find(|(d, _)| d == data_dir) {
+        return Some(url.clone());
+    }
+    let pg = services::postgres().expect("KYCD_TEST_BACKEND=postgres needs PostgreSQL installed");
+    let url = pg.fresh_database();
+    dbs.push((data_dir.to_owned(), url.clone()));
+    Some(url)
+}
+
+/// The store of a server's data directory, opened beside it (either engine).
+pub fn open_store(data_dir: &Path) -> kycd::store::Store {
+    let master =
+        kycd::store::crypto::MasterKey::load_or_create(&data_dir.join("master.key")).unwrap();
+    let location = match database_for(data_dir) {
+        Some(url) => kycd::store::Location::Postgres(url),
+        None => kycd::store::Location::Sqlite(data_dir.join("kycd.db")),
+    };
+    kycd::store::Store::connect(&location, master, 2).unwrap()
+}
+
+/// Environment for a `kycd` process on `data_dir`: its database URL when on PostgreSQL.
+pub fn store_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    database_for(data_dir)
+        .map(|url| vec![("KYCD_DATABASE_URL", url)])
+        .unwrap_or_default()
+}
+
 /// Starts the built `kycd serve` on `port` with `data_dir`, stderr to `stderr`, and waits until
 /// `/readyz` answers 200. Returns the child and an HTTP agent.
 pub fn spawn_binary(
@@ -382,6 +435,7 @@ pub fn spawn_binary(
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("KYCD_ADMIN_TOKEN")
+        .envs(store_env(data_dir))
         .stdout(std::process::Stdio::null())
         .stderr(stderr);
     for (k, v) in env {

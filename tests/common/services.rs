@@ -1,0 +1,209 @@
+//! Throw-away servers the scale-out tests run against: a PostgreSQL cluster made with `initdb` in
+//! a temporary directory and listening on a free loopback port, started once per test binary and
+//! killed with it (the parent-death signal, set by `setpriv`, reaches it however the binary ends).
+//!
+//! `KYCD_TEST_BACKEND=postgres` runs the whole API suite on PostgreSQL: every `TestApp` then gets
+//! a database of its own on this cluster. Nothing on the machine needs to be running; the
+//! binaries come from Debian's `postgresql` package (`scripts/test` installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The backend the API suite runs on (`KYCD_TEST_BACKEND`: `sqlite`, the default, or
+/// `postgres`).
+pub fn postgres_backend() -> bool {
+    match std::env::var("KYCD_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("KYCD_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}
+
+/// A running throw-away PostgreSQL cluster.
+pub struct Postgres {
+    /// Its loopback port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    /// A URL for `database` as the cluster's superuser.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new empty database; its URL.
+    pub fn fresh_database(&self) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "kycd_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connect to the test cluster");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        self.url(&name)
+    }
+}
+
+/// Where Debian's PostgreSQL binaries are (`/usr/lib/postgresql/<version>/bin`, newest first),
+/// or `initdb` on the PATH.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").exists() && p.join("postgres").exists())
+    })
+}
+
+/// The cluster, started on first use; `None` (after saying so, and failing under `CI=true`) when
+/// PostgreSQL is not installed.
+pub fn postgres() -> Option<&'static Postgres> {
+    static PG: OnceLock<Option<Postgres>> = OnceLock::new();
+    PG.get_or_init(|| {
+        let Some(bin) = postgres_bin() else {
+            super::tool_missing(
+                "PostgreSQL (initdb, postgres)",
+                "the PostgreSQL backend tests",
+            );
+            return None;
+        };
+        Some(start_postgres(&bin))
+    })
+    .as_ref()
+}
+
+/// As root, the cluster runs as Debian's `postgres` user (PostgreSQL refuses to run as root).
+fn as_cluster_user(program: &Path) -> Command {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut cmd = Command::new("setpriv");
+    if root {
+        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
+    }
+    // SIGQUIT is PostgreSQL's immediate shutdown: the cluster goes when the test binary does.
+    cmd.args(["--pdeathsig=QUIT", "--"]).arg(program);
+    cmd
+}
+
+fn start_postgres(bin: &Path) -> Postgres {
+    let dir = tempfile::Builder::new()
+        .prefix("kycd-pg-")
+        .tempdir()
+        .expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    if let Ok(user) = postgres_user_ids() {
+        std::os::unix::fs::chown(dir.path(), Some(user.0), Some(user.1)).unwrap();
+        std::os::unix::fs::chown(&data, Some(user.0), Some(user.1)).unwrap();
+    }
+    let out = as_cluster_user(&bin.join("initdb"))
+        .args(["-D"])
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
+        .output()
+        .expect("initdb runs");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = super::free_port();
+    let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
+    let mut cmd = as_cluster_user(&bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir.path())
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=400",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "shared_buffers=64MB",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log);
+    spawn_for_life(cmd);
+    let pg = Postgres { port, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match postgres::Client::connect(&pg.url("postgres"), postgres::NoTls) {
+            Ok(_) => return pg,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the test PostgreSQL did not start: {e}; log: {}",
+                    std::fs::read_to_string(pg._dir.path().join("postgres.log"))
+                        .unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn postgres_user_ids() -> Result<(u32, u32), ()> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|_| ())?;
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"postgres"))
+                .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))
+                .flatten()
+        })
+        .ok_or(())
+}
+
+/// Spawns `cmd` from a thread that lives as long as the test binary: the parent-death signal is
+/// sent when the *thread* that forked the child ends, and test threads end early.
+fn spawn_for_life(mut cmd: Command) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let child: std::io::Result<Child> = cmd.spawn();
+        let ok = child.is_ok();
+        tx.send(child.map(|_| ())).unwrap();
+        if ok {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    rx.recv().unwrap().expect("the service starts");
+}
