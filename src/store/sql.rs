@@ -310,26 +310,35 @@ impl PgConn {
 
     fn run(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<tokio_postgres::Row>> {
         let stmt = self.statement(sql)?;
-        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        Ok(futures_executor::block_on(self.client.query(&stmt, &refs)).map_err(DbError::from)?)
+        let client = &self.client;
+        Ok(with_pg_params(params, |refs| {
+            futures_executor::block_on(client.query(&stmt, refs))
+        })
+        .map_err(DbError::from)?)
     }
 
     fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<usize> {
         let stmt = self.statement(sql)?;
-        let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        Ok(
-            futures_executor::block_on(self.client.execute(&stmt, &refs)).map_err(DbError::from)?
-                as usize,
-        )
+        let client = &self.client;
+        let n = with_pg_params(params, |refs| {
+            futures_executor::block_on(client.execute(&stmt, refs))
+        })
+        .map_err(DbError::from)?;
+        Ok(n as usize)
     }
+}
+
+/// Calls `f` with `params` as PostgreSQL parameters.
+fn with_pg_params<T>(
+    params: Params<'_>,
+    f: impl FnOnce(&[&(dyn tokio_postgres::types::ToSql + Sync)]) -> T,
+) -> T {
+    let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.to_value())).collect();
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+        .iter()
+        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    f(&refs)
 }
 
 /// `?12` → `$12`, outside string literals.
