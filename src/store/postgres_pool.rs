@@ -110,6 +110,8 @@ pub fn open(url: &str, max_connections: u32) -> Result<Pool> {
         .max_size(max_connections.max(1))
         .min_idle(Some(1))
         .connection_timeout(CONNECTION_WAIT)
+        // A round trip per checkout otherwise; a closed connection is caught by `has_broken`.
+        .test_on_check_out(false)
         .error_handler(Box::new(r2d2::LoggingErrorHandler))
         .build(manager)
         .map_err(DbError::Pool)?)
