@@ -24,15 +24,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let master = MasterKey::load_or_create(&config.master_key_path())?;
-    let location = config.store_location();
-    let max = config.store.max_connections;
-    // PostgreSQL's blocking client runs its own small runtime, which may not start on a thread
-    // already driving async tasks (the server calls this from inside actix's runtime).
-    std::thread::scope(|s| {
-        s.spawn(|| Store::connect(&location, master, max))
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
+    Store::connect(
+        &config.store_location(),
+        master,
+        config.store.max_connections,
+    )
     .context("cannot open the database")
 }
 

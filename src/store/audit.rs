@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{none_if_no_rows, params, Conn, Result, Row, Tx};
+use super::{params, Conn, Optional, Result, Row, Tx};
 use crate::audit::{entry_hash, NewEntry, GENESIS};
 
 /// A stored audit entry.
@@ -37,8 +37,7 @@ pub fn append(tx: &Tx<'_>, entry: &NewEntry, at: i64) -> Result<AuditRow> {
             params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .map(Some)
-        .or_else(none_if_no_rows)?;
+        .optional()?;
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_owned()));
     let seq = prev_seq + 1;
     let details = entry.details.to_string();
@@ -97,12 +96,9 @@ fn from_row(r: &Row<'_>) -> Result<AuditRow> {
 
 /// Entries in chain order, optionally only one tenant's.
 pub fn list(conn: &Conn<'_>, tenant_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log \
-         WHERE tenant_id = ?1 OR ?1 IS NULL ORDER BY seq LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![tenant_id, limit], from_row)?;
-    rows.collect::<Result<_>>()
+    let rows = conn.query_map("SELECT seq, at, actor, action, tenant_id, target, details, prev_hash, hash FROM audit_log \
+         WHERE tenant_id = ?1 OR ?1 IS NULL ORDER BY seq LIMIT ?2", params![tenant_id, limit], from_row)?;
+    Ok(rows)
 }
 
 /// Walks every entry in chain order, without loading the log into memory.
@@ -181,12 +177,12 @@ pub fn search(conn: &Conn<'_>, s: &Search<'_>) -> Result<Vec<AuditRow>> {
            AND (a.tenant_id = ?2 OR ?2 IS NULL) AND (a.at >= ?3 OR ?3 IS NULL) AND (a.at <= ?4 OR ?4 IS NULL) \
          ORDER BY a.seq DESC LIMIT ?5"
     };
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(
+    conn.query_map(
+        sql,
         params![s.query, s.tenant_id, s.from, s.to, s.limit],
         from_row,
-    )?;
-    rows.collect::<Result<Vec<_>>>().map_err(|e| match e {
+    )
+    .map_err(|e| match e {
         // SQLITE_ERROR while matching is FTS5 rejecting the query text (unbalanced quotes,
         // bare operators); anything else is ours.
         super::StoreError::Db(super::DbError::Sqlite(rusqlite::Error::SqliteFailure(f, msg)))

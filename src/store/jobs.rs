@@ -130,14 +130,15 @@ pub fn list(
     limit: i64,
 ) -> Result<Vec<JobRow>> {
     let (at, id) = before.unzip();
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND (status = ?2 OR ?2 IS NULL) \
+    let rows = conn.query_map(
+        &format!(
+            "SELECT {COLUMNS} FROM jobs WHERE tenant_id = ?1 AND (status = ?2 OR ?2 IS NULL) \
          AND ((created_at, id) < (?3, ?4) OR ?3 IS NULL) AND (key_id = ?6 OR ?6 IS NULL) \
          ORDER BY created_at DESC, id DESC LIMIT ?5"
-    ))?;
-    let rows = stmt
-        .query_map(params![tenant_id, status, at, id, limit, key_id], row)?
-        .collect::<Result<Vec<_>>>()?;
+        ),
+        params![tenant_id, status, at, id, limit, key_id],
+        row,
+    )?;
     Ok(rows)
 }
 
@@ -271,10 +272,11 @@ pub type StatusCounts = Vec<(String, i64)>;
 
 /// Jobs by status and the creation time of the oldest queued one, for `/metrics`.
 pub fn queue_stats(conn: &Conn<'_>) -> Result<(StatusCounts, Option<i64>)> {
-    let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
-    let counts = stmt
-        .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_>>()?;
+    let counts = conn.query_map(
+        "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let oldest = conn.query_row(
         "SELECT MIN(created_at) FROM jobs WHERE status = 'queued'",
         params![],

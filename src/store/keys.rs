@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{none_if_no_rows, params, Conn, Result, Row, StoreError, Tx};
+use super::{params, Conn, Optional, Result, Row, StoreError, Tx};
 
 /// The data-key family that seals API key secrets.
 pub const SECRET_FAMILY: &str = "api_key_secret";
@@ -105,28 +105,30 @@ pub fn insert(tx: &Tx<'_>, key: &KeyRow, secret_enc: &[u8]) -> Result<()> {
 
 /// The keys of one tenant, or of all tenants.
 pub fn list(conn: &Conn<'_>, tenant_id: Option<&str>) -> Result<Vec<KeyRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let rows = conn.query_map(
+        &format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = ?1 OR ?1 IS NULL ORDER BY created_at, id"
-    ))?;
-    let rows = stmt.query_map(params![tenant_id], from_row)?;
-    rows.collect::<Result<_>>()
+    ),
+        params![tenant_id],
+        from_row,
+    )?;
+    Ok(rows)
 }
 
 /// One key by id.
 pub fn get(conn: &Conn<'_>, id: &str) -> Result<Option<KeyRow>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"))?
-        .query_row(params![id], from_row)
-        .map(Some)
-        .or_else(none_if_no_rows)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"),
+        params![id],
+        from_row,
+    )
+    .optional()
 }
 
 /// The key and tenant state a signed request is checked against.
 pub fn auth_row(conn: &Conn<'_>, id: &str) -> Result<Option<KeyAuthRow>> {
-    conn.prepare_cached(
-        "SELECT k.tenant_id, k.secret_enc, k.status, t.status, k.prev_secret_enc, k.prev_valid_until, \
-         k.environment, k.scopes, k.permissions FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1",
-    )?
-    .query_row(params![id], |r| {
+    conn.query_row("SELECT k.tenant_id, k.secret_enc, k.status, t.status, k.prev_secret_enc, k.prev_valid_until, \
+         k.environment, k.scopes, k.permissions FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = ?1", params![id], |r| {
         let prev: Option<Vec<u8>> = r.get(4)?;
         let until: Option<i64> = r.get(5)?;
         Ok(KeyAuthRow {
@@ -140,8 +142,7 @@ pub fn auth_row(conn: &Conn<'_>, id: &str) -> Result<Option<KeyAuthRow>> {
             permissions: r.get(8)?,
         })
     })
-    .map(Some)
-    .or_else(none_if_no_rows)
+    .optional()
 }
 
 /// Marks a key revoked; `NotFound` if absent, `Conflict` if already revoked.
@@ -172,13 +173,13 @@ pub fn set_facia_hash(tx: &Tx<'_>, id: &str, hash: &[u8; 32]) -> Result<()> {
 /// The key and tenant a Facia `hash_id` (by its SHA-256) belongs to, if the key is active and
 /// the tenant not suspended.
 pub fn by_facia_hash(conn: &Conn<'_>, hash: &[u8; 32]) -> Result<Option<(String, String)>> {
-    conn.prepare_cached(
+    conn.query_row(
         "SELECT k.id, k.tenant_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
          WHERE k.facia_hash = ?1 AND k.status = 'active' AND t.status = 'active'",
-    )?
-    .query_row(params![&hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-    .map(Some)
-    .or_else(none_if_no_rows)
+        params![&hash[..]],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
 }
 
 /// Replaces a key's secret; the old one verifies until `prev_valid_until` (none when `None`).

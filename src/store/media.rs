@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::crypto::DataKey;
-use super::{none_if_no_rows, params, Conn, Result, Row, Store, StoreError, Tx};
+use super::{params, Conn, Optional, Result, Row, Store, StoreError, Tx};
 
 /// A stored blob's metadata.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -48,8 +48,7 @@ impl Store {
                 params![tenant_id, subject_id],
                 |r| r.get(0),
             )
-            .map(Some)
-            .or_else(none_if_no_rows)?;
+            .optional()?;
         if let Some(w) = wrapped {
             return Ok(self.master.unwrap_key(&w, aad)?);
         }
@@ -76,8 +75,7 @@ impl Store {
                 params![tenant_id, subject_id],
                 |r| r.get(0),
             )
-            .map(Some)
-            .or_else(none_if_no_rows)?
+            .optional()?
             .ok_or(StoreError::NotFound("subject"))?;
         Ok(self.master.unwrap_key(&wrapped, aad)?)
     }
@@ -110,12 +108,12 @@ pub fn insert(tx: &Tx<'_>, m: &MediaRow) -> Result<()> {
 
 /// One media row of a tenant.
 pub fn get(conn: &Conn<'_>, tenant_id: &str, id: &str) -> Result<Option<MediaRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![tenant_id, id], from_row)
-    .map(Some)
-    .or_else(none_if_no_rows)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND id = ?2"),
+        params![tenant_id, id],
+        from_row,
+    )
+    .optional()
 }
 
 /// A subject's media, oldest first.
@@ -124,22 +122,19 @@ pub fn list_for_subject(
     tenant_id: &str,
     subject_id: &str,
 ) -> Result<Vec<MediaRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let rows = conn.query_map(&format!(
         "SELECT {COLUMNS} FROM media WHERE tenant_id = ?1 AND subject_id = ?2 ORDER BY created_at, id"
-    ))?;
-    let rows = stmt.query_map(params![tenant_id, subject_id], from_row)?;
-    rows.collect::<Result<_>>()
+    ), params![tenant_id, subject_id], from_row)?;
+    Ok(rows)
 }
 
 /// Deletes and returns media rows whose retention ended at or before `now` (at most `limit`).
 pub fn take_expired(tx: &Tx<'_>, now: i64, limit: i64) -> Result<Vec<MediaRow>> {
-    let rows: Vec<MediaRow> = {
-        let mut stmt = tx.prepare(&format!(
-            "SELECT {COLUMNS} FROM media WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![now, limit], from_row)?;
-        rows.collect::<Result<_>>()?
-    };
+    let rows = tx.query_map(
+        &format!("SELECT {COLUMNS} FROM media WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2"),
+        params![now, limit],
+        from_row,
+    )?;
     for r in &rows {
         tx.execute("DELETE FROM media WHERE id = ?1", params![r.id])?;
     }
@@ -244,11 +239,13 @@ pub fn subject_known(
 /// A tenant's media policy: retention in days (0 = store nothing) and the kinds kept
 /// (comma-separated).
 pub fn policy(conn: &Conn<'_>, tenant_id: &str) -> Result<(i64, String)> {
-    conn.prepare_cached("SELECT media_retention_days, media_kinds FROM tenants WHERE id = ?1")?
-        .query_row(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map(Some)
-        .or_else(none_if_no_rows)?
-        .ok_or(StoreError::NotFound("tenant"))
+    conn.query_row(
+        "SELECT media_retention_days, media_kinds FROM tenants WHERE id = ?1",
+        params![tenant_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's media policy.

@@ -4,9 +4,10 @@ use super::{params, Conn, Optional, Result, StoreError, Tx};
 
 /// A stored plan definition, if the operator ever changed it from the built-in one.
 pub fn spec(conn: &Conn<'_>, id: &str) -> Result<Option<String>> {
-    conn.prepare_cached("SELECT spec FROM plans WHERE id = ?1")?
-        .query_row(params![id], |r| r.get(0))
-        .optional()
+    conn.query_row("SELECT spec FROM plans WHERE id = ?1", params![id], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
 /// Stores a plan definition.
@@ -21,10 +22,13 @@ pub fn put_spec(tx: &Tx<'_>, id: &str, spec: &str, at: i64) -> Result<()> {
 
 /// A tenant's plan id and overrides (a JSON merge patch), `NotFound` if there is no tenant.
 pub fn tenant_plan(conn: &Conn<'_>, tenant_id: &str) -> Result<(String, Option<String>)> {
-    conn.prepare_cached("SELECT plan, plan_overrides FROM tenants WHERE id = ?1")?
-        .query_row(params![tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or(StoreError::NotFound("tenant"))
+    conn.query_row(
+        "SELECT plan, plan_overrides FROM tenants WHERE id = ?1",
+        params![tenant_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's plan and overrides.

@@ -476,57 +476,6 @@ impl<'c> Conn<'c> {
     }
 }
 
-impl<'c> Conn<'c> {
-    /// A statement to run (prepared and cached on first use by either engine).
-    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_, 'c>> {
-        Ok(Stmt {
-            conn: self,
-            sql: sql.to_owned(),
-        })
-    }
-
-    /// The same as [`Conn::prepare`]: every statement is cached.
-    pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'_, 'c>> {
-        self.prepare(sql)
-    }
-}
-
-/// A statement bound to its connection (its preparation is cached by the connection).
-pub struct Stmt<'s, 'c> {
-    conn: &'s Conn<'c>,
-    sql: String,
-}
-
-impl Stmt<'_, '_> {
-    /// See [`Conn::execute`].
-    pub fn execute(&mut self, params: Params<'_>) -> Result<usize> {
-        self.conn.execute(&self.sql, params)
-    }
-
-    /// See [`Conn::query_row`].
-    pub fn query_row<T>(
-        &mut self,
-        params: Params<'_>,
-        f: impl FnOnce(&Row<'_>) -> Result<T>,
-    ) -> Result<T> {
-        self.conn.query_row(&self.sql, params, f)
-    }
-
-    /// Every row mapped by `f`, as an iterator of results (as rusqlite's is).
-    pub fn query_map<T>(
-        &mut self,
-        params: Params<'_>,
-        mut f: impl FnMut(&Row<'_>) -> Result<T>,
-    ) -> Result<std::vec::IntoIter<Result<T>>> {
-        let mut out = Vec::new();
-        self.conn.for_each_row(&self.sql, params, |r| {
-            out.push(f(r));
-            Ok(())
-        })?;
-        Ok(out.into_iter())
-    }
-}
-
 /// A write transaction: everything a [`Conn`] does, inside `Store::write`.
 pub struct Tx<'c>(pub(super) Conn<'c>);
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{none_if_no_rows, params, Conn, Result, Row, StoreError, Tx};
+use super::{params, Conn, Optional, Result, Row, StoreError, Tx};
 
 /// A tenant as stored.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -43,19 +43,22 @@ pub fn insert(tx: &Tx<'_>, t: &TenantRow) -> Result<()> {
 
 /// One tenant by id.
 pub fn get(conn: &Conn<'_>, id: &str) -> Result<Option<TenantRow>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"))?
-        .query_row(params![id], from_row)
-        .map(Some)
-        .or_else(none_if_no_rows)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"),
+        params![id],
+        from_row,
+    )
+    .optional()
 }
 
 /// Every tenant, oldest first.
 pub fn list(conn: &Conn<'_>) -> Result<Vec<TenantRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"
-    ))?;
-    let rows = stmt.query_map(params![], from_row)?;
-    rows.collect::<Result<_>>()
+    let rows = conn.query_map(
+        &format!("SELECT {COLUMNS} FROM tenants ORDER BY created_at, id"),
+        params![],
+        from_row,
+    )?;
+    Ok(rows)
 }
 
 /// Sets a tenant's status; `NotFound` if there is no such tenant.
@@ -72,12 +75,14 @@ pub fn set_status(tx: &Tx<'_>, id: &str, status: &str, at: i64) -> Result<()> {
 
 /// A tenant's face-match threshold (calibrated similarity).
 pub fn face_match_threshold(conn: &Conn<'_>, id: &str) -> Result<f32> {
-    conn.prepare_cached("SELECT face_match_threshold FROM tenants WHERE id = ?1")?
-        .query_row(params![id], |r| r.get::<f64>(0))
-        .map(Some)
-        .or_else(none_if_no_rows)?
-        .map(|t| t as f32)
-        .ok_or(StoreError::NotFound("tenant"))
+    conn.query_row(
+        "SELECT face_match_threshold FROM tenants WHERE id = ?1",
+        params![id],
+        |r| r.get::<f64>(0),
+    )
+    .optional()?
+    .map(|t| t as f32)
+    .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's face-match threshold.
@@ -94,11 +99,13 @@ pub fn set_face_match_threshold(tx: &Tx<'_>, id: &str, threshold: f32) -> Result
 
 /// A tenant's liveness thresholds as stored JSON; `None` when the defaults apply.
 pub fn liveness_thresholds(conn: &Conn<'_>, id: &str) -> Result<Option<String>> {
-    conn.prepare_cached("SELECT liveness_thresholds FROM tenants WHERE id = ?1")?
-        .query_row(params![id], |r| r.get::<Option<String>>(0))
-        .map(Some)
-        .or_else(none_if_no_rows)?
-        .ok_or(StoreError::NotFound("tenant"))
+    conn.query_row(
+        "SELECT liveness_thresholds FROM tenants WHERE id = ?1",
+        params![id],
+        |r| r.get::<Option<String>>(0),
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's liveness thresholds (JSON).
@@ -116,11 +123,13 @@ pub fn set_liveness_thresholds(tx: &Tx<'_>, id: &str, json: &str) -> Result<()> 
 /// A tenant's workflow floors as stored JSON and its face-match threshold (the face-match
 /// floor); `None` JSON when the defaults apply.
 pub fn workflow_floors(conn: &Conn<'_>, id: &str) -> Result<(Option<String>, f32)> {
-    conn.prepare_cached("SELECT workflow_floors, face_match_threshold FROM tenants WHERE id = ?1")?
-        .query_row(params![id], |r| Ok((r.get(0)?, r.get::<f64>(1)? as f32)))
-        .map(Some)
-        .or_else(none_if_no_rows)?
-        .ok_or(StoreError::NotFound("tenant"))
+    conn.query_row(
+        "SELECT workflow_floors, face_match_threshold FROM tenants WHERE id = ?1",
+        params![id],
+        |r| Ok((r.get(0)?, r.get::<f64>(1)? as f32)),
+    )
+    .optional()?
+    .ok_or(StoreError::NotFound("tenant"))
 }
 
 /// Sets a tenant's workflow floors (JSON, already validated) and face-match threshold.

@@ -34,12 +34,9 @@ pub struct UsageEvent<'a> {
 
 /// Records one execution.
 pub fn record(tx: &Tx<'_>, e: &UsageEvent<'_>) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO usage_events (request_id, tenant_id, key_id, module, period, unit_price_micros, \
+    tx.execute("INSERT INTO usage_events (request_id, tenant_id, key_id, module, period, unit_price_micros, \
          list_price_micros, discount_percent, billed, overage, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", params![
         e.request_id,
         e.tenant_id,
         e.key_id,
@@ -65,12 +62,9 @@ pub fn increment(
     billed: bool,
 ) -> Result<(i64, i64)> {
     tx
-        .prepare_cached(
-            "INSERT INTO usage_counters (tenant_id, module, period, used, billed) VALUES (?1, ?2, ?3, 1, ?4) \
+        .query_row("INSERT INTO usage_counters (tenant_id, module, period, used, billed) VALUES (?1, ?2, ?3, 1, ?4) \
              ON CONFLICT (tenant_id, module, period) DO UPDATE SET used = usage_counters.used + 1, billed = usage_counters.billed + ?4 \
-             RETURNING used, billed",
-        )?
-        .query_row(params![tenant_id, module, period, i64::from(billed)], |r| {
+             RETURNING used, billed", params![tenant_id, module, period, i64::from(billed)], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
 }
@@ -78,10 +72,11 @@ pub fn increment(
 /// Units a tenant used of `module` in `period`.
 pub fn used(conn: &Conn<'_>, tenant_id: &str, module: &str, period: &str) -> Result<i64> {
     Ok(conn
-        .prepare_cached(
+        .query_row(
             "SELECT used FROM usage_counters WHERE tenant_id = ?1 AND module = ?2 AND period = ?3",
-        )?
-        .query_row(params![tenant_id, module, period], |r| r.get(0))
+            params![tenant_id, module, period],
+            |r| r.get(0),
+        )
         .optional()?
         .unwrap_or(0))
 }
@@ -95,14 +90,11 @@ pub fn mark_threshold(
     (threshold, used, quota): (i64, i64, i64),
     at: i64,
 ) -> Result<bool> {
-    let n = tx
-        .prepare_cached(
-            "INSERT INTO quota_alerts (tenant_id, module, period, threshold, used, quota, at) \
+    let n = tx.execute(
+        "INSERT INTO quota_alerts (tenant_id, module, period, threshold, used, quota, at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            tenant_id, module, period, threshold, used, quota, at
-        ])?;
+        params![tenant_id, module, period, threshold, used, quota, at],
+    )?;
     Ok(n == 1)
 }
 
@@ -123,20 +115,21 @@ pub struct Alert {
 
 /// The thresholds a tenant crossed in `period`.
 pub fn alerts(conn: &Conn<'_>, tenant_id: &str, period: &str) -> Result<Vec<Alert>> {
-    let mut stmt = conn.prepare(
+    let rows = conn.query_map(
         "SELECT module, threshold, used, quota, at FROM quota_alerts \
          WHERE tenant_id = ?1 AND period = ?2 ORDER BY at, module, threshold",
+        params![tenant_id, period],
+        |r| {
+            Ok(Alert {
+                module: r.get(0)?,
+                threshold: r.get(1)?,
+                used: r.get(2)?,
+                quota: r.get(3)?,
+                at: r.get(4)?,
+            })
+        },
     )?;
-    let rows = stmt.query_map(params![tenant_id, period], |r| {
-        Ok(Alert {
-            module: r.get(0)?,
-            threshold: r.get(1)?,
-            used: r.get(2)?,
-            quota: r.get(3)?,
-            at: r.get(4)?,
-        })
-    })?;
-    rows.collect::<Result<_>>()
+    Ok(rows)
 }
 
 /// Billed units of one module at one price, the raw material of an invoice line.
@@ -160,25 +153,26 @@ pub struct PriceGroup {
 
 /// A tenant's billed units in `period`, grouped by module and price.
 pub fn billed_groups(conn: &Conn<'_>, tenant_id: &str, period: &str) -> Result<Vec<PriceGroup>> {
-    let mut stmt = conn.prepare(
+    let rows = conn.query_map(
         "SELECT module, list_price_micros, discount_percent, unit_price_micros, COUNT(*), \
          CAST(SUM(unit_price_micros) AS BIGINT), CAST(SUM(overage) AS BIGINT) FROM usage_events \
          WHERE tenant_id = ?1 AND period = ?2 AND billed = 1 \
          GROUP BY module, list_price_micros, discount_percent, unit_price_micros \
          ORDER BY module, discount_percent, list_price_micros",
+        params![tenant_id, period],
+        |r| {
+            Ok(PriceGroup {
+                module: r.get(0)?,
+                list_price_micros: r.get(1)?,
+                discount_percent: r.get(2)?,
+                unit_price_micros: r.get(3)?,
+                count: r.get(4)?,
+                amount_micros: r.get(5)?,
+                overage: r.get(6)?,
+            })
+        },
     )?;
-    let rows = stmt.query_map(params![tenant_id, period], |r| {
-        Ok(PriceGroup {
-            module: r.get(0)?,
-            list_price_micros: r.get(1)?,
-            discount_percent: r.get(2)?,
-            unit_price_micros: r.get(3)?,
-            count: r.get(4)?,
-            amount_micros: r.get(5)?,
-            overage: r.get(6)?,
-        })
-    })?;
-    rows.collect::<Result<_>>()
+    Ok(rows)
 }
 
 /// Units recorded but not billed (sandbox keys) in `period`, by module.
@@ -187,19 +181,13 @@ pub fn unbilled_counts(
     tenant_id: &str,
     period: &str,
 ) -> Result<Vec<(String, i64)>> {
-    let mut stmt = conn.prepare(
-        "SELECT module, COUNT(*) FROM usage_events WHERE tenant_id = ?1 AND period = ?2 AND billed = 0 \
-         GROUP BY module ORDER BY module",
-    )?;
-    let rows = stmt.query_map(params![tenant_id, period], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect::<Result<_>>()
+    let rows = conn.query_map("SELECT module, COUNT(*) FROM usage_events WHERE tenant_id = ?1 AND period = ?2 AND billed = 0 \
+         GROUP BY module ORDER BY module", params![tenant_id, period], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows)
 }
 
 /// Every tenant's units per module in `period`, for `/metrics`.
 pub fn period_usage(conn: &Conn<'_>, period: &str) -> Result<Vec<(String, String, i64)>> {
-    let mut stmt = conn.prepare(
-        "SELECT tenant_id, module, used FROM usage_counters WHERE period = ?1 ORDER BY tenant_id, module",
-    )?;
-    let rows = stmt.query_map(params![period], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect::<Result<_>>()
+    let rows = conn.query_map("SELECT tenant_id, module, used FROM usage_counters WHERE period = ?1 ORDER BY tenant_id, module", params![period], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows)
 }

@@ -42,13 +42,12 @@ pub fn insert(tx: &Tx<'_>, w: &WebhookRow, sealed_secret: &[u8]) -> Result<()> {
 
 /// A tenant's live endpoints.
 pub fn list(conn: &Conn<'_>, tenant_id: &str) -> Result<Vec<WebhookRow>> {
-    let mut stmt = conn.prepare(
+    let rows = conn.query_map(
         "SELECT id, tenant_id, url, events, created_at FROM webhooks \
          WHERE tenant_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id",
+        params![tenant_id],
+        webhook,
     )?;
-    let rows = stmt
-        .query_map(params![tenant_id], webhook)?
-        .collect::<Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -189,15 +188,16 @@ pub fn take_due(
     limit: i64,
     per_tenant: i64,
 ) -> Result<Vec<DeliveryRow>> {
-    let mut stmt = tx.prepare(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
+    let rows = tx.query_map(
+        &format!(
+            "SELECT {DELIVERY_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
          (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn FROM webhook_deliveries \
          WHERE status = 'pending' AND next_attempt_at <= ?1) AS due WHERE turn <= ?3 \
          ORDER BY turn, next_attempt_at LIMIT ?2"
-    ))?;
-    let rows = stmt
-        .query_map(params![now, limit, per_tenant], delivery)?
-        .collect::<Result<Vec<_>>>()?;
+        ),
+        params![now, limit, per_tenant],
+        delivery,
+    )?;
     for d in &rows {
         tx.execute(
             "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
@@ -255,13 +255,10 @@ pub fn deliveries(
     webhook_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let rows = conn.query_map(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = ?1 AND (webhook_id = ?2 OR ?2 IS NULL) \
          ORDER BY created_at DESC, id DESC LIMIT ?3"
-    ))?;
-    let rows = stmt
-        .query_map(params![tenant_id, webhook_id, limit], delivery)?
-        .collect::<Result<Vec<_>>>()?;
+    ), params![tenant_id, webhook_id, limit], delivery)?;
     Ok(rows)
 }
 
@@ -282,11 +279,7 @@ pub struct AttemptRow {
 
 /// Every attempt of a delivery, in order.
 pub fn attempts(conn: &Conn<'_>, delivery_id: &str) -> Result<Vec<AttemptRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT attempt, at, status, error, duration_ms FROM webhook_attempts WHERE delivery_id = ?1 ORDER BY attempt",
-    )?;
-    let rows = stmt
-        .query_map(params![delivery_id], |r| {
+    let rows = conn.query_map("SELECT attempt, at, status, error, duration_ms FROM webhook_attempts WHERE delivery_id = ?1 ORDER BY attempt", params![delivery_id], |r| {
             Ok(AttemptRow {
                 attempt: r.get(0)?,
                 at: r.get(1)?,
@@ -294,8 +287,7 @@ pub fn attempts(conn: &Conn<'_>, delivery_id: &str) -> Result<Vec<AttemptRow>> {
                 error: r.get(3)?,
                 duration_ms: r.get(4)?,
             })
-        })?
-        .collect::<Result<Vec<_>>>()?;
+        })?;
     Ok(rows)
 }
 
@@ -331,8 +323,10 @@ pub fn redeliver(tx: &Tx<'_>, tenant_id: &str, id: &str, now: i64) -> Result<()>
 
 /// Deliveries by status (`pending`, `delivered`, `failed`), for `/metrics`.
 pub fn delivery_counts(conn: &Conn<'_>) -> Result<Vec<(String, i64)>> {
-    let mut stmt =
-        conn.prepare("SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status")?;
-    let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect::<Result<_>>()
+    let rows = conn.query_map(
+        "SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows)
 }

@@ -2,6 +2,7 @@
 //! addresses, erasure by reference is complete, callbacks are signed with the tenant's own
 //! callback secret and never for revoked keys. Each test here failed on the code before.
 
+use kycd::store::Optional;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -402,7 +403,8 @@ fn callbacks_are_signed_with_the_tenants_callback_secret_and_never_for_revoked_k
                 kycd::store::params![url2],
                 |r| r.get(0),
             )
-            .or(Ok::<_, kycd::store::StoreError>(None))
+            .optional()
+            .map(Option::flatten)
         });
         if class.is_some() || Instant::now() > deadline {
             break class;

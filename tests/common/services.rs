@@ -92,13 +92,17 @@ pub fn postgres() -> Option<&'static Postgres> {
     .as_ref()
 }
 
+/// Whether the tests run as root.
+fn root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
 /// As root, the cluster runs as Debian's `postgres` user (PostgreSQL refuses to run as root).
 fn as_cluster_user(program: &Path) -> Command {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
     let mut cmd = Command::new("setpriv");
-    if root {
+    if root() {
         cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
     }
     // SIGQUIT is PostgreSQL's immediate shutdown: the cluster goes when the test binary does.
@@ -113,9 +117,17 @@ fn start_postgres(bin: &Path) -> Postgres {
         .expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    if let Ok(user) = postgres_user_ids() {
-        std::os::unix::fs::chown(dir.path(), Some(user.0), Some(user.1)).unwrap();
-        std::os::unix::fs::chown(&data, Some(user.0), Some(user.1)).unwrap();
+    if root() {
+        let chown = Command::new("chown")
+            .arg("-R")
+            .arg("postgres:postgres")
+            .arg(dir.path())
+            .status()
+            .expect("chown runs");
+        assert!(
+            chown.success(),
+            "the postgres user owns the cluster's directory"
+        );
     }
     let out = as_cluster_user(&bin.join("initdb"))
         .args(["-D"])
@@ -176,19 +188,6 @@ fn start_postgres(bin: &Path) -> Postgres {
             }
         }
     }
-}
-
-fn postgres_user_ids() -> Result<(u32, u32), ()> {
-    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|_| ())?;
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&"postgres"))
-                .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))
-                .flatten()
-        })
-        .ok_or(())
 }
 
 /// Spawns `cmd` from a thread that lives as long as the test binary: the parent-death signal is
