@@ -47,6 +47,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Where tenants, keys, jobs and usage live: the embedded SQLite file or PostgreSQL.
     pub store: StoreConfig,
+    /// Where sealed media blobs live: the data directory or an S3-compatible bucket.
+    pub objects: crate::media::s3::ObjectsConfig,
 }
 
 /// The database (see `store`).
@@ -148,6 +150,9 @@ pub struct WorkflowRunConfig {
     pub workers: usize,
     /// Multiplies the webhook retry schedule (1 = 30 s … 8 h; tests use 0.01).
     pub webhook_retry_scale: f64,
+    /// Seconds a node's claim on a running job lasts unless renewed (every third of it); when a
+    /// node dies, another runs its jobs after this (5–3600).
+    pub lease_secs: i64,
 }
 
 impl Default for WorkflowRunConfig {
@@ -155,6 +160,7 @@ impl Default for WorkflowRunConfig {
         WorkflowRunConfig {
             workers: 2,
             webhook_retry_scale: 1.0,
+            lease_secs: 60,
         }
     }
 }
@@ -344,6 +350,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
             store: StoreConfig::default(),
+            objects: Default::default(),
         }
     }
 }
@@ -428,6 +435,8 @@ pub struct Overrides {
     pub models_dir: Option<PathBuf>,
     /// `--database`.
     pub database: Option<String>,
+    /// `--objects`.
+    pub objects: Option<String>,
 }
 
 impl Config {
@@ -463,6 +472,9 @@ impl Config {
         if let Some(url) = &overrides.database {
             config.store.url = Some(url.clone());
         }
+        if let Some(url) = &overrides.objects {
+            config.objects.url = Some(url.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -493,6 +505,9 @@ impl Config {
         }
         if let Some(v) = env("KYCD_DATABASE_URL") {
             self.store.url = Some(v);
+        }
+        if let Some(v) = env("KYCD_OBJECTS_URL") {
+            self.objects.url = Some(v);
         }
         if let Some(v) = env("KYCD_LISTEN") {
             self.listen = parse("KYCD_LISTEN", v)?;
@@ -539,6 +554,9 @@ impl Config {
         }
         if let Some(v) = env("KYCD_JOB_WORKERS") {
             self.workflow.workers = parse("KYCD_JOB_WORKERS", v)?;
+        }
+        if let Some(v) = env("KYCD_JOB_LEASE_SECS") {
+            self.workflow.lease_secs = parse("KYCD_JOB_LEASE_SECS", v)?;
         }
         if let Some(v) = env("KYCD_MX_RESOLVER") {
             self.kya.mx_resolver = v;
@@ -660,11 +678,23 @@ impl Config {
                 reason: "at least 16 characters, or unset".into(),
             });
         }
+        if !(5..=3600).contains(&self.workflow.lease_secs) {
+            return Err(ConfigError::Invalid {
+                field: "workflow.lease_secs",
+                reason: "must be 5–3600".into(),
+            });
+        }
         if !(1..=1000).contains(&self.store.max_connections) {
             return Err(ConfigError::Invalid {
                 field: "store.max_connections",
                 reason: "must be 1–1000".into(),
             });
+        }
+        if let Some(url) = &self.objects.url {
+            crate::media::s3::Bucket::parse(url).map_err(|reason| ConfigError::Invalid {
+                field: "objects.url",
+                reason,
+            })?;
         }
         if let Some(token) = &self.admin_token {
             if token.trim().len() < crate::auth::admin::MIN_LEN {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod document;
 pub mod error;
 pub mod http;
+pub mod io_runtime;
 pub mod kya;
 pub mod media;
 pub mod server;

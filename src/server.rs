@@ -32,6 +32,36 @@ pub fn open_store(config: &Config) -> anyhow::Result<Store> {
     .context("cannot open the database")
 }
 
+/// This node's name in job claims: `<host>-<random>`, made once and kept in the data directory,
+/// so a restarted node takes back its own unfinished jobs at once and never another node's.
+pub fn node_id(config: &Config) -> anyhow::Result<String> {
+    let path = config.data_dir.join("node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(48)
+        .collect();
+    let mut raw = [0u8; 4];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
+    let id = format!(
+        "{}-{}",
+        if host.is_empty() { "kycd" } else { &host },
+        hex::encode(raw)
+    );
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
 /// The operator token: configured, or read from (or created in) the data directory.
 pub fn admin_token(config: &Config) -> anyhow::Result<AdminToken> {
     match &config.admin_token {
@@ -61,9 +91,12 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     let store = Arc::new(open_store(&config)?);
     let token = admin_token(&config)?;
     let listen = config.listen;
+    let objects = crate::media::objects::Objects::open(&config.objects, &config.objects_dir())
+        .context("cannot open the object storage")?;
+    tracing::info!(objects = %objects.describe(), "object storage");
     let media = Arc::new(MediaService::new(
         store.clone(),
-        &config.objects_dir(),
+        objects,
         IntakeLimits {
             max_bytes: config.media.max_image_bytes,
             max_pixels: config.media.max_pixels,
@@ -105,10 +138,15 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             kya,
             webhook_retry_scale: config.workflow.webhook_retry_scale,
             egress: egress.clone(),
+            node: node_id(&config)?,
+            lease_secs: config.workflow.lease_secs,
         },
     ));
     let job_workers = config.workflow.workers;
-    let auth = Arc::new(if config.auth.replay_journal {
+    let auth = Arc::new(if store.backend() == crate::store::Backend::Postgres {
+        // Every node sees every accepted signature (the journal file is one node's).
+        crate::auth::Authenticator::shared(store.clone(), &config.auth)
+    } else if config.auth.replay_journal {
         crate::auth::Authenticator::durable(store.clone(), &config.auth, &config.replay_path())
             .context("cannot open the replay journal")?
     } else {

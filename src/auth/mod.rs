@@ -284,6 +284,17 @@ impl Authenticator {
         })
     }
 
+    /// The same, sharing the memory of accepted signatures with every node on the store's
+    /// database (PostgreSQL), so a request replayed to another node is refused.
+    pub fn shared(store: Arc<Store>, config: &AuthConfig) -> Self {
+        Authenticator {
+            failures: Default::default(),
+            replay: ReplayCache::shared(config.replay_window_secs, store.clone()),
+            store,
+            max_skew_secs: config.max_skew_secs,
+        }
+    }
+
     /// Deletes expired replay-journal rows and checkpoints it. Blocking.
     pub fn sweep_replays(&self) -> Result<usize, replay::JournalError> {
         self.replay.sweep()

@@ -8,13 +8,19 @@
 //! SQLite file (`replay.db`, WAL, `synchronous=NORMAL`: a committed row survives the process
 //! dying) before the request is let through, and the unexpired ones are loaded at start-up; rows
 //! are deleted by rowid range as they expire, and the file is checkpointed off the request path.
+//!
+//! Several nodes on one PostgreSQL share the memory instead ([`ReplayCache::shared`]): each
+//! accepted fingerprint is one insert into `replay_seen` that a primary-key conflict refuses,
+//! outside the serialised writers, so a request replayed to another node is refused there too.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
+
+use crate::store::{self, Store};
 
 type Fingerprint = [u8; 16];
 
@@ -23,6 +29,7 @@ pub struct ReplayCache {
     window_secs: i64,
     inner: Mutex<Inner>,
     journal: Option<Journal>,
+    shared: Option<Arc<Store>>,
 }
 
 #[derive(Default)]
@@ -103,8 +110,14 @@ fn fingerprint(key_id: &str, signature: &str) -> Fingerprint {
 
 /// Why a pair could not be judged.
 #[derive(Debug, thiserror::Error)]
-#[error("the replay journal failed: {0}")]
-pub struct JournalError(#[from] rusqlite::Error);
+pub enum JournalError {
+    /// The node's own journal file.
+    #[error("the replay journal failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The memory shared through the database.
+    #[error("the shared replay memory failed: {0}")]
+    Store(#[from] store::StoreError),
+}
 
 impl ReplayCache {
     /// An in-memory cache that remembers each pair for `window_secs` (forgotten on restart).
@@ -113,6 +126,15 @@ impl ReplayCache {
             window_secs,
             inner: Mutex::new(Inner::default()),
             journal: None,
+            shared: None,
+        }
+    }
+
+    /// A memory every node on `store`'s database shares (several nodes on PostgreSQL).
+    pub fn shared(window_secs: i64, store: Arc<Store>) -> Self {
+        ReplayCache {
+            shared: Some(store),
+            ..Self::new(window_secs)
         }
     }
 
@@ -128,6 +150,7 @@ impl ReplayCache {
             window_secs,
             inner: Mutex::new(inner),
             journal: Some(journal),
+            shared: None,
         })
     }
 
@@ -135,6 +158,19 @@ impl ReplayCache {
     /// journal the pair is durable before `true` is returned. Blocking (a small write).
     pub fn first_use(&self, key_id: &str, signature: &str, now: i64) -> Result<bool, JournalError> {
         let fp = fingerprint(key_id, signature);
+        if let Some(store) = &self.shared {
+            // One statement: a fresh row, or a row whose pair expired (the same signature can
+            // only come back valid after its timestamp's window, i.e. never within it).
+            let expires = now + self.window_secs;
+            let inserted = store.autocommit(|c| {
+                c.execute(
+                    "INSERT INTO replay_seen (fp, expires) VALUES (?1, ?2) \
+                     ON CONFLICT (fp) DO UPDATE SET expires = ?2 WHERE replay_seen.expires < ?3",
+                    store::params![&fp[..], expires, now],
+                )
+            })?;
+            return Ok(inserted == 1);
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // An entry is kept through its expiry second: a signature valid at the window's very
         // edge must still find it.
@@ -162,6 +198,15 @@ impl ReplayCache {
     /// Deletes expired journal rows and checkpoints the journal; returns rows deleted. Run it
     /// off the request path (every few seconds).
     pub fn sweep(&self) -> Result<usize, JournalError> {
+        if let Some(store) = &self.shared {
+            let now = store::now();
+            return Ok(store.autocommit(|c| {
+                c.execute(
+                    "DELETE FROM replay_seen WHERE expires < ?1",
+                    store::params![now],
+                )
+            })?);
+        }
         let Some(j) = &self.journal else {
             return Ok(0);
         };
@@ -239,5 +284,26 @@ mod tests {
         drop(cache);
         let cache = ReplayCache::durable(600, Journal::open(&path).unwrap(), 1650).unwrap();
         assert_eq!(cache.len(), 2, "b, and a's new use");
+    }
+
+    #[test]
+    fn a_signature_used_on_one_node_is_refused_on_another() {
+        let (_dir, store) = crate::store::test_store();
+        let store = Arc::new(store);
+        let (a, b) = (
+            ReplayCache::shared(300, store.clone()),
+            ReplayCache::shared(300, store.clone()),
+        );
+        assert!(a.first_use("ak_1", "sig", 1000).unwrap());
+        assert!(!b.first_use("ak_1", "sig", 1001).unwrap());
+        assert!(
+            !a.first_use("ak_1", "sig", 1300).unwrap(),
+            "kept through its expiry"
+        );
+        assert!(b.first_use("ak_2", "sig", 1001).unwrap(), "another key");
+        assert!(
+            b.first_use("ak_1", "sig", 1301).unwrap(),
+            "after the window"
+        );
     }
 }

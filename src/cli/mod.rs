@@ -36,6 +36,10 @@ pub struct Cli {
     /// data directory; env KYCD_DATABASE_URL).
     #[arg(long, global = true)]
     database: Option<String>,
+    /// Keep media in an S3-compatible bucket: `s3://bucket/prefix` (default the data
+    /// directory's objects/; env KYCD_OBJECTS_URL; endpoint and keys from [objects] or AWS_*).
+    #[arg(long, global = true)]
+    objects: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -123,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         listen,
         models_dir: cli.models_dir,
         database: cli.database,
+        objects: cli.objects,
     };
     match cli.command {
         Command::Version { json } => {

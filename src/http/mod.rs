@@ -94,6 +94,12 @@ impl AppState {
             config.compat.facephi_max_in_flight.max(1),
             wait,
         );
+        // Nodes sharing PostgreSQL share each key's buckets; one node keeps them in memory.
+        let rate_limiter = if store.backend() == crate::store::Backend::Postgres {
+            crate::tenancy::ratelimit::RateLimiter::shared(store.clone())
+        } else {
+            Default::default()
+        };
         AppState {
             bodies,
             facephi_in_flight,
@@ -105,7 +111,7 @@ impl AppState {
             vision,
             jobs,
             meter,
-            rate_limiter: Default::default(),
+            rate_limiter,
             key_touches: Default::default(),
             metrics,
             ready: AtomicBool::new(false),

@@ -8,10 +8,10 @@
 pub mod antivirus;
 pub mod intake;
 pub mod objects;
+pub mod s3;
 #[cfg(test)]
 pub(crate) mod test_util;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::error::{Code, ErrorCode};
 use crate::store::{self, media::MediaRow, Store, StoreError};
 use antivirus::{AntivirusConfig, Verdict};
 use intake::{Intake, IntakeLimits, Keep};
-use objects::ObjectDir;
+use objects::Objects;
 
 /// Why an image was refused or media could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +199,7 @@ pub struct ErasureCounts {
 /// Media operations over the store and the object directory.
 pub struct MediaService {
     store: Arc<Store>,
-    objects: ObjectDir,
+    objects: Objects,
     /// Upload limits.
     pub limits: IntakeLimits,
     antivirus: AntivirusConfig,
@@ -224,10 +224,10 @@ pub fn validate_subject_id(id: &str) -> Result<(), MediaError> {
 }
 
 impl MediaService {
-    /// A service storing blobs under `objects_root`.
+    /// A service storing blobs in `objects`.
     pub fn new(
         store: Arc<Store>,
-        objects_root: &Path,
+        objects: Objects,
         limits: IntakeLimits,
         antivirus: AntivirusConfig,
         decoded: Arc<Budget>,
@@ -235,7 +235,7 @@ impl MediaService {
         Ok(MediaService {
             store,
             decoded,
-            objects: ObjectDir::open(objects_root)?,
+            objects,
             limits,
             antivirus,
         })
@@ -303,7 +303,7 @@ impl MediaService {
         let mut raw = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut raw);
         let id = format!("med_{}", hex::encode(raw));
-        let row = self.store.write(|tx| {
+        let full = |tx: &store::Tx<'_>| -> Result<(), StoreError> {
             if store::media::list_for_subject(tx, tenant_id, subject_id)?.len() >= MAX_PER_SUBJECT {
                 return Err(StoreError::Invalid {
                     field: "subject_id",
@@ -312,24 +312,40 @@ impl MediaService {
                     ),
                 });
             }
-            let key = self.store.subject_key(tx, tenant_id, subject_id, now)?;
-            let sealed = key.seal(&jpeg, id.as_bytes())?;
-            // Written inside the transaction: if the row fails, the orphan blob is unreadable
-            // noise; if the blob fails, no row points at nothing.
-            let object = self.objects.put(&sealed).map_err(StoreError::Io)?;
-            let row = MediaRow {
-                id: id.clone(),
-                tenant_id: tenant_id.to_owned(),
-                subject_id: subject_id.to_owned(),
-                kind: kind.as_str().to_owned(),
-                object,
-                size: jpeg.len() as i64,
-                created_at: now,
-                expires_at: now + days * 86_400,
-            };
-            store::media::insert(tx, &row)?;
-            Ok(row)
+            Ok(())
+        };
+        let key = self.store.write(|tx| {
+            full(tx)?;
+            self.store.subject_key(tx, tenant_id, subject_id, now)
         })?;
+        let sealed = key.seal(&jpeg, id.as_bytes()).map_err(StoreError::from)?;
+        // The blob is written outside any transaction (an S3 PUT must not hold the cluster's
+        // write lock); the row that points at it is written only if the blob still opens under
+        // the subject's key, so an erasure in between leaves no row — only unreadable noise,
+        // which is deleted here.
+        let object = self.objects.put(&sealed)?;
+        let row = MediaRow {
+            id: id.clone(),
+            tenant_id: tenant_id.to_owned(),
+            subject_id: subject_id.to_owned(),
+            kind: kind.as_str().to_owned(),
+            object,
+            size: jpeg.len() as i64,
+            created_at: now,
+            expires_at: now + days * 86_400,
+        };
+        let written = self.store.write(|tx| {
+            full(tx)?;
+            let current = self.store.existing_subject_key(tx, tenant_id, subject_id)?;
+            current.open(&sealed, id.as_bytes())?;
+            store::media::insert(tx, &row)
+        });
+        if let Err(e) = written {
+            if let Err(d) = self.objects.delete(&row.object) {
+                tracing::warn!(error = %d, media_id = %row.id, "could not delete an unrecorded blob");
+            }
+            return Err(e.into());
+        }
         Ok(Some(row))
     }
 

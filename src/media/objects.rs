@@ -1,8 +1,10 @@
-//! The local object directory: sealed blobs named by the SHA-256 of their ciphertext.
+//! Where sealed blobs live, named by the SHA-256 of their ciphertext: the local object directory
+//! (the default) or an S3-compatible bucket (see [`super::s3`]).
 //!
-//! Writes are atomic (temporary file, fsync, rename, directory fsync), so a crash leaves either
-//! the whole blob or nothing. Reads check the content against its name, so a tampered or
-//! truncated file is an error, never garbage handed to the decryptor.
+//! Local writes are atomic (temporary file, fsync, rename, directory fsync), so a crash leaves
+//! either the whole blob or nothing; an S3 PUT is atomic by itself. Reads check the content
+//! against its name on both, so a tampered or truncated blob is an error, never garbage handed to
+//! the decryptor.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -11,6 +13,83 @@ use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+/// The blobs of every node: one directory, or one bucket shared by several nodes.
+pub enum Objects {
+    /// `<data_dir>/objects`.
+    Local(ObjectDir),
+    /// `s3://bucket/prefix`.
+    S3(super::s3::S3Objects),
+}
+
+impl Objects {
+    /// The bucket `config.url` names, else the directory `local`.
+    pub fn open(config: &super::s3::ObjectsConfig, local: &Path) -> io::Result<Objects> {
+        match &config.url {
+            Some(url) => super::s3::S3Objects::open(url, config).map(Objects::S3),
+            None => ObjectDir::open(local).map(Objects::Local),
+        }
+    }
+
+    /// Stores `sealed` and returns its address.
+    pub fn put(&self, sealed: &[u8]) -> io::Result<String> {
+        match self {
+            Objects::Local(d) => d.put(sealed),
+            Objects::S3(s) => s.put(sealed),
+        }
+    }
+
+    /// Reads a blob, failing if its content no longer matches its address; `NotFound` if gone.
+    pub fn get(&self, address: &str) -> io::Result<Vec<u8>> {
+        match self {
+            Objects::Local(d) => d.get(address),
+            Objects::S3(s) => s.get(address),
+        }
+    }
+
+    /// Deletes a blob; `Ok(false)` if it was already gone.
+    pub fn delete(&self, address: &str) -> io::Result<bool> {
+        match self {
+            Objects::Local(d) => d.delete(address),
+            Objects::S3(s) => s.delete(address),
+        }
+    }
+
+    /// Where the blobs are, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Objects::Local(d) => d.root.display().to_string(),
+            Objects::S3(s) => s.describe(),
+        }
+    }
+}
+
+/// Fails unless `address` is 64 hex digits (a SHA-256), so it is safe in a path or a key.
+pub fn check_address(address: &str) -> io::Result<()> {
+    if address.len() != 64 || !address.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad object address",
+        ));
+    }
+    Ok(())
+}
+
+/// The address of `sealed`: the hex SHA-256 of its bytes.
+pub fn address_of(sealed: &[u8]) -> String {
+    hex::encode(Sha256::digest(sealed))
+}
+
+/// `bytes` unless they no longer hash to `address`.
+pub fn verified(address: &str, bytes: Vec<u8>) -> io::Result<Vec<u8>> {
+    if address_of(&bytes) != address {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "object content does not match its address",
+        ));
+    }
+    Ok(bytes)
+}
 
 /// Blobs under `<data_dir>/objects/aa/bbbb…`.
 #[derive(Debug, Clone)]
@@ -28,18 +107,13 @@ impl ObjectDir {
     }
 
     fn path_of(&self, address: &str) -> io::Result<PathBuf> {
-        if address.len() != 64 || !address.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "bad object address",
-            ));
-        }
+        check_address(address)?;
         Ok(self.root.join(&address[..2]).join(&address[2..]))
     }
 
     /// Stores `sealed` and returns its address.
     pub fn put(&self, sealed: &[u8]) -> io::Result<String> {
-        let address = hex::encode(Sha256::digest(sealed));
+        let address = address_of(sealed);
         let dest = self.path_of(&address)?;
         let dir = dest.parent().expect("two-level path");
         fs::create_dir_all(dir)?;
@@ -62,14 +136,7 @@ impl ObjectDir {
 
     /// Reads a blob, failing if its content no longer matches its address.
     pub fn get(&self, address: &str) -> io::Result<Vec<u8>> {
-        let bytes = fs::read(self.path_of(address)?)?;
-        if hex::encode(Sha256::digest(&bytes)) != address {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "object content does not match its address",
-            ));
-        }
-        Ok(bytes)
+        verified(address, fs::read(self.path_of(address)?)?)
     }
 
     /// Deletes a blob; `Ok(false)` if it was already gone.

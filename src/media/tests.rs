@@ -15,7 +15,7 @@ fn service(av: AntivirusConfig) -> (tempfile::TempDir, Arc<Store>, MediaService,
     let tenant = tenancy::create_tenant(&store, "T", "free", "test").unwrap();
     let media = MediaService::new(
         store.clone(),
-        &dir.path().join("objects"),
+        objects::Objects::Local(objects::ObjectDir::open(&dir.path().join("objects")).unwrap()),
         IntakeLimits::default(),
         av,
         crate::admission::Budget::new("decoded", 1 << 30, 1 << 30, Duration::from_secs(1)),

@@ -144,9 +144,28 @@ pub fn list(
 
 /// Takes the next job, fairly across tenants: among tenants with queued jobs, the one with the
 /// fewest running, then the one served longest ago, then the oldest queue; that tenant's oldest
-/// job is marked running and returned with its sealed input. One tenant's backlog of hundreds
-/// therefore delays another tenant's job by at most one job per worker.
-pub fn claim_next(tx: &Tx<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
+/// job is marked running by `node` until `lease_until` and returned with its sealed input. One
+/// tenant's backlog of hundreds therefore delays another tenant's job by at most one job per
+/// worker. Jobs whose node let its lease run out (it died) are queued again first. Claims are
+/// exclusive because every write transaction is serialised (SQLite's one writer; PostgreSQL's
+/// cluster-wide advisory lock), so no row lock is needed.
+pub fn claim_next(
+    tx: &Tx<'_>,
+    now: i64,
+    node: &str,
+    lease_until: i64,
+) -> Result<Option<(JobRow, Vec<u8>)>> {
+    let lapsed = tx.execute(
+        "UPDATE jobs SET status = 'queued', claimed_by = NULL, lease_until = NULL \
+         WHERE status = 'running' AND lease_until < ?1",
+        params![now],
+    )?;
+    if lapsed > 0 {
+        tracing::warn!(
+            jobs = lapsed,
+            "jobs whose node stopped renewing its lease queued again"
+        );
+    }
     let Some(id): Option<String> = tx
         .query_row(
             "WITH queued AS (SELECT tenant_id, MIN(created_at) AS oldest FROM jobs \
@@ -165,8 +184,9 @@ pub fn claim_next(tx: &Tx<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
         return Ok(None);
     };
     tx.execute(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2 WHERE id = ?1",
-        params![id, now],
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2, \
+         claimed_by = ?3, lease_until = ?4 WHERE id = ?1",
+        params![id, now, node, lease_until],
     )?;
     let job = tx.query_row(
         &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
@@ -188,52 +208,68 @@ pub fn claim_next(tx: &Tx<'_>, now: i64) -> Result<Option<(JobRow, Vec<u8>)>> {
             fail(
                 tx,
                 &id,
+                node,
                 "the job's input is gone (its subject was erased)",
                 now,
             )?;
-            claim_next(tx, now)
+            claim_next(tx, now, node, lease_until)
         }
     }
 }
 
-/// Queues again every job a previous process left running; returns how many.
-pub fn requeue_running(tx: &Tx<'_>) -> Result<usize> {
+/// Queues again the jobs `node` left running when it stopped (and any claimed before leases
+/// existed); returns how many. Other nodes' jobs are theirs until their leases run out.
+pub fn requeue_own(tx: &Tx<'_>, node: &str) -> Result<usize> {
     tx.execute(
-        "UPDATE jobs SET status = 'queued' WHERE status = 'running'",
-        params![],
+        "UPDATE jobs SET status = 'queued', claimed_by = NULL, lease_until = NULL \
+         WHERE status = 'running' AND (claimed_by = ?1 OR claimed_by IS NULL)",
+        params![node],
     )
 }
 
-/// Records the result of a running job and drops its input; `false` (and nothing written) when
-/// the job is no longer running, so a result is stored once.
+/// Extends `node`'s lease on a running job; `false` when the job is no longer its own (its
+/// lease ran out and another node took it, or it ended).
+pub fn renew_lease(tx: &Tx<'_>, id: &str, node: &str, lease_until: i64) -> Result<bool> {
+    Ok(tx.execute(
+        "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND claimed_by = ?2 AND status = 'running'",
+        params![id, node, lease_until],
+    )? == 1)
+}
+
+/// Records the result of a job `node` runs and drops its input; `false` (and nothing written)
+/// when the job is no longer running there, so a result is stored once.
 pub fn complete(
     tx: &Tx<'_>,
     id: &str,
+    node: &str,
     score: i64,
     decision: &str,
     sealed_result: &[u8],
     now: i64,
 ) -> Result<bool> {
     let changed = tx.execute(
-        "UPDATE jobs SET status = 'completed', score = ?2, decision = ?3, result = ?4, finished_at = ?5 \
-         WHERE id = ?1 AND status = 'running'",
-        params![id, score, decision, sealed_result, now],
+        "UPDATE jobs SET status = 'completed', score = ?2, decision = ?3, result = ?4, finished_at = ?5, \
+         lease_until = NULL WHERE id = ?1 AND status = 'running' AND claimed_by = ?6",
+        params![id, score, decision, sealed_result, now, node],
     )?;
     if changed == 1 {
         tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", params![id])?;
+        super::quota::release_job(tx, id)?;
     }
     Ok(changed == 1)
 }
 
-/// Marks a running job failed (its input could not be processed at all); `false` when it was not
-/// running.
-pub fn fail(tx: &Tx<'_>, id: &str, error: &str, now: i64) -> Result<bool> {
+/// Marks a job `node` runs failed (its input could not be processed at all); `false` when it
+/// was not running there.
+pub fn fail(tx: &Tx<'_>, id: &str, node: &str, error: &str, now: i64) -> Result<bool> {
     let changed = tx.execute(
-        "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1 AND status = 'running'",
-        params![id, error, now],
+        "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3, lease_until = NULL \
+         WHERE id = ?1 AND status = 'running' AND claimed_by = ?4",
+        params![id, error, now, node],
     )?;
     if changed == 1 {
         tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", params![id])?;
+        super::quota::release_job(tx, id)?;
     }
     Ok(changed == 1)
 }
@@ -339,7 +375,7 @@ mod tests {
             .unwrap();
         let claim = |now| {
             store
-                .write(|tx| claim_next(tx, now))
+                .write(|tx| claim_next(tx, now, "node-a", now + 60))
                 .unwrap()
                 .map(|(j, _)| j.id)
         };
@@ -354,5 +390,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(orphan.status, "failed");
+    }
+
+    #[test]
+    fn a_lapsed_lease_passes_the_job_to_another_node_and_only_the_holder_ends_it() {
+        let (_dir, store) = test_store();
+        let t = crate::tenancy::create_tenant(&store, "T", "pro", "t")
+            .unwrap()
+            .id;
+        store
+            .write(|tx| insert(tx, &job("job_1", &t, 100), b"x"))
+            .unwrap();
+        let claim = |node: &str, now: i64| {
+            store
+                .write(|tx| claim_next(tx, now, node, now + 60))
+                .unwrap()
+                .map(|(j, _)| (j.id, j.attempts))
+        };
+        assert_eq!(claim("a", 1000), Some(("job_1".into(), 1)));
+        assert_eq!(claim("b", 1010), None, "a holds it");
+        assert!(store
+            .write(|tx| renew_lease(tx, "job_1", "a", 1090))
+            .unwrap());
+        assert_eq!(claim("b", 1080), None, "renewed");
+        // a stops renewing (it died): after the lease, b takes it.
+        assert_eq!(claim("b", 1091), Some(("job_1".into(), 2)));
+        assert!(!store
+            .write(|tx| renew_lease(tx, "job_1", "a", 1200))
+            .unwrap());
+        let done = |node: &str| {
+            store
+                .write(|tx| complete(tx, "job_1", node, 90, "approved", b"r", 1100))
+                .unwrap()
+        };
+        assert!(!done("a"), "a's late result is refused");
+        assert!(done("b"));
+        assert!(!done("b"), "once");
+        // A restarted node queues again only what it held itself.
+        store
+            .write(|tx| insert(tx, &job("job_2", &t, 200), b"x"))
+            .unwrap();
+        assert_eq!(claim("c", 1200).map(|j| j.0), Some("job_2".into()));
+        assert_eq!(store.write(|tx| requeue_own(tx, "a")).unwrap(), 0);
+        assert_eq!(store.write(|tx| requeue_own(tx, "c")).unwrap(), 1);
     }
 }

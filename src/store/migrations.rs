@@ -19,10 +19,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_workflow.sql"),
     include_str!("migrations/0007_billing.sql"),
     include_str!("migrations/0008_hardening.sql"),
+    include_str!("migrations/0009_shared_state.sql"),
 ];
 
 /// PostgreSQL's migrations, in order; index + 1 is its version.
-const POSTGRES: &[&str] = &[include_str!("migrations/postgres/0001_schema.sql")];
+const POSTGRES: &[&str] = &[
+    include_str!("migrations/postgres/0001_schema.sql"),
+    include_str!("migrations/postgres/0002_shared_state.sql"),
+];
 
 /// Brings a PostgreSQL schema up to the latest version, one transaction per migration.
 pub(super) fn apply_postgres(conn: &mut super::sql::PgConn) -> Result<()> {

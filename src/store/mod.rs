@@ -16,6 +16,7 @@ pub mod media;
 mod migrations;
 pub mod plans;
 mod postgres_pool;
+pub mod quota;
 pub mod sql;
 pub mod tenants;
 pub mod usage;
@@ -226,6 +227,21 @@ impl Store {
                         std::panic::resume_unwind(panic)
                     }
                 }
+            }
+        }
+    }
+
+    /// Runs `f`'s statements each on its own, for writes whose outcome a row constraint decides
+    /// in one statement (an upsert, an insert that may conflict) rather than a read before
+    /// them: on PostgreSQL in autocommit, outside the writers' lock, so per-request state (the
+    /// replay memory, rate buckets) never queues behind the serialised writers; on SQLite in a
+    /// write transaction like any other.
+    pub fn autocommit<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
+        match &self.engine {
+            Engine::Sqlite { .. } => self.write(|tx| f(tx)),
+            Engine::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                f(&Conn::postgres(&mut conn))
             }
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::sql::PgConn;
 use super::{DbError, Result, StoreError};
+use crate::io_runtime::IoRuntime;
 
 /// The key of the session advisory lock held while migrations run.
 pub const MIGRATION_LOCK: i64 = 0x6b79_6364_6d69;
@@ -31,29 +32,11 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-/// Two threads that drive every connection's socket; shut down without blocking when the store
-/// goes (a tokio runtime may not be dropped on a thread that drives another).
-pub struct IoRuntime(Option<tokio::runtime::Runtime>);
-
-impl IoRuntime {
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("runtime lives until drop").handle()
-    }
-}
-
-impl Drop for IoRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 impl Manager {
     fn connect_now(&self) -> std::result::Result<PgConn, tokio_postgres::Error> {
         let config = self.config.clone();
         let handle = self.runtime.handle().clone();
-        let connected = futures_executor::block_on(self.runtime.handle().spawn(async move {
+        let client = self.runtime.run(async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
             handle.spawn(async move {
                 if let Err(e) = connection.await {
@@ -61,11 +44,8 @@ impl Manager {
                 }
             });
             Ok::<_, tokio_postgres::Error>(client)
-        }));
-        match connected {
-            Ok(client) => Ok(PgConn::new(client?)),
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
+        })?;
+        Ok(PgConn::new(client))
     }
 }
 
@@ -96,14 +76,10 @@ pub fn open(url: &str, max_connections: u32) -> Result<Pool> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("kycd-postgres")
-        .enable_all()
-        .build()?;
     let manager = Manager {
         config,
-        runtime: Arc::new(IoRuntime(Some(runtime))),
+        // Two threads drive every connection's socket.
+        runtime: IoRuntime::new("kycd-postgres", 2)?,
     };
     drop(manager.connect_now().map_err(DbError::Postgres)?);
     Ok(r2d2::Pool::builder()

@@ -1,18 +1,17 @@
 //! Metering: monthly quotas judged before the work, usage recorded with its price after it.
 //!
-//! A request first [`Meter::reserve`]s a unit of each module it will run: the reservation holds
-//! a place under the quota while the work runs, so 200 concurrent requests against a quota of
-//! 150 let exactly 150 through. On success the units are recorded — usage row, counter, price
-//! and any threshold event, in one transaction ([`record_in`]) — and then settled in memory; a
-//! failed request drops its reservation and is not billed.
-//!
-//! The in-memory slot per (tenant, module, month) mirrors the committed counter plus the units
-//! in flight. `used + in_flight` is what the quota is judged on, and settling moves a unit from
-//! one to the other under one lock, so the sum never jumps.
+//! A request first [`Meter::reserve`]s a unit of each module it will run: under a hard quota the
+//! reservation is a row in `quota_holds` while the work runs, so 200 concurrent requests against
+//! a quota of 150 let exactly 150 through, however many nodes share the database. On success the
+//! units are recorded — usage row, counter, price, any threshold event, and the holds released,
+//! in one transaction ([`record_in`]); a failed request drops its reservation (its holds are
+//! deleted) and is not billed. `used + holds` is what the quota is judged on, and recording
+//! moves a unit from one to the other in one transaction, so the sum never jumps. A node that
+//! dies mid-request leaves holds that lapse after [`HOLD_SECS`]; a queued job's holds last until
+//! the job ends.
 
 use crate::store::Tx;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -126,33 +125,18 @@ impl Counter {
     }
 }
 
-type SlotKey = (String, Counter, String);
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Slot {
-    used: i64,
-    in_flight: i64,
-}
-
-#[derive(Default)]
-struct Slots(Mutex<HashMap<SlotKey, Slot>>);
-
-impl Slots {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SlotKey, Slot>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+/// How long a request's holds last if its node dies before it ends (then they lapse).
+pub const HOLD_SECS: i64 = 600;
 
 /// Units of modules held under their quotas while a request runs; released on drop unless
-/// settled.
+/// settled (recorded) or handed to a queued job.
 pub struct Reservation {
-    slots: Arc<Slots>,
-    tenant_id: String,
+    store: Arc<Store>,
     period: String,
-    held: Vec<Module>,
+    holds: Vec<String>,
     sandbox: bool,
     billed: bool,
-    settled: bool,
+    done: bool,
 }
 
 impl Reservation {
@@ -161,29 +145,19 @@ impl Reservation {
         &self.period
     }
 
-    /// After the transaction that recorded `ran` committed: those units are now used; the rest
-    /// of the held ones are released.
-    pub fn settle(mut self, ran: &[Module]) {
-        let mut slots = self.slots.lock();
-        for m in &self.held {
-            if let Some(s) = slots.get_mut(&self.key(*m)) {
-                s.in_flight -= 1;
-            }
-        }
-        for m in ran {
-            if let Some(s) = slots.get_mut(&self.key(*m)) {
-                s.used += 1;
-            }
-        }
-        self.settled = true;
+    /// After the transaction that recorded the units committed (it released the holds).
+    pub fn settle(mut self) {
+        self.done = true;
     }
 
-    fn key(&self, module: Module) -> SlotKey {
-        let counter = Counter {
-            module,
-            sandbox: self.sandbox,
-        };
-        (self.tenant_id.clone(), counter, self.period.clone())
+    /// Inside the transaction that queues `job_id`: the holds now last until the job ends.
+    pub fn bind_to_job(&self, tx: &Tx<'_>, job_id: &str) -> Result<(), StoreError> {
+        store::quota::bind_to_job(tx, &self.holds, job_id)
+    }
+
+    /// After that transaction committed: the job owns the holds.
+    pub fn handed_over(mut self) {
+        self.done = true;
     }
 
     /// Whether the units go to the sandbox's own counter.
@@ -194,14 +168,15 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.settled {
+        if self.done || self.holds.is_empty() {
             return;
         }
-        let mut slots = self.slots.lock();
-        for m in &self.held {
-            if let Some(s) = slots.get_mut(&self.key(*m)) {
-                s.in_flight -= 1;
-            }
+        // A failed request gives its units back now; if this write fails they lapse anyway.
+        if let Err(e) = self
+            .store
+            .write(|tx| store::quota::release(tx, &self.holds))
+        {
+            tracing::warn!(error = %e, "releasing quota holds failed; they lapse in {HOLD_SECS} s");
         }
     }
 }
@@ -235,40 +210,19 @@ pub struct Recorded {
 /// The metering service.
 pub struct Meter {
     store: Arc<Store>,
-    slots: Arc<Slots>,
-    parked: Mutex<HashMap<String, Reservation>>,
 }
 
 impl Meter {
     /// A meter over `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        Meter {
-            store,
-            slots: Arc::default(),
-            parked: Mutex::default(),
-        }
-    }
-
-    fn load_slot(
-        &self,
-        slots: &mut HashMap<SlotKey, Slot>,
-        key: &SlotKey,
-    ) -> Result<Slot, StoreError> {
-        if let Some(s) = slots.get(key) {
-            return Ok(*s);
-        }
-        let used = self
-            .store
-            .read(|c| store::usage::used(c, &key.0, &key.1.name(), &key.2))?;
-        let s = Slot { used, in_flight: 0 };
-        slots.insert(key.clone(), s);
-        Ok(s)
+        Meter { store }
     }
 
     /// Holds one unit of each module for a request at time `now`, or refuses with the first
     /// module whose hard quota is used up. Sandbox keys of a plan that is not sandbox-only draw
     /// on the plan's sandbox allowance instead (always hard), never on the live quota.
-    /// Blocking (reads the plan, maybe the counters).
+    /// Blocking: a hard quota is judged and held in one write transaction, which every node
+    /// serialises, so no node can overshoot it.
     pub fn reserve(
         &self,
         tenant_id: &str,
@@ -282,103 +236,86 @@ impl Meter {
         let billed = !(sandbox || plan.sandbox_only);
         let sandbox = sandbox && !plan.sandbox_only;
         let period = period_of(now);
-        let mut slots = self.slots.lock();
-        let mut checked = Vec::with_capacity(modules.len());
-        for m in modules {
-            let counter = Counter {
-                module: *m,
-                sandbox,
-            };
-            let key = (tenant_id.to_owned(), counter, period.clone());
-            let slot = self.load_slot(&mut slots, &key)?;
-            let (hard, limit) = if sandbox {
-                (true, Some(plan.sandbox_quota))
-            } else {
-                (
-                    plan.quota_mode == QuotaMode::Hard,
-                    plan.modules.get(m).and_then(|t| t.monthly_quota),
-                )
-            };
-            if let (true, Some(limit)) = (hard, limit) {
-                if slot.used + slot.in_flight >= limit {
-                    return Err(MeterError::QuotaExceeded {
-                        module: m.as_str(),
-                        limit,
-                        used: slot.used + slot.in_flight,
-                        resets_at: resets_at(&period),
-                        sandbox,
-                    });
-                }
-            }
-            checked.push(key);
-        }
-        for key in &checked {
-            slots.get_mut(key).expect("loaded above").in_flight += 1;
-        }
-        Ok(Reservation {
-            slots: self.slots.clone(),
-            tenant_id: tenant_id.to_owned(),
-            period,
-            held: modules.to_vec(),
+        let capped: Vec<(Module, Counter, i64)> = modules
+            .iter()
+            .filter_map(|m| {
+                let counter = Counter {
+                    module: *m,
+                    sandbox,
+                };
+                let (hard, limit) = if sandbox {
+                    (true, Some(plan.sandbox_quota))
+                } else {
+                    (
+                        plan.quota_mode == QuotaMode::Hard,
+                        plan.modules.get(m).and_then(|t| t.monthly_quota),
+                    )
+                };
+                limit.filter(|_| hard).map(|l| (*m, counter, l))
+            })
+            .collect();
+        let mut reservation = Reservation {
+            store: self.store.clone(),
+            period: period.clone(),
+            holds: Vec::new(),
             sandbox,
             billed,
-            settled: false,
-        })
+            done: false,
+        };
+        if capped.is_empty() {
+            return Ok(reservation);
+        }
+        let judged = self.store.write(|tx| {
+            for (m, counter, limit) in &capped {
+                let name = counter.name();
+                let used = store::usage::used(tx, tenant_id, &name, &period)?
+                    + store::quota::in_force(tx, tenant_id, &name, &period, now)?;
+                if used >= *limit {
+                    // Nothing was held yet: committing holds nothing.
+                    return Ok(Err(MeterError::QuotaExceeded {
+                        module: m.as_str(),
+                        limit: *limit,
+                        used,
+                        resets_at: resets_at(&period),
+                        sandbox,
+                    }));
+                }
+            }
+            let mut holds = Vec::with_capacity(capped.len());
+            for (_, counter, _) in &capped {
+                let id = hold_id();
+                store::quota::hold(
+                    tx,
+                    &id,
+                    tenant_id,
+                    &counter.name(),
+                    &period,
+                    now + HOLD_SECS,
+                )?;
+                holds.push(id);
+            }
+            Ok(Ok(holds))
+        })?;
+        reservation.holds = judged?;
+        Ok(reservation)
     }
 
-    /// A reservation that holds nothing, for work accepted before this process started (a job
-    /// queued before a restart): its units are recorded whatever the quota says now, because
-    /// nothing accepted is dropped.
-    pub fn unreserved(
-        &self,
-        tenant_id: &str,
-        modules: &[Module],
-        sandbox: bool,
-        now: i64,
-    ) -> Reservation {
-        let period = period_of(now);
+    /// The reservation a queued job's units are recorded under when it ends: its holds are
+    /// released by the transaction that ends it (`store::jobs::complete` or `fail`), and its
+    /// units are recorded whatever the quota says now, because nothing accepted is dropped.
+    pub fn for_job(&self, tenant_id: &str, sandbox: bool, now: i64) -> Reservation {
         let sandbox_only = self
             .store
             .read(|c| effective_plan(c, tenant_id))
             .is_ok_and(|p| p.sandbox_only);
-        let r = Reservation {
-            slots: self.slots.clone(),
-            tenant_id: tenant_id.to_owned(),
-            period,
-            held: Vec::new(),
+        Reservation {
+            store: self.store.clone(),
+            period: period_of(now),
+            holds: Vec::new(),
             sandbox: sandbox && !sandbox_only,
             billed: !(sandbox || sandbox_only),
-            settled: false,
-        };
-        self.load_slots(&r, modules);
-        r
-    }
-
-    /// Loads the slots of units about to be recorded under `r` without having been reserved,
-    /// before they are committed, so settling counts them exactly once.
-    pub fn load_slots(&self, r: &Reservation, modules: &[Module]) {
-        let mut slots = self.slots.lock();
-        for m in modules {
-            if let Err(e) = self.load_slot(&mut slots, &r.key(*m)) {
-                tracing::warn!(error = %e, "loading a usage counter failed");
-            }
+            done: false,
         }
-    }
-
-    /// Keeps a reservation for a queued job until it finishes.
-    pub fn park(&self, job_id: &str, r: Reservation) {
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job_id.to_owned(), r);
-    }
-
-    /// The reservation a job was queued with, if this process queued it.
-    pub fn unpark(&self, job_id: &str) -> Option<Reservation> {
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(job_id)
     }
 
     /// Records the units of `ran` in their own transaction and settles the reservation.
@@ -395,15 +332,23 @@ impl Meter {
         let out = self
             .store
             .write(|tx| record_in(tx, &hooks_key, &r, request_id, payer, ran, now))?;
-        r.settle(ran);
+        r.settle();
         Ok(out)
     }
 }
 
+fn hold_id() -> String {
+    use rand::RngCore;
+    let mut raw = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut raw);
+    format!("hold_{}", hex::encode(raw))
+}
+
 /// Writes the usage rows of `ran` inside the caller's transaction: counter, price by the
 /// volume tier the unit falls in, overage flag, and the `quota.threshold` event when a unit
-/// crosses 80 % or 100 % of its quota (once per period, whatever the concurrency). Call
-/// [`Reservation::settle`] after the commit.
+/// crosses 80 % or 100 % of its quota (once per period, whatever the concurrency); releases the
+/// reservation's holds (a job's go when the job ends). Call [`Reservation::settle`]
+/// after the commit.
 pub fn record_in(
     tx: &Tx<'_>,
     hooks_key: &DataKey,
@@ -413,6 +358,7 @@ pub fn record_in(
     ran: &[Module],
     now: i64,
 ) -> Result<Vec<Recorded>, StoreError> {
+    store::quota::release(tx, &r.holds)?;
     let plan = effective_plan(tx, payer.tenant_id)?;
     let billed = r.billed;
     let mut out = Vec::with_capacity(ran.len());

@@ -1,8 +1,11 @@
 //! Request rate limits per API key: GCRA (the `governor` crate) over a per-minute and a per-day
 //! budget, one pair of buckets per key and budget (the shared one, `*`, or an endpoint's own).
 //!
-//! Buckets live in memory: a restart forgives a minute's burst, which is the usual trade for a
-//! limiter that costs no disk write per request.
+//! On one node the buckets live in memory: a restart forgives a minute's burst, which is the
+//! usual trade for a limiter that costs no disk write per request. Nodes sharing a PostgreSQL
+//! database share the buckets there ([`RateLimiter::shared`]): the same GCRA, one upsert per
+//! bucket and request in autocommit (outside the serialised writers), so a key's budget holds
+//! across nodes.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -14,6 +17,59 @@ use governor::middleware::StateInformationMiddleware;
 use governor::{Quota, RateLimiter as Gcra};
 
 use super::plans::Budget;
+use crate::store::{self, Store, StoreError};
+
+/// The outcome of one GCRA cell in a shared bucket.
+enum Cell {
+    /// Taken; this many more fit now.
+    Taken { remaining: u32 },
+    /// Refused; the next fits in this many milliseconds.
+    Refused { wait_ms: i64 },
+}
+
+/// One GCRA step on the shared bucket `(key_id, bucket)`: `limit` cells per `period`, all of
+/// them available as a burst. The theoretical arrival time (TAT) moves by one emission
+/// interval per cell taken, in a single statement, so concurrent nodes never both take the last
+/// cell.
+fn shared_cell(
+    store: &Store,
+    key_id: &str,
+    bucket: &str,
+    limit: u32,
+    period: Duration,
+    now_ms: i64,
+) -> Result<Cell, StoreError> {
+    let limit = i64::from(limit.max(1));
+    let interval = (period.as_millis() as i64 / limit).max(1);
+    let tolerance = interval * (limit - 1);
+    store.autocommit(|c| {
+        let tat: Option<i64> = store::Optional::optional(c.query_row(
+            "INSERT INTO rate_buckets (key_id, bucket, tat_ms) VALUES (?1, ?2, CAST(?3 AS BIGINT) + CAST(?4 AS BIGINT)) \
+             ON CONFLICT (key_id, bucket) DO UPDATE SET tat_ms = \
+               (CASE WHEN rate_buckets.tat_ms > ?3 THEN rate_buckets.tat_ms ELSE ?3 END) + ?4 \
+             WHERE (CASE WHEN rate_buckets.tat_ms > ?3 THEN rate_buckets.tat_ms ELSE ?3 END) - ?3 <= CAST(?5 AS BIGINT) \
+             RETURNING tat_ms",
+            store::params![key_id, bucket, now_ms, interval, tolerance],
+            |r| r.get(0),
+        ))?;
+        Ok(match tat {
+            Some(tat) => Cell::Taken {
+                remaining: ((tolerance + interval - (tat - now_ms)) / interval).clamp(0, limit)
+                    as u32,
+            },
+            None => {
+                let tat: i64 = c.query_row(
+                    "SELECT tat_ms FROM rate_buckets WHERE key_id = ?1 AND bucket = ?2",
+                    store::params![key_id, bucket],
+                    |r| r.get(0),
+                )?;
+                Cell::Refused {
+                    wait_ms: (tat - now_ms - tolerance).max(1),
+                }
+            }
+        })
+    })
+}
 
 type Limiter = Gcra<
     governor::state::NotKeyed,
@@ -65,6 +121,7 @@ pub struct Decision {
 #[derive(Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<(String, String), Arc<Buckets>>>,
+    shared: Option<Arc<Store>>,
 }
 
 fn ceil_secs(d: Duration) -> u64 {
@@ -83,9 +140,90 @@ impl RateLimiter {
         Self::default()
     }
 
+    /// A limiter whose buckets every node on `store`'s database shares.
+    pub fn shared(store: Arc<Store>) -> Self {
+        RateLimiter {
+            shared: Some(store),
+            ..Self::default()
+        }
+    }
+
+    fn check_shared(&self, store: &Store, key_id: &str, bucket: &str, budget: Budget) -> Decision {
+        let now_ms = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()) as i64;
+        let minute_period = Duration::from_secs(60);
+        let day_period = Duration::from_secs(86_400);
+        let step = |suffix: &str, limit: u32, period: Duration| {
+            shared_cell(
+                store,
+                key_id,
+                &format!("{bucket}:{suffix}"),
+                limit,
+                period,
+                now_ms,
+            )
+        };
+        let refused = |limit: u32, period: Duration, wait_ms: i64| Decision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset_secs: reset_secs(limit, 0, period),
+            retry_after_secs: Some(ceil_secs(Duration::from_millis(wait_ms as u64)).max(1)),
+        };
+        let outcome = step("m", budget.per_minute, minute_period).and_then(|minute| {
+            let Cell::Taken { remaining: m } = minute else {
+                return Ok((minute, None));
+            };
+            step("d", budget.per_day, day_period)
+                .map(|day| (Cell::Taken { remaining: m }, Some(day)))
+        });
+        match outcome {
+            Ok((Cell::Refused { wait_ms }, _)) => {
+                refused(budget.per_minute, minute_period, wait_ms)
+            }
+            Ok((_, Some(Cell::Refused { wait_ms }))) => {
+                refused(budget.per_day, day_period, wait_ms)
+            }
+            Ok((Cell::Taken { remaining: m }, Some(Cell::Taken { remaining: d }))) => {
+                let (limit, remaining, period) = if d < m {
+                    (budget.per_day, d, day_period)
+                } else {
+                    (budget.per_minute, m, minute_period)
+                };
+                Decision {
+                    allowed: true,
+                    limit,
+                    remaining,
+                    reset_secs: reset_secs(limit, remaining, period),
+                    retry_after_secs: None,
+                }
+            }
+            Ok((Cell::Taken { .. }, None)) => {
+                unreachable!("the day's bucket follows a taken minute")
+            }
+            Err(e) => {
+                // The database is what every request needs anyway: the request will meet the
+                // same failure in its own work. Let it through rather than refuse a key for it.
+                tracing::warn!(error = %e, "shared rate bucket unavailable; request not limited");
+                Decision {
+                    allowed: true,
+                    limit: budget.per_minute,
+                    remaining: 0,
+                    reset_secs: 0,
+                    retry_after_secs: None,
+                }
+            }
+        }
+    }
+
     /// Counts one request of `key_id` against `budget` (bucket `bucket`). A budget changed since
     /// the bucket was made starts a fresh bucket.
     pub fn check(&self, key_id: &str, bucket: &str, budget: Budget) -> Decision {
+        if let Some(store) = &self.shared {
+            return self.check_shared(store, key_id, bucket, budget);
+        }
         let buckets = {
             let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
             let entry = map
@@ -139,6 +277,16 @@ impl RateLimiter {
 
     /// Forgets the buckets of a key (revoked keys).
     pub fn forget(&self, key_id: &str) {
+        if let Some(store) = &self.shared {
+            if let Err(e) = store.autocommit(|c| {
+                c.execute(
+                    "DELETE FROM rate_buckets WHERE key_id = ?1",
+                    store::params![key_id],
+                )
+            }) {
+                tracing::warn!(error = %e, "forgetting a key's rate buckets failed");
+            }
+        }
         self.buckets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -150,33 +298,65 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn burst_then_refusal_with_retry_after_and_keys_independent() {
-        let rl = RateLimiter::new();
+    /// The same behaviour whichever node of `nodes` each request reaches (round robin).
+    fn burst_then_refusal(nodes: &[&RateLimiter]) {
+        let mut turn = 0usize;
+        let mut check = |key: &str, bucket: &str, b: Budget| {
+            turn += 1;
+            nodes[turn % nodes.len()].check(key, bucket, b)
+        };
         let b = Budget {
             per_minute: 60,
             per_day: 50_000,
         };
         for i in 0..60 {
-            let d = rl.check("a", "*", b);
+            let d = check("a", "*", b);
             assert!(d.allowed, "request {}", i + 1);
             assert_eq!((d.limit, d.remaining), (60, 59 - i));
         }
-        let d = rl.check("a", "*", b);
+        let d = check("a", "*", b);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_secs, Some(1));
         assert_eq!(d.reset_secs, 60);
         // Another key, and another bucket of the same key, are untouched.
-        assert!(rl.check("b", "*", b).allowed);
-        assert!(rl.check("a", "POST /v1/kyc/verify", b).allowed);
+        assert!(check("b", "*", b).allowed);
+        assert!(check("a", "POST /v1/kyc/verify", b).allowed);
         // A day budget smaller than the minute's binds.
         let tight = Budget {
             per_minute: 10,
             per_day: 2,
         };
-        assert_eq!(rl.check("c", "*", tight).limit, 2);
-        assert!(rl.check("c", "*", tight).allowed);
-        let d = rl.check("c", "*", tight);
+        assert_eq!(check("c", "*", tight).limit, 2);
+        assert!(check("c", "*", tight).allowed);
+        let d = check("c", "*", tight);
         assert!(!d.allowed && d.limit == 2 && d.retry_after_secs.unwrap() > 3600);
+    }
+
+    #[test]
+    fn burst_then_refusal_with_retry_after_and_keys_independent() {
+        burst_then_refusal(&[&RateLimiter::new()]);
+    }
+
+    #[test]
+    fn two_nodes_sharing_the_database_share_each_budget() {
+        let (_dir, store) = crate::store::test_store();
+        let store = Arc::new(store);
+        let (a, b) = (
+            RateLimiter::shared(store.clone()),
+            RateLimiter::shared(store.clone()),
+        );
+        burst_then_refusal(&[&a, &b]);
+        a.forget("a");
+        assert!(
+            b.check(
+                "a",
+                "*",
+                Budget {
+                    per_minute: 60,
+                    per_day: 50_000
+                }
+            )
+            .allowed
+        );
     }
 }

@@ -96,6 +96,11 @@ pub struct JobSettings {
     pub webhook_retry_scale: f64,
     /// Where webhooks and callbacks may be sent.
     pub egress: Arc<egress::Policy>,
+    /// This node's name in job claims (stable across its restarts).
+    pub node: String,
+    /// How long a claim lasts unless renewed; a node that dies leaves its jobs to the others
+    /// after this.
+    pub lease_secs: i64,
 }
 
 /// The job service.
@@ -108,6 +113,8 @@ pub struct Jobs {
     metrics: Arc<crate::telemetry::metrics::Metrics>,
     wake: Notify,
     egress: Arc<egress::Policy>,
+    node: Arc<str>,
+    lease_secs: i64,
     /// Webhook delivery (woken when a job's event is queued).
     pub deliverer: Arc<Deliverer>,
 }
@@ -137,6 +144,8 @@ impl Jobs {
                 egress.clone(),
             )),
             egress,
+            node: settings.node.into(),
+            lease_secs: settings.lease_secs.max(1),
         }
     }
 
@@ -231,8 +240,6 @@ impl Jobs {
             sandbox: !live,
         };
         let input = serde_json::to_vec(request).map_err(|e| invalid("body", &e.to_string()))?;
-        // Parked before the job exists, so a worker that finishes it at once finds it.
-        self.meter.park(&id, reservation);
         let outcome = self.store.write(|tx| {
             // Two requests with one key racing: the second finds the first here.
             if let Some(k) = idempotency_key {
@@ -243,11 +250,14 @@ impl Jobs {
             let key = self.store.subject_key(tx, tenant_id, &subject_id, now)?;
             let sealed = key.seal(&input, id.as_bytes())?;
             store::jobs::insert(tx, &row, &sealed)?;
+            // The units stay held until the job ends, on whichever node runs it.
+            reservation.bind_to_job(tx, &id)?;
             Ok((row.clone(), true))
         });
-        if !matches!(outcome, Ok((_, true))) {
-            // No job was queued: give the units back.
-            drop(self.meter.unpark(&id));
+        match outcome {
+            Ok((_, true)) => reservation.handed_over(),
+            // No job was queued: the units go back as the reservation drops.
+            _ => drop(reservation),
         }
         let outcome = outcome?;
         self.wake.notify_one();
@@ -322,13 +332,15 @@ impl Jobs {
         v
     }
 
-    /// Queues again what a previous process left running, then runs `workers` workers.
+    /// Queues again what this node left running when it stopped, then runs `workers` workers.
     pub fn start(self: &Arc<Self>, workers: usize) -> Result<(), StoreError> {
-        let requeued = self.store.write(store::jobs::requeue_running)?;
+        let requeued = self
+            .store
+            .write(|tx| store::jobs::requeue_own(tx, &self.node))?;
         if requeued > 0 {
             tracing::info!(
                 requeued,
-                "jobs left running by the previous process queued again"
+                "jobs left running by this node's previous process queued again"
             );
         }
         tokio::spawn(self.deliverer.clone().run());
@@ -343,8 +355,9 @@ impl Jobs {
         loop {
             let me = self.clone();
             let claimed = tokio::task::spawn_blocking(move || {
+                let now = store::now();
                 me.store
-                    .write(|tx| store::jobs::claim_next(tx, store::now()))
+                    .write(|tx| store::jobs::claim_next(tx, now, &me.node, now + me.lease_secs))
             })
             .await;
             match claimed {
@@ -354,10 +367,10 @@ impl Jobs {
                     self.process(job, input).instrument(span).await
                 }
                 Ok(Ok(None)) => {
-                    // Nothing queued: sleep until a submission wakes us (or a minute passes, in
-                    // case another process queued something).
+                    // Nothing queued: sleep until a submission here wakes us, or a few seconds
+                    // pass (another node may have queued something, or let a lease run out).
                     let _ =
-                        tokio::time::timeout(Duration::from_secs(60), self.wake.notified()).await;
+                        tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
                 }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "claiming a job failed");
@@ -371,6 +384,7 @@ impl Jobs {
     async fn process(&self, job: JobRow, sealed: Vec<u8>) {
         use futures_util::FutureExt;
         // A job that took the process down each time it ran is not run again forever.
+        let lease = self.keep_lease(&job.id);
         let outcome = if job.attempts > MAX_ATTEMPTS {
             Err(format!("gave up after {MAX_ATTEMPTS} attempts"))
         } else {
@@ -380,6 +394,7 @@ impl Jobs {
                 .await
                 .unwrap_or_else(|_| Err("the verification stopped unexpectedly".into()))
         };
+        lease.abort();
         let outcome = Arc::new(outcome);
         let mut written = Ok(Ok(false));
         // The store may be busy (the CLI holds the lock, say): try a few times before leaving the
@@ -387,16 +402,13 @@ impl Jobs {
         for delay in [0u64, 1, 5, 30] {
             tokio::time::sleep(Duration::from_secs(delay)).await;
             let (store, job2, outcome) = (self.store.clone(), job.clone(), outcome.clone());
-            let meter = self.meter.clone();
+            let (meter, node) = (self.meter.clone(), self.node.clone());
             written =
-                tokio::task::spawn_blocking(move || finish(&store, &meter, &job2, &outcome)).await;
+                tokio::task::spawn_blocking(move || finish(&store, &meter, &node, &job2, &outcome))
+                    .await;
             if matches!(written, Ok(Ok(_))) {
                 break;
             }
-        }
-        if !matches!(written, Ok(Ok(_))) {
-            // Left to the next start-up, which records it without a reservation.
-            drop(self.meter.unpark(&job.id));
         }
         match written {
             Ok(Ok(true)) => {
@@ -409,6 +421,35 @@ impl Jobs {
             }
             Err(e) => tracing::error!(job = %job.id, error = %e, "job result task failed"),
         }
+    }
+
+    /// Renews this node's claim on a running job every third of the lease until aborted.
+    fn keep_lease(&self, job_id: &str) -> tokio::task::JoinHandle<()> {
+        let (store, node, id) = (self.store.clone(), self.node.clone(), job_id.to_owned());
+        let lease = self.lease_secs;
+        tokio::spawn(async move {
+            let every = Duration::from_millis((lease as u64 * 1000 / 3).max(200));
+            loop {
+                tokio::time::sleep(every).await;
+                let (store, node, job) = (store.clone(), node.clone(), id.clone());
+                let renewed = tokio::task::spawn_blocking(move || {
+                    let until = store::now() + lease;
+                    store.write(|tx| store::jobs::renew_lease(tx, &job, &node, until))
+                })
+                .await;
+                match renewed {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => {
+                        // Another node took it (this one stalled past its lease): its result
+                        // will be refused here, and the other node's counts.
+                        tracing::warn!(job = %id, "lease lost; another node runs this job");
+                        return;
+                    }
+                    Ok(Err(e)) => tracing::warn!(job = %id, error = %e, "renewing a lease failed"),
+                    Err(_) => return,
+                }
+            }
+        })
     }
 
     async fn execute(
@@ -534,29 +575,22 @@ fn audit_job(
     store::audit::append(tx, &entry, now).map(drop)
 }
 
-/// Writes the result (or the failure) and the usage rows in one transaction. The job's quota
-/// reservation is settled when the result is written, released when it failed, and kept for
-/// the next try when the write did not happen.
+/// Writes the result (or the failure) and the usage rows in one transaction; ending the job
+/// releases its quota holds, and when the write did not happen they stay for the next try.
 fn finish(
     store: &Store,
     meter: &Meter,
+    node: &str,
     job: &JobRow,
     outcome: &Result<(pipeline::Outcome, Vec<Module>), String>,
 ) -> Result<bool, StoreError> {
     let now = store::now();
     let hooks_key = store.data_key(webhooks::FAMILY)?;
-    let ran: &[Module] = outcome.as_ref().map_or(&[], |(_, m)| m.as_slice());
     // Sandbox units of a job count against the sandbox's allowance and are never billed.
     let sandbox = job.sandbox;
-    // Queued before this process started: nothing was reserved, the units are recorded anyway.
-    let reservation = match meter.unpark(&job.id) {
-        Some(r) => {
-            // The workflow may have changed since submission: count what ran.
-            meter.load_slots(&r, ran);
-            r
-        }
-        None => meter.unreserved(&job.tenant_id, ran, sandbox, now),
-    };
+    // The job's holds are released in the transaction that ends it; what ran is recorded
+    // whatever the quota says now (the workflow may have changed since submission).
+    let reservation = meter.for_job(&job.tenant_id, sandbox, now);
     // Some(true): completed (units recorded); Some(false): failed; None: already finished.
     let written = store.write(|tx| match &outcome {
         Ok((o, modules)) => {
@@ -568,12 +602,12 @@ fn finish(
                 .is_some_and(|j| j.subject_id == job.subject_id);
             let key = match store.existing_subject_key(tx, &job.tenant_id, &job.subject_id) {
                 Ok(_) if !still_filed => {
-                    let failed = store::jobs::fail(tx, &job.id, "the subject was erased", now)?;
+                    let failed = store::jobs::fail(tx, &job.id, node, "the subject was erased", now)?;
                     return Ok(failed.then_some(false));
                 }
                 Ok(k) => k,
                 Err(StoreError::NotFound(_)) => {
-                    let failed = store::jobs::fail(tx, &job.id, "the subject was erased", now)?;
+                    let failed = store::jobs::fail(tx, &job.id, node, "the subject was erased", now)?;
                     return Ok(failed.then_some(false));
                 }
                 Err(e) => return Err(e),
@@ -582,6 +616,7 @@ fn finish(
             let done = store::jobs::complete(
                 tx,
                 &job.id,
+                node,
                 i64::from(o.verdict.score),
                 o.verdict.decision.name(),
                 &sealed,
@@ -607,7 +642,7 @@ fn finish(
             Ok(done.then_some(true))
         }
         Err(e) => {
-            let failed = store::jobs::fail(tx, &job.id, e, now)?;
+            let failed = store::jobs::fail(tx, &job.id, node, e, now)?;
             if failed {
                 audit_job(tx, job, "kyc.failed", json!({}), now)?;
                 let data = json!({ "job_id": job.id, "status": "failed", "reference": job.reference, "error": e });
@@ -626,10 +661,8 @@ fn finish(
             Ok(failed.then_some(false))
         }
     });
-    match written {
-        Ok(Some(true)) => reservation.settle(ran),
-        Ok(_) => drop(reservation),
-        Err(_) => meter.park(&job.id, reservation),
+    if matches!(written, Ok(Some(true))) {
+        reservation.settle();
     }
     written.map(|w| w.is_some())
 }

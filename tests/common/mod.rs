@@ -126,6 +126,11 @@ impl TestApp {
         let database = database_for(data_dir.path());
         config.store.url = database.clone();
         config.store.max_connections = 4;
+        if let Some(bucket) = bucket_for(data_dir.path()) {
+            services::s3()
+                .expect("checked by bucket_for")
+                .configure(&mut config.objects, bucket);
+        }
         adjust(&mut config);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -404,6 +409,23 @@ pub fn database_for(data_dir: &Path) -> Option<String> {
     Some(url)
 }
 
+/// The bucket a server with this data directory keeps its media in when the suite runs on
+/// PostgreSQL + S3 (one per directory, like the database); `None` on SQLite.
+pub fn bucket_for(data_dir: &Path) -> Option<String> {
+    if !services::postgres_backend() {
+        return None;
+    }
+    static BUCKETS: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut buckets = BUCKETS.lock().unwrap();
+    if let Some((_, url)) = buckets.iter().find(|(d, _)| d == data_dir) {
+        return Some(url.clone());
+    }
+    let s3 = services::s3().expect("KYCD_TEST_BACKEND=postgres needs moto_server installed");
+    let url = s3.fresh_bucket();
+    buckets.push((data_dir.to_owned(), url.clone()));
+    Some(url)
+}
+
 /// The store of a server's data directory, opened beside it (either engine).
 pub fn open_store(data_dir: &Path) -> kycd::store::Store {
     let master =
@@ -415,11 +437,18 @@ pub fn open_store(data_dir: &Path) -> kycd::store::Store {
     kycd::store::Store::connect(&location, master, 2).unwrap()
 }
 
-/// Environment for a `kycd` process on `data_dir`: its database URL when on PostgreSQL.
+/// Environment for a `kycd` process on `data_dir`: its database and bucket when on PostgreSQL
+/// + S3.
 pub fn store_env(data_dir: &Path) -> Vec<(&'static str, String)> {
-    database_for(data_dir)
-        .map(|url| vec![("KYCD_DATABASE_URL", url)])
-        .unwrap_or_default()
+    let mut env = Vec::new();
+    if let Some(url) = database_for(data_dir) {
+        env.push(("KYCD_DATABASE_URL", url));
+    }
+    if let Some(bucket) = bucket_for(data_dir) {
+        env.push(("KYCD_OBJECTS_URL", bucket));
+        env.extend(services::s3().expect("checked by bucket_for").env());
+    }
+    env
 }
 
 /// Starts the built `kycd serve` on `port` with `data_dir`, stderr to `stderr`, and waits until

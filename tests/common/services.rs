@@ -2,9 +2,13 @@
 //! a temporary directory and listening on a free loopback port, started once per test binary and
 //! killed with it (the parent-death signal, set by `setpriv`, reaches it however the binary ends).
 //!
-//! `KYCD_TEST_BACKEND=postgres` runs the whole API suite on PostgreSQL: every `TestApp` then gets
-//! a database of its own on this cluster. Nothing on the machine needs to be running; the
-//! binaries come from Debian's `postgresql` package (`scripts/test` installs it).
+//! An S3-compatible server (moto's `moto_server`, from PyPI's `moto[server]`) is started the same
+//! way, on its own free port.
+//!
+//! `KYCD_TEST_BACKEND=postgres` runs the whole API suite on PostgreSQL and S3: every `TestApp`
+//! then gets a database and a bucket of its own. Nothing on the machine needs to be running; the
+//! binaries come from Debian's `postgresql` package and PyPI's `moto[server]` (`scripts/test`
+//! installs both).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -188,6 +192,96 @@ fn start_postgres(bin: &Path) -> Postgres {
             }
         }
     }
+}
+
+/// A running throw-away S3-compatible server (moto), which accepts any credentials.
+pub struct S3 {
+    /// Its loopback port.
+    pub port: u16,
+}
+
+impl S3 {
+    /// Its endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A new empty bucket; its `s3://bucket/prefix` URL.
+    pub fn fresh_bucket(&self) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "kycd-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .put(&format!("{}/{name}", self.endpoint()))
+            .send_empty()
+            .expect("the S3 server answers");
+        assert_eq!(response.status(), 200, "bucket {name} created");
+        format!("s3://{name}/media")
+    }
+
+    /// The environment a `kycd` process needs to reach it (the AWS variables object_store reads).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "kycd-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "kycd-test-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// The same as `[objects]` settings for a server started in the test binary.
+    pub fn configure(&self, objects: &mut kycd::media::s3::ObjectsConfig, url: String) {
+        objects.url = Some(url);
+        objects.endpoint = Some(self.endpoint());
+        objects.region = Some("us-east-1".into());
+        objects.access_key_id = Some("kycd-test".into());
+        objects.secret_access_key = Some("kycd-test-secret".into());
+        objects.allow_http = true;
+    }
+}
+
+/// The S3 server, started on first use; `None` (after saying so, and failing under `CI=true`)
+/// when `moto_server` is not installed.
+pub fn s3() -> Option<&'static S3> {
+    static S3_SERVER: OnceLock<Option<S3>> = OnceLock::new();
+    S3_SERVER
+        .get_or_init(|| {
+            let Some(moto) = on_path("moto_server") else {
+                super::tool_missing("moto_server (pip install 'moto[server]')", "the S3 tests");
+                return None;
+            };
+            let port = super::free_port();
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--pdeathsig=KILL", "--"])
+                .arg(moto)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            spawn_for_life(cmd);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "moto_server did not start");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Some(S3 { port })
+        })
+        .as_ref()
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Spawns `cmd` from a thread that lives as long as the test binary: the parent-death signal is

@@ -1,0 +1,533 @@
+//! Three `kycd serve` nodes on loopback ports sharing one PostgreSQL and one S3 server (the
+//! harness's throw-away ones): 300 verification jobs and 3,000 validations spread over them while
+//! one node is killed with SIGKILL; then a hard quota, a rate limit and replay refusal across
+//! nodes, the audit chain, and an erasure made through one node seen through another.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::services;
+use crate::common::{free_port, sign_headers, spawn_binary, with_json, Key};
+use crate::workflow::{face_b64, receiver};
+
+const ADMIN: &str = "cluster-operator-token-0123456789";
+const CLIENTS: usize = 10;
+const JOBS_PER_CLIENT: usize = 30;
+const VALIDATIONS_PER_CLIENT: usize = 300;
+const MRZ: [&str; 2] = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+];
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// One request; `None` when the connection failed (the node is down).
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Option<(u16, Value)> {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let mut res = agent().run(req.body(body.to_vec()).unwrap()).ok()?;
+    let text = res.body_mut().read_to_string().unwrap_or_default();
+    Some((
+        res.status().as_u16(),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    ))
+}
+
+fn nonce() -> String {
+    static N: AtomicUsize = AtomicUsize::new(1);
+    format!(
+        "c{}-{}",
+        N.fetch_add(1, Ordering::Relaxed),
+        crate::common::now()
+    )
+}
+
+fn signed(port: u16, key: &Key, method: &str, path: &str, body: &[u8]) -> Option<(u16, Value)> {
+    let h = with_json(
+        sign_headers(
+            key,
+            method,
+            path,
+            body,
+            crate::common::now(),
+            Some(&nonce()),
+        ),
+        body,
+    );
+    call(port, method, path, &h, body)
+}
+
+/// The cluster: every node's environment, ports and processes.
+struct Cluster {
+    env: Vec<(&'static str, String)>,
+    ports: Vec<u16>,
+    dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn start_node(&mut self, i: usize) {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (child, _) = spawn_binary(self.ports[i], self.dirs[i].path(), &env, Stdio::null());
+        self.nodes[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            Command::new("kill")
+                .args(["-KILL", &child.id().to_string()])
+                .status()
+                .unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Value) -> Value {
+        let h = [
+            ("Authorization", format!("Bearer {ADMIN}")),
+            ("Content-Type", "application/json".into()),
+        ];
+        let (status, v) = call(
+            self.ports[0],
+            method,
+            &format!("/admin/v1{path}"),
+            &h,
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .expect("node A answers");
+        assert!(status < 300, "{method} {path}: {status} {v}");
+        v
+    }
+
+    fn tenant(&self, name: &str, plan: &str, overrides: Option<Value>, keys: usize) -> Vec<Key> {
+        let id = self.admin("POST", "/tenants", json!({ "name": name, "plan": plan }))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if let Some(o) = overrides {
+            self.admin(
+                "PUT",
+                &format!("/tenants/{id}/plan"),
+                json!({ "overrides": o }),
+            );
+        }
+        let perms = json!({ "permissions": ["results:read", "workflow:write", "webhooks:write", "media:write", "media:read", "subjects:erase"] });
+        (0..keys)
+            .map(|_| {
+                let k = self.admin("POST", &format!("/tenants/{id}/keys"), perms.clone());
+                Key {
+                    tenant_id: id.clone(),
+                    key_id: k["id"].as_str().unwrap().into(),
+                    secret: k["secret"].as_str().unwrap().into(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
+    if !services::postgres_backend() {
+        eprintln!(
+            "the three-node test runs in the PostgreSQL + S3 pass (KYCD_TEST_BACKEND=postgres)"
+        );
+        return;
+    }
+    let pg = services::postgres().expect("PostgreSQL");
+    let s3 = services::s3().expect("moto_server");
+    let shared = tempfile::tempdir().unwrap();
+    let master = shared.path().join("master.key");
+    kycd::store::crypto::MasterKey::load_or_create(&master).unwrap();
+    let database = pg.fresh_database();
+    let bucket = s3.fresh_bucket();
+    let mut env = vec![
+        ("KYCD_DATABASE_URL", database.clone()),
+        ("KYCD_OBJECTS_URL", bucket),
+        ("KYCD_MASTER_KEY_FILE", master.display().to_string()),
+        ("KYCD_ADMIN_TOKEN", ADMIN.into()),
+        ("KYCD_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8".into()),
+        ("KYCD_WEBHOOK_ALLOW_HTTP", "true".into()),
+        ("KYCD_WEBHOOK_ALLOW_PORTS", String::new()),
+        ("KYCD_JOB_LEASE_SECS", "5".into()),
+    ];
+    env.extend(s3.env());
+    let mut cluster = Cluster {
+        env,
+        ports: (0..3).map(|_| free_port()).collect(),
+        dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+        nodes: vec![None, None, None],
+    };
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    let ports = cluster.ports.clone();
+
+    // --- 300 jobs and 3,000 validations over three nodes; node C killed in the middle.
+    let keys = cluster.tenant("Cluster", "enterprise", None, CLIENTS);
+    let workflow = serde_json::to_vec(&json!({ "steps": ["liveness"] })).unwrap();
+    assert_eq!(
+        signed(ports[1], &keys[0], "PUT", "/v1/workflow", &workflow)
+            .unwrap()
+            .0,
+        200,
+        "configured through node B"
+    );
+    let (url, got) = receiver(0);
+    let hook = serde_json::to_vec(&json!({ "url": url })).unwrap();
+    assert_eq!(
+        signed(ports[2], &keys[0], "POST", "/v1/webhooks", &hook)
+            .unwrap()
+            .0,
+        201
+    );
+    let down: Arc<Vec<AtomicBool>> = Arc::new((0..3).map(|_| AtomicBool::new(false)).collect());
+    let accepted: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let validated = Arc::new(AtomicUsize::new(0));
+    let lost = Arc::new(AtomicUsize::new(0));
+    let job_body = Arc::new(
+        serde_json::to_vec(
+            &json!({ "selfie": face_b64("obama.jpg"), "document_front": face_b64("obama.jpg") }),
+        )
+        .unwrap(),
+    );
+    let started = Instant::now();
+    let clients: Vec<_> = keys
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(c, key)| {
+            let (down, accepted, validated, lost, job_body) = (
+                down.clone(),
+                accepted.clone(),
+                validated.clone(),
+                lost.clone(),
+                job_body.clone(),
+            );
+            let ports = ports.clone();
+            std::thread::spawn(move || {
+                let mut turn = c;
+                let mut next_port = || loop {
+                    turn += 1;
+                    if !down[turn % 3].load(Ordering::SeqCst) {
+                        return ports[turn % 3];
+                    }
+                };
+                let per_job = VALIDATIONS_PER_CLIENT / JOBS_PER_CLIENT;
+                let validation = serde_json::to_vec(&json!({ "mrz": MRZ })).unwrap();
+                for j in 0..JOBS_PER_CLIENT {
+                    let idem = ("Idempotency-Key", format!("client{c}-job{j}"));
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    loop {
+                        let port = next_port();
+                        let mut h = with_json(
+                            sign_headers(
+                                &key,
+                                "POST",
+                                "/v1/kyc/verify",
+                                &job_body,
+                                crate::common::now(),
+                                Some(&nonce()),
+                            ),
+                            &job_body,
+                        );
+                        h.push(idem.clone());
+                        match call(port, "POST", "/v1/kyc/verify", &h, &job_body) {
+                            Some((202 | 200, v)) => {
+                                accepted
+                                    .lock()
+                                    .unwrap()
+                                    .insert(v["job_id"].as_str().unwrap().to_owned());
+                                break;
+                            }
+                            Some((s, v)) if s < 500 => panic!("job refused: {s} {v}"),
+                            _ => {
+                                assert!(Instant::now() < deadline, "no node took the job");
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                        }
+                    }
+                    for _ in 0..per_job {
+                        loop {
+                            match signed(
+                                next_port(),
+                                &key,
+                                "POST",
+                                "/v1/document/validate",
+                                &validation,
+                            ) {
+                                Some((200, v)) => {
+                                    assert_eq!(v["format"], "td3", "{v}");
+                                    validated.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                                Some((s, v)) if s < 500 => panic!("validation refused: {s} {v}"),
+                                // The node died under it: whether it was recorded is unknown.
+                                _ => {
+                                    lost.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill node C once a third of the jobs are in.
+    while accepted.lock().unwrap().len() < CLIENTS * JOBS_PER_CLIENT / 3 {
+        if clients.iter().any(|c| c.is_finished()) {
+            break; // a client failed: its panic surfaces at the join below
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    down[2].store(true, Ordering::SeqCst);
+    cluster.kill(2);
+    let killed_at = accepted.lock().unwrap().len();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let submitted_in = started.elapsed();
+    let accepted = accepted.lock().unwrap().clone();
+    assert_eq!(
+        accepted.len(),
+        CLIENTS * JOBS_PER_CLIENT,
+        "every submission accepted once"
+    );
+    let validated = validated.load(Ordering::Relaxed);
+    assert_eq!(validated, CLIENTS * VALIDATIONS_PER_CLIENT);
+
+    let store = kycd::store::Store::connect(
+        &kycd::store::Location::Postgres(database.clone()),
+        kycd::store::crypto::MasterKey::load_or_create(&master).unwrap(),
+        2,
+    )
+    .unwrap();
+    let tenant = keys[0].tenant_id.clone();
+    let count = |sql: &str| -> i64 {
+        store
+            .read(|db| db.query_row(sql, kycd::store::params![tenant], |r| r.get(0)))
+            .unwrap()
+    };
+    // Node C's running jobs pass to A and B when its 5 s leases run out.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done = count("SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1 AND status = 'completed'");
+        let total = count("SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1");
+        assert_eq!(
+            total as usize,
+            accepted.len(),
+            "no job queued twice, none lost"
+        );
+        if done == total {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of {total} completed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let all_done_in = started.elapsed();
+    let liveness_units =
+        count("SELECT COUNT(*) FROM usage_events WHERE tenant_id = ?1 AND module = 'liveness'");
+    let distinct = count(
+        "SELECT COUNT(DISTINCT request_id) FROM usage_events WHERE tenant_id = ?1 AND module = 'liveness'",
+    );
+    assert_eq!(
+        (liveness_units, distinct),
+        (300, 300),
+        "one liveness unit per job"
+    );
+    let validation_units =
+        count("SELECT COUNT(*) FROM usage_events WHERE tenant_id = ?1 AND module = 'validation'")
+            as usize;
+    let lost = lost.load(Ordering::Relaxed);
+    assert!(
+        (validated..=validated + lost).contains(&validation_units),
+        "validation units {validation_units}: {validated} answered, {lost} cut off by the kill"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM webhook_deliveries WHERE tenant_id = ?1 AND event = 'kyc.completed'"),
+        300,
+        "one kyc.completed per job"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let by_job = loop {
+        let mut by_job: HashMap<String, HashSet<String>> = HashMap::new();
+        for (_, body) in got.lock().unwrap().iter() {
+            let event: Value = serde_json::from_slice(body).unwrap();
+            if event["type"] == "kyc.completed" {
+                by_job
+                    .entry(event["data"]["job_id"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .insert(event["id"].as_str().unwrap().to_owned());
+            }
+        }
+        if by_job.len() == accepted.len() || Instant::now() > deadline {
+            break by_job;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(by_job.len(), accepted.len(), "every job announced");
+    assert!(
+        by_job.values().all(|ids| ids.len() == 1),
+        "one event id per job"
+    );
+    let posts = got.lock().unwrap().len();
+    let retaken = count("SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1 AND attempts > 1");
+    eprintln!(
+        "cluster: node C killed after {killed_at} of 300 jobs were accepted; 300 jobs and \
+         {validated} validations submitted in {:.1} s, all jobs done at {:.1} s; {retaken} jobs \
+         run again after their node died; {validation_units} validation units ({lost} requests \
+         cut off); {posts} webhook POSTs for 300 jobs",
+        submitted_in.as_secs_f64(),
+        all_done_in.as_secs_f64()
+    );
+
+    // Node C comes back; the next checks spread over all three again.
+    cluster.start_node(2);
+
+    // --- A hard quota of 150, 200 concurrent requests over three nodes: exactly 150 pass.
+    let quota_keys = cluster.tenant(
+        "Quota",
+        "pro",
+        Some(
+            json!({ "quota_mode": "hard", "modules": { "validation": { "monthly_quota": 150 } } }),
+        ),
+        4,
+    );
+    let validation = Arc::new(serde_json::to_vec(&json!({ "mrz": MRZ })).unwrap());
+    let outcomes: Vec<u16> = (0..200)
+        .map(|i| {
+            let (key, port, body) = (quota_keys[i % 4].clone(), ports[i % 3], validation.clone());
+            std::thread::spawn(move || {
+                signed(port, &key, "POST", "/v1/document/validate", &body)
+                    .expect("node answers")
+                    .0
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let passed = outcomes.iter().filter(|s| **s == 200).count();
+    let refused = outcomes.iter().filter(|s| **s == 429).count();
+    assert_eq!((passed, refused), (150, 50), "{outcomes:?}");
+
+    // --- A key's 60 a minute holds across nodes (±1 for a cell freed while counting).
+    let rate_keys = cluster.tenant(
+        "Rate",
+        "enterprise",
+        Some(json!({ "rate_limit": { "per_minute": 60, "per_day": 100000 } })),
+        1,
+    );
+    let rate_key = &rate_keys[0];
+    let allowed = (0..90)
+        .filter(|i| {
+            signed(
+                ports[i % 3],
+                rate_key,
+                "POST",
+                "/v1/document/validate",
+                &validation,
+            )
+            .expect("node answers")
+            .0 == 200
+        })
+        .count();
+    assert!((60..=61).contains(&allowed), "{allowed} of 90 allowed");
+
+    // --- A request replayed to another node is refused there.
+    let key = &keys[1];
+    let body = serde_json::to_vec(&json!({ "mrz": MRZ })).unwrap();
+    let h = with_json(
+        sign_headers(
+            key,
+            "POST",
+            "/v1/document/validate",
+            &body,
+            crate::common::now(),
+            None,
+        ),
+        &body,
+    );
+    assert_eq!(
+        call(ports[0], "POST", "/v1/document/validate", &h, &body)
+            .unwrap()
+            .0,
+        200
+    );
+    let (status, v) = call(ports[1], "POST", "/v1/document/validate", &h, &body).unwrap();
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(v["error"]["code"], "replayed_request", "{v}");
+
+    // --- A subject erased through node A is unreadable through node B.
+    let img = image::RgbImage::from_fn(200, 160, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 9])
+    });
+    let media = serde_json::to_vec(&json!({
+        "kind": "selfie",
+        "image_base64": base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            kycd::media::intake::encode_jpeg(&img, 90),
+        ),
+    }))
+    .unwrap();
+    let (status, v) = signed(ports[2], key, "POST", "/v1/subjects/erase-me/media", &media).unwrap();
+    assert_eq!(status, 201, "stored through node C: {v}");
+    let media_id = v["media"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/media/{media_id}");
+    assert_eq!(
+        signed(ports[1], key, "GET", &path, b"").unwrap().0,
+        200,
+        "read through B"
+    );
+    let (status, v) = signed(ports[0], key, "DELETE", "/v1/subjects/erase-me", b"").unwrap();
+    assert_eq!((status, &v["deleted"]["media"]), (200, &json!(1)), "{v}");
+    assert_eq!(
+        signed(ports[1], key, "GET", &path, b"").unwrap().0,
+        404,
+        "gone through B"
+    );
+
+    // --- The audit chain every node appended to verifies.
+    let audit = Command::new(env!("CARGO_BIN_EXE_kycd"))
+        .arg("--data-dir")
+        .arg(shared.path())
+        .env("KYCD_DATABASE_URL", &database)
+        .env("KYCD_MASTER_KEY_FILE", &master)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}
