@@ -49,6 +49,18 @@ pub struct Config {
     pub store: StoreConfig,
     /// Where sealed media blobs live: the data directory or an S3-compatible bucket.
     pub objects: crate::media::s3::ObjectsConfig,
+    /// Redis for the rate buckets several nodes share.
+    pub redis: RedisConfig,
+}
+
+/// Redis (see `tenancy::ratelimit`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`: keep the per-key rate buckets there (several nodes share them);
+    /// unset = in the PostgreSQL database when nodes share one, else in memory (env
+    /// `KYCD_REDIS_URL`, flag `--redis`).
+    pub url: Option<String>,
 }
 
 /// The database (see `store`).
@@ -351,6 +363,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             store: StoreConfig::default(),
             objects: Default::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -437,6 +450,8 @@ pub struct Overrides {
     pub database: Option<String>,
     /// `--objects`.
     pub objects: Option<String>,
+    /// `--redis`.
+    pub redis: Option<String>,
 }
 
 impl Config {
@@ -475,6 +490,9 @@ impl Config {
         if let Some(url) = &overrides.objects {
             config.objects.url = Some(url.clone());
         }
+        if let Some(url) = &overrides.redis {
+            config.redis.url = Some(url.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -508,6 +526,9 @@ impl Config {
         }
         if let Some(v) = env("KYCD_OBJECTS_URL") {
             self.objects.url = Some(v);
+        }
+        if let Some(v) = env("KYCD_REDIS_URL") {
+            self.redis.url = Some(v);
         }
         if let Some(v) = env("KYCD_LISTEN") {
             self.listen = parse("KYCD_LISTEN", v)?;

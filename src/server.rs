@@ -152,7 +152,17 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     } else {
         crate::auth::Authenticator::new(store.clone(), &config.auth)
     });
-    let state = web::Data::new(AppState::new(
+    // Rate buckets: Redis when configured, else the database when nodes share one, else memory.
+    let rate_limiter = match &config.redis.url {
+        Some(url) => crate::tenancy::ratelimit::RateLimiter::redis(
+            crate::tenancy::ratelimit::redis_pool(url).map_err(anyhow::Error::msg)?,
+        ),
+        None if store.backend() == crate::store::Backend::Postgres => {
+            crate::tenancy::ratelimit::RateLimiter::shared(store.clone())
+        }
+        None => crate::tenancy::ratelimit::RateLimiter::new(),
+    };
+    let mut state = AppState::new(
         config,
         store,
         token,
@@ -160,7 +170,9 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         vision,
         jobs.clone(),
         auth,
-    ));
+    );
+    state.rate_limiter = rate_limiter;
+    let state = web::Data::new(state);
     let (server, addr) =
         http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
     let mut listeners = vec![addr];

@@ -9,6 +9,7 @@ mod document;
 mod face;
 mod mrz;
 mod openapi;
+mod store;
 mod verify;
 
 use std::net::SocketAddr;
@@ -40,6 +41,10 @@ pub struct Cli {
     /// directory's objects/; env KYCD_OBJECTS_URL; endpoint and keys from [objects] or AWS_*).
     #[arg(long, global = true)]
     objects: Option<String>,
+    /// Keep per-key rate buckets in Redis, shared by every node: `redis://host:port/db`
+    /// (default: the PostgreSQL database when nodes share one, else memory; env KYCD_REDIS_URL).
+    #[arg(long, global = true)]
+    redis: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +61,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// Move a single node's data to PostgreSQL and an S3 bucket (scale-out).
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// The hash-chained audit log.
     Audit {
@@ -128,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         models_dir: cli.models_dir,
         database: cli.database,
         objects: cli.objects,
+        redis: cli.redis,
     };
     match cli.command {
         Command::Version { json } => {
@@ -147,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_expiry_check,
         } => mrz::run(&lines, json, no_expiry_check),
         Command::Audit { command } => audit::run(&Config::load(&overrides)?, command),
+        Command::Store { command } => store::run(&Config::load(&overrides)?, command),
         Command::Face { command } => face::run(&Config::load(&overrides)?, command),
         Command::Document { command } => document::run(&Config::load(&overrides)?, command),
         Command::Verify(args) => verify::run(&Config::load(&overrides)?, args),

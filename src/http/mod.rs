@@ -94,12 +94,6 @@ impl AppState {
             config.compat.facephi_max_in_flight.max(1),
             wait,
         );
-        // Nodes sharing PostgreSQL share each key's buckets; one node keeps them in memory.
-        let rate_limiter = if store.backend() == crate::store::Backend::Postgres {
-            crate::tenancy::ratelimit::RateLimiter::shared(store.clone())
-        } else {
-            Default::default()
-        };
         AppState {
             bodies,
             facephi_in_flight,
@@ -111,7 +105,8 @@ impl AppState {
             vision,
             jobs,
             meter,
-            rate_limiter,
+            // In memory; `server::start` puts the shared one of a cluster in its place.
+            rate_limiter: Default::default(),
             key_touches: Default::default(),
             metrics,
             ready: AtomicBool::new(false),

@@ -207,6 +207,43 @@ pub struct MediaService {
     decoded: Arc<Budget>,
 }
 
+/// Copies the blob of every media row in `store` from the directory `from` into `to` (a
+/// bucket), checking each arrives under the same name; `progress` is told of each. Returns the
+/// blobs copied and the rows whose blob the directory no longer had (a sweep raced the copy).
+/// Restartable: a blob already there is written again with the same bytes.
+pub fn copy_objects(
+    store: &Store,
+    from: &objects::ObjectDir,
+    to: &Objects,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(u64, Vec<String>), MediaError> {
+    let addresses: Vec<String> = store.read(|c| {
+        c.query_map(
+            "SELECT object FROM media ORDER BY object",
+            store::params![],
+            |r| r.get(0),
+        )
+    })?;
+    let (mut copied, mut missing) = (0, Vec::new());
+    for address in addresses {
+        match from.get(&address) {
+            Ok(bytes) => {
+                let put = to.put(&bytes)?;
+                if put != address {
+                    return Err(MediaError::Io(std::io::Error::other(format!(
+                        "blob {address} arrived as {put}"
+                    ))));
+                }
+                copied += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(address),
+            Err(e) => return Err(e.into()),
+        }
+        progress(1);
+    }
+    Ok((copied, missing))
+}
+
 /// Subject ids are the tenant's own references: short and plain, so they are safe in paths.
 pub fn validate_subject_id(id: &str) -> Result<(), MediaError> {
     if id.is_empty()

@@ -9,6 +9,7 @@
 //! busy timeout.
 
 pub mod audit;
+pub mod copy;
 pub mod crypto;
 pub mod jobs;
 pub mod keys;

@@ -3,9 +3,10 @@
 //!
 //! On one node the buckets live in memory: a restart forgives a minute's burst, which is the
 //! usual trade for a limiter that costs no disk write per request. Nodes sharing a PostgreSQL
-//! database share the buckets there ([`RateLimiter::shared`]): the same GCRA, one upsert per
-//! bucket and request in autocommit (outside the serialised writers), so a key's budget holds
-//! across nodes.
+//! database share the buckets: in Redis when `redis.url` is set ([`RateLimiter::redis`]: the same
+//! GCRA as a script Redis runs atomically, on Redis's clock), else in the database
+//! ([`RateLimiter::shared`]: one upsert per bucket and request in autocommit, outside the
+//! serialised writers). Either way a key's budget holds across nodes.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -121,7 +122,82 @@ pub struct Decision {
 #[derive(Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<(String, String), Arc<Buckets>>>,
-    shared: Option<Arc<Store>>,
+    shared: Option<Shared>,
+}
+
+/// Where shared buckets live.
+enum Shared {
+    Database(Arc<Store>),
+    Redis(r2d2::Pool<redis::Client>),
+}
+
+/// GCRA on Redis: KEYS[1] holds the bucket's theoretical arrival time (ms, Redis's clock);
+/// ARGV = emission interval, tolerance. Returns {1, tat - now} when a cell is taken, {0, wait}
+/// when refused. The key expires once the bucket is full again.
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - now > tolerance then
+  return {0, tat - now - tolerance}
+end
+local new = tat + interval
+redis.call('SET', KEYS[1], new, 'PX', new - now + 1000)
+return {1, new - now}
+";
+
+/// How long a Redis call may take before the request goes unlimited (and the log says so).
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Opens the Redis pool for `url` (`redis://host:port/db`), checking it answers.
+pub fn redis_pool(url: &str) -> Result<r2d2::Pool<redis::Client>, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("redis.url: {e}"))?;
+    let pool = r2d2::Pool::builder()
+        .max_size(16)
+        .connection_timeout(Duration::from_secs(2))
+        .build(client)
+        .map_err(|e| format!("Redis at {url} does not answer: {e}"))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("Redis at {url} does not answer: {e}"))?;
+    redis::cmd("PING")
+        .query::<String>(&mut *conn)
+        .map_err(|e| format!("Redis at {url}: {e}"))?;
+    Ok(pool)
+}
+
+fn redis_cell(
+    pool: &r2d2::Pool<redis::Client>,
+    key_id: &str,
+    bucket: &str,
+    limit: u32,
+    period: Duration,
+) -> Result<Cell, String> {
+    let limit = i64::from(limit.max(1));
+    let interval = (period.as_millis() as i64 / limit).max(1);
+    let tolerance = interval * (limit - 1);
+    let mut conn = pool.get_timeout(REDIS_TIMEOUT).map_err(|e| e.to_string())?;
+    let conn: &mut redis::Connection = &mut conn;
+    conn.set_read_timeout(Some(REDIS_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let (taken, value): (i64, i64) = redis::Script::new(GCRA_LUA)
+        .key(format!("kycd:rate:{key_id}:{bucket}"))
+        .arg(interval)
+        .arg(tolerance)
+        .invoke(conn)
+        .map_err(|e| e.to_string())?;
+    Ok(if taken == 1 {
+        Cell::Taken {
+            remaining: ((tolerance + interval - value) / interval).clamp(0, limit) as u32,
+        }
+    } else {
+        Cell::Refused {
+            wait_ms: value.max(1),
+        }
+    })
 }
 
 fn ceil_secs(d: Duration) -> u64 {
@@ -143,12 +219,26 @@ impl RateLimiter {
     /// A limiter whose buckets every node on `store`'s database shares.
     pub fn shared(store: Arc<Store>) -> Self {
         RateLimiter {
-            shared: Some(store),
+            shared: Some(Shared::Database(store)),
             ..Self::default()
         }
     }
 
-    fn check_shared(&self, store: &Store, key_id: &str, bucket: &str, budget: Budget) -> Decision {
+    /// A limiter whose buckets every node shares in Redis.
+    pub fn redis(pool: r2d2::Pool<redis::Client>) -> Self {
+        RateLimiter {
+            shared: Some(Shared::Redis(pool)),
+            ..Self::default()
+        }
+    }
+
+    fn check_shared(
+        &self,
+        shared: &Shared,
+        key_id: &str,
+        bucket: &str,
+        budget: Budget,
+    ) -> Decision {
         let now_ms = (std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -156,14 +246,14 @@ impl RateLimiter {
         let minute_period = Duration::from_secs(60);
         let day_period = Duration::from_secs(86_400);
         let step = |suffix: &str, limit: u32, period: Duration| {
-            shared_cell(
-                store,
-                key_id,
-                &format!("{bucket}:{suffix}"),
-                limit,
-                period,
-                now_ms,
-            )
+            let bucket = format!("{bucket}:{suffix}");
+            match shared {
+                Shared::Database(store) => {
+                    shared_cell(store, key_id, &bucket, limit, period, now_ms)
+                        .map_err(|e| e.to_string())
+                }
+                Shared::Redis(pool) => redis_cell(pool, key_id, &bucket, limit, period),
+            }
         };
         let refused = |limit: u32, period: Duration, wait_ms: i64| Decision {
             allowed: false,
@@ -221,8 +311,8 @@ impl RateLimiter {
     /// Counts one request of `key_id` against `budget` (bucket `bucket`). A budget changed since
     /// the bucket was made starts a fresh bucket.
     pub fn check(&self, key_id: &str, bucket: &str, budget: Budget) -> Decision {
-        if let Some(store) = &self.shared {
-            return self.check_shared(store, key_id, bucket, budget);
+        if let Some(shared) = &self.shared {
+            return self.check_shared(shared, key_id, bucket, budget);
         }
         let buckets = {
             let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -275,9 +365,10 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets the buckets of a key (revoked keys).
+    /// Forgets the buckets of a key (revoked keys: they are refused before any bucket is
+    /// consulted, and their Redis buckets expire by themselves within a day).
     pub fn forget(&self, key_id: &str) {
-        if let Some(store) = &self.shared {
+        if let Some(Shared::Database(store)) = &self.shared {
             if let Err(e) = store.autocommit(|c| {
                 c.execute(
                     "DELETE FROM rate_buckets WHERE key_id = ?1",

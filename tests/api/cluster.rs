@@ -1,5 +1,5 @@
-//! Three `kycd serve` nodes on loopback ports sharing one PostgreSQL and one S3 server (the
-//! harness's throw-away ones): 300 verification jobs and 3,000 validations spread over them while
+//! Three `kycd serve` nodes on loopback ports sharing one PostgreSQL, one S3 server and one Redis
+//! (the harness's throw-away ones): 300 verification jobs and 3,000 validations spread over them while
 //! one node is killed with SIGKILL; then a hard quota, a rate limit and replay refusal across
 //! nodes, the audit chain, and an erasure made through one node seen through another.
 
@@ -165,12 +165,14 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
     }
     let pg = services::postgres().expect("PostgreSQL");
     let s3 = services::s3().expect("moto_server");
+    let redis = services::redis().expect("redis-server");
     let shared = tempfile::tempdir().unwrap();
     let master = shared.path().join("master.key");
     kycd::store::crypto::MasterKey::load_or_create(&master).unwrap();
     let database = pg.fresh_database();
     let bucket = s3.fresh_bucket();
     let mut env = vec![
+        ("KYCD_REDIS_URL", redis.url()),
         ("KYCD_DATABASE_URL", database.clone()),
         ("KYCD_OBJECTS_URL", bucket),
         ("KYCD_MASTER_KEY_FILE", master.display().to_string()),
@@ -530,4 +532,310 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
         "{}",
         String::from_utf8_lossy(&audit.stdout)
     );
+}
+
+#[test]
+fn a_single_node_moves_to_postgres_and_s3_and_its_keys_verify_there() {
+    if !services::postgres_backend() {
+        eprintln!(
+            "the migration test runs in the PostgreSQL + S3 pass (KYCD_TEST_BACKEND=postgres)"
+        );
+        return;
+    }
+    let pg = services::postgres().expect("PostgreSQL");
+    let s3 = services::s3().expect("moto_server");
+    // A populated single node on SQLite and its objects/ directory, still running.
+    let app = crate::common::TestApp::spawn_with(|c| {
+        c.store.url = None;
+        c.objects = Default::default();
+    });
+    let key = app.tenant_with_key();
+    let img = image::RgbImage::from_fn(200, 160, |x, y| {
+        image::Rgb([(x % 256) as u8, 7, (y % 256) as u8])
+    });
+    let media = serde_json::to_vec(&json!({
+        "kind": "selfie",
+        "image_base64": base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            kycd::media::intake::encode_jpeg(&img, 90),
+        ),
+    }))
+    .unwrap();
+    let r = app.signed(&key, "POST", "/v1/subjects/moving/media", &media);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let media_id = r.body["media"]["id"].as_str().unwrap().to_owned();
+    let body = serde_json::to_vec(&json!({ "mrz": MRZ })).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            app.signed(&key, "POST", "/v1/document/validate", &body)
+                .status,
+            200
+        );
+    }
+    assert!(
+        app.data_dir.path().join("kycd.db").exists(),
+        "SQLite, not PostgreSQL"
+    );
+
+    let database = pg.fresh_database();
+    let bucket = s3.fresh_bucket();
+    let migrate = |to: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kycd"))
+            .args(["store", "migrate", "--from"])
+            .arg(app.data_dir.path())
+            .args(["--to", to, "--objects", &bucket])
+            .envs(s3.env())
+            .env_remove("KYCD_DATABASE_URL")
+            .env_remove("KYCD_OBJECTS_URL")
+            .output()
+            .unwrap()
+    };
+    let out = migrate(&database);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("verified"), "{stdout}");
+    assert!(stdout.contains("media: 1 blobs copied"), "{stdout}");
+    eprintln!("kycd store migrate:\n{stdout}");
+    // Run again (as after an interruption): it resumes, copies nothing twice, verifies again.
+    let again = migrate(&database);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // A database some node already uses is refused.
+    let used = pg.fresh_database();
+    let shared = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, String)> = vec![
+        ("KYCD_DATABASE_URL", used.clone()),
+        ("KYCD_OBJECTS_URL", s3.fresh_bucket()),
+        (
+            "KYCD_MASTER_KEY_FILE",
+            app.data_dir.path().join("master.key").display().to_string(),
+        ),
+        ("KYCD_ADMIN_TOKEN", ADMIN.into()),
+    ];
+    env.extend(s3.env());
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let port = free_port();
+    let (mut busy, _) = spawn_binary(port, shared.path(), &env_refs, Stdio::null());
+    let h = [
+        ("Authorization", format!("Bearer {ADMIN}")),
+        ("Content-Type", "application/json".into()),
+    ];
+    let made = call(
+        port,
+        "POST",
+        "/admin/v1/tenants",
+        &h,
+        br#"{"name":"Busy","plan":"pro"}"#,
+    );
+    assert_eq!(made.unwrap().0, 201);
+    let _ = busy.kill();
+    let _ = busy.wait();
+    let refused = migrate(&used);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("already holds data"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // A node of the cluster, on the copy with the same master key: the moved key signs, the
+    // moved media decrypts from the bucket, the moved usage is there.
+    let node_dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, String)> = vec![
+        ("KYCD_DATABASE_URL", database.clone()),
+        ("KYCD_OBJECTS_URL", bucket.clone()),
+        (
+            "KYCD_MASTER_KEY_FILE",
+            app.data_dir.path().join("master.key").display().to_string(),
+        ),
+        ("KYCD_ADMIN_TOKEN", ADMIN.into()),
+    ];
+    env.extend(s3.env());
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let port = free_port();
+    let (mut node, _) = spawn_binary(port, node_dir.path(), &env_refs, Stdio::null());
+    assert_eq!(
+        signed(port, &key, "GET", "/v1/ping", b"").unwrap().0,
+        200,
+        "the moved key verifies"
+    );
+    let (status, _) = signed(port, &key, "GET", &format!("/v1/media/{media_id}"), b"").unwrap();
+    assert_eq!(status, 200, "the moved media decrypts from the bucket");
+    let (status, usage) = signed(port, &key, "GET", "/v1/usage", b"").unwrap();
+    assert_eq!(status, 200, "{usage}");
+    assert!(usage.to_string().contains("validation"), "{usage}");
+    let _ = node.kill();
+    let _ = node.wait();
+}
+
+/// Median and 95th percentile of `v` in milliseconds.
+fn percentiles(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+/// Signed validations from `clients` threads for `secs` over `ports`: (requests/s, p50 ms, p95 ms).
+fn validations_per_second(
+    ports: &[u16],
+    keys: &[Key],
+    clients: usize,
+    secs: u64,
+) -> (f64, f64, f64) {
+    let body = Arc::new(serde_json::to_vec(&json!({ "mrz": MRZ })).unwrap());
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (ports, key, body) = (ports.to_vec(), keys[c % keys.len()].clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut i = c;
+                while Instant::now() < stop {
+                    i += 1;
+                    let t = Instant::now();
+                    let (status, v) = signed(
+                        ports[i % ports.len()],
+                        &key,
+                        "POST",
+                        "/v1/document/validate",
+                        &body,
+                    )
+                    .expect("node answers");
+                    assert_eq!(status, 200, "{v}");
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    let (p50, p95) = percentiles(&mut all);
+    (rate, p50, p95)
+}
+
+/// `n` liveness jobs submitted over `ports` and waited for: jobs/s from first submission to the
+/// last completion.
+fn jobs_per_second(ports: &[u16], keys: &[Key], n: usize) -> f64 {
+    let body = Arc::new(
+        serde_json::to_vec(
+            &json!({ "selfie": face_b64("obama.jpg"), "document_front": face_b64("obama.jpg") }),
+        )
+        .unwrap(),
+    );
+    let started = Instant::now();
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let (status, v) = signed(
+                ports[i % ports.len()],
+                &keys[i % keys.len()],
+                "POST",
+                "/v1/kyc/verify",
+                &body,
+            )
+            .expect("node answers");
+            assert_eq!(status, 202, "{v}");
+            v["job_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        loop {
+            let (status, v) = signed(
+                ports[i % ports.len()],
+                &keys[i % keys.len()],
+                "GET",
+                &format!("/v1/jobs/{id}"),
+                b"",
+            )
+            .expect("node answers");
+            assert_eq!(status, 200, "{v}");
+            if v["status"] == "completed" {
+                break;
+            }
+            assert_ne!(v["status"], "failed", "{v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The scale-out measurement (run by hand: `cargo test --release --test api cluster::throughput
+/// -- --ignored --nocapture`): signed validations and jobs on one SQLite node, then on 1, 2 and
+/// 3 nodes sharing PostgreSQL + S3. A report, not a test: it asserts only that requests succeed.
+#[test]
+#[ignore]
+fn throughput_on_one_two_and_three_nodes() {
+    const CLIENTS: usize = 16;
+    const SECS: u64 = 15;
+    const JOBS: usize = 60;
+    let pg = services::postgres().expect("PostgreSQL");
+    let s3 = services::s3().expect("moto_server");
+    let shared = tempfile::tempdir().unwrap();
+    let master = shared.path().join("master.key");
+    kycd::store::crypto::MasterKey::load_or_create(&master).unwrap();
+    let base = |database: Option<String>| {
+        let mut env = vec![
+            ("KYCD_MASTER_KEY_FILE", master.display().to_string()),
+            ("KYCD_ADMIN_TOKEN", ADMIN.to_string()),
+        ];
+        if let Some(db) = database {
+            env.push(("KYCD_DATABASE_URL", db));
+            env.push(("KYCD_OBJECTS_URL", s3.fresh_bucket()));
+            env.extend(s3.env());
+        }
+        env
+    };
+    let unlimited = json!({ "rate_limit": { "per_minute": 1_000_000, "per_day": 100_000_000 } });
+    let mut report = Vec::new();
+    for nodes in [0usize, 1, 2, 3] {
+        // 0 = one node on SQLite and its directory.
+        let database = (nodes > 0).then(|| pg.fresh_database());
+        let count = nodes.max(1);
+        let mut cluster = Cluster {
+            env: base(database),
+            ports: (0..count).map(|_| free_port()).collect(),
+            dirs: (0..count).map(|_| tempfile::tempdir().unwrap()).collect(),
+            nodes: (0..count).map(|_| None).collect(),
+        };
+        for i in 0..count {
+            cluster.start_node(i);
+        }
+        let keys = cluster.tenant("Load", "enterprise", Some(unlimited.clone()), CLIENTS);
+        let workflow = serde_json::to_vec(&json!({ "steps": ["liveness"] })).unwrap();
+        assert_eq!(
+            signed(cluster.ports[0], &keys[0], "PUT", "/v1/workflow", &workflow)
+                .unwrap()
+                .0,
+            200
+        );
+        // Warm-up, then the measured runs.
+        validations_per_second(&cluster.ports, &keys, CLIENTS, 2);
+        let (rate, p50, p95) = validations_per_second(&cluster.ports, &keys, CLIENTS, SECS);
+        let jobs = jobs_per_second(&cluster.ports, &keys, JOBS);
+        let label = if nodes == 0 {
+            "1 node, SQLite + directory".to_string()
+        } else {
+            format!("{nodes} node(s), PostgreSQL + S3")
+        };
+        report.push(format!(
+            "| {label} | {rate:.0} | {p50:.1} | {p95:.1} | {jobs:.2} |"
+        ));
+        drop(cluster);
+    }
+    eprintln!("| set-up | signed validations/s ({CLIENTS} clients) | p50 ms | p95 ms | liveness jobs/s ({JOBS}) |");
+    eprintln!("|---|---|---|---|---|");
+    for line in report {
+        eprintln!("{line}");
+    }
 }

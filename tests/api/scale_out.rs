@@ -1,5 +1,5 @@
-//! Scale-out: media in an S3-compatible bucket (a throw-away moto server), whatever the suite's
-//! database.
+//! Scale-out: media in an S3-compatible bucket (a throw-away moto server) and rate buckets in
+//! Redis (a throw-away redis-server), whatever the suite's database.
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -158,4 +158,34 @@ fn media_uploaded_over_http_lives_sealed_in_the_bucket_and_erasure_removes_it() 
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["deleted"]["media"], 1);
     assert!(keys_in(s3, &url).is_empty(), "erasure deletes the blob");
+}
+
+#[test]
+fn two_nodes_share_a_keys_rate_budget_in_redis() {
+    use kycd::tenancy::plans::Budget;
+    use kycd::tenancy::ratelimit::{redis_pool, RateLimiter};
+    let Some(redis) = services::redis() else {
+        return;
+    };
+    let nodes = [
+        RateLimiter::redis(redis_pool(&redis.url()).unwrap()),
+        RateLimiter::redis(redis_pool(&redis.url()).unwrap()),
+    ];
+    let budget = Budget {
+        per_minute: 5,
+        per_day: 1000,
+    };
+    let key = format!("ak_redis_{}", crate::common::now());
+    for i in 0..5 {
+        let d = nodes[i % 2].check(&key, "*", budget);
+        assert!(d.allowed, "request {}", i + 1);
+        assert_eq!((d.limit, d.remaining), (5, 4 - i as u32));
+    }
+    let d = nodes[1].check(&key, "*", budget);
+    assert!(!d.allowed);
+    assert!((1..=12).contains(&d.retry_after_secs.unwrap()), "{d:?}");
+    assert!(nodes[0].check(&format!("{key}-other"), "*", budget).allowed);
+    assert!(nodes[0].check(&key, "POST /v1/kyc/verify", budget).allowed);
+    // A Redis that does not answer is refused when the node starts.
+    assert!(redis_pool("redis://127.0.0.1:1/0").is_err());
 }

@@ -2,8 +2,8 @@
 //! a temporary directory and listening on a free loopback port, started once per test binary and
 //! killed with it (the parent-death signal, set by `setpriv`, reaches it however the binary ends).
 //!
-//! An S3-compatible server (moto's `moto_server`, from PyPI's `moto[server]`) is started the same
-//! way, on its own free port.
+//! An S3-compatible server (moto's `moto_server`, from PyPI's `moto[server]`) and Redis (Debian's
+//! `redis-server`, no persistence) are started the same way, each on its own free port.
 //!
 //! `KYCD_TEST_BACKEND=postgres` runs the whole API suite on PostgreSQL and S3: every `TestApp`
 //! then gets a database and a bucket of its own. Nothing on the machine needs to be running; the
@@ -272,6 +272,48 @@ pub fn s3() -> Option<&'static S3> {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Some(S3 { port })
+        })
+        .as_ref()
+}
+
+/// A running throw-away Redis (no persistence), for the rate buckets nodes share.
+pub struct Redis {
+    /// Its loopback port.
+    pub port: u16,
+}
+
+impl Redis {
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+/// The Redis server, started on first use; `None` (after saying so, and failing under
+/// `CI=true`) when `redis-server` is not installed.
+pub fn redis() -> Option<&'static Redis> {
+    static REDIS: OnceLock<Option<Redis>> = OnceLock::new();
+    REDIS
+        .get_or_init(|| {
+            let Some(server) = on_path("redis-server") else {
+                super::tool_missing("redis-server (Debian's redis-server)", "the Redis tests");
+                return None;
+            };
+            let port = super::free_port();
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--pdeathsig=KILL", "--"])
+                .arg(server)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            spawn_for_life(cmd);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Some(Redis { port })
         })
         .as_ref()
 }
