@@ -204,6 +204,23 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// An allowed request's headers: the budget nearer exhaustion binds (`m` cells left of the
+/// minute's, `d` of the day's).
+fn allowed(budget: Budget, m: u32, d: u32) -> Decision {
+    let (limit, remaining, period) = if d < m {
+        (budget.per_day, d, Duration::from_secs(86_400))
+    } else {
+        (budget.per_minute, m, Duration::from_secs(60))
+    };
+    Decision {
+        allowed: true,
+        limit,
+        remaining,
+        reset_secs: reset_secs(limit, remaining, period),
+        retry_after_secs: None,
+    }
+}
+
 /// Seconds until a bucket with `remaining` of `limit` left is full, at `period / limit` a cell.
 fn reset_secs(limit: u32, remaining: u32, period: Duration) -> u64 {
     let missing = limit.saturating_sub(remaining);
@@ -277,18 +294,7 @@ impl RateLimiter {
                 refused(budget.per_day, day_period, wait_ms)
             }
             Ok((Cell::Taken { remaining: m }, Some(Cell::Taken { remaining: d }))) => {
-                let (limit, remaining, period) = if d < m {
-                    (budget.per_day, d, day_period)
-                } else {
-                    (budget.per_minute, m, minute_period)
-                };
-                Decision {
-                    allowed: true,
-                    limit,
-                    remaining,
-                    reset_secs: reset_secs(limit, remaining, period),
-                    retry_after_secs: None,
-                }
+                allowed(budget, m, d)
             }
             Ok((Cell::Taken { .. }, None)) => {
                 unreachable!("the day's bucket follows a taken minute")
@@ -343,24 +349,11 @@ impl RateLimiter {
                     reset_secs: reset_secs(budget.per_day, 0, day_period),
                     retry_after_secs: Some(ceil_secs(not_until.wait_time_from(now)).max(1)),
                 },
-                Ok(day) => {
-                    let (m, d) = (
-                        minute.remaining_burst_capacity(),
-                        day.remaining_burst_capacity(),
-                    );
-                    let (limit, remaining, period) = if d < m {
-                        (budget.per_day, d, day_period)
-                    } else {
-                        (budget.per_minute, m, minute_period)
-                    };
-                    Decision {
-                        allowed: true,
-                        limit,
-                        remaining,
-                        reset_secs: reset_secs(limit, remaining, period),
-                        retry_after_secs: None,
-                    }
-                }
+                Ok(day) => allowed(
+                    budget,
+                    minute.remaining_burst_capacity(),
+                    day.remaining_burst_capacity(),
+                ),
             },
         }
     }

@@ -3,7 +3,7 @@
 //! one node is killed with SIGKILL; then a hard quota, a rate limit and replay refusal across
 //! nodes, the audit chain, and an erasure made through one node seen through another.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::services;
-use crate::common::{free_port, sign_headers, spawn_binary, with_json, Key};
-use crate::workflow::{face_b64, receiver};
+use crate::common::{
+    call, free_port, media_body, sign_headers, spawn_binary, submit_job, wait_all_completed,
+    with_json, Key,
+};
+use crate::workflow::{completed_events_by_job, face_b64, receiver};
 
 const ADMIN: &str = "cluster-operator-token-0123456789";
 const CLIENTS: usize = 10;
@@ -23,36 +26,6 @@ const MRZ: [&str; 2] = [
     "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
     "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
 ];
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-/// One request; `None` when the connection failed (the node is down).
-fn call(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Option<(u16, Value)> {
-    let mut req = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let mut res = agent().run(req.body(body.to_vec()).unwrap()).ok()?;
-    let text = res.body_mut().read_to_string().unwrap_or_default();
-    Some((
-        res.status().as_u16(),
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    ))
-}
 
 fn nonce() -> String {
     static N: AtomicUsize = AtomicUsize::new(1);
@@ -155,16 +128,24 @@ impl Drop for Cluster {
     }
 }
 
+/// The harness's PostgreSQL and S3 server when this is the PostgreSQL + S3 pass; `None` (saying
+/// so) in the SQLite pass — `scripts/test` runs both.
+fn pg_and_s3(what: &str) -> Option<(&'static services::Postgres, &'static services::S3)> {
+    if !services::postgres_backend() {
+        eprintln!("{what} runs in the PostgreSQL + S3 pass (KYCD_TEST_BACKEND=postgres)");
+        return None;
+    }
+    Some((
+        services::postgres().expect("PostgreSQL"),
+        services::s3().expect("moto_server"),
+    ))
+}
+
 #[test]
 fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
-    if !services::postgres_backend() {
-        eprintln!(
-            "the three-node test runs in the PostgreSQL + S3 pass (KYCD_TEST_BACKEND=postgres)"
-        );
+    let Some((pg, s3)) = pg_and_s3("the three-node test") else {
         return;
-    }
-    let pg = services::postgres().expect("PostgreSQL");
-    let s3 = services::s3().expect("moto_server");
+    };
     let redis = services::redis().expect("redis-server");
     let shared = tempfile::tempdir().unwrap();
     let master = shared.path().join("master.key");
@@ -247,32 +228,17 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
                 let per_job = VALIDATIONS_PER_CLIENT / JOBS_PER_CLIENT;
                 let validation = serde_json::to_vec(&json!({ "mrz": MRZ })).unwrap();
                 for j in 0..JOBS_PER_CLIENT {
-                    let idem = ("Idempotency-Key", format!("client{c}-job{j}"));
+                    let idem = format!("client{c}-job{j}");
                     let deadline = Instant::now() + Duration::from_secs(120);
                     loop {
                         let port = next_port();
-                        let mut h = with_json(
-                            sign_headers(
-                                &key,
-                                "POST",
-                                "/v1/kyc/verify",
-                                &job_body,
-                                crate::common::now(),
-                                Some(&nonce()),
-                            ),
-                            &job_body,
-                        );
-                        h.push(idem.clone());
-                        match call(port, "POST", "/v1/kyc/verify", &h, &job_body) {
-                            Some((202 | 200, v)) => {
-                                accepted
-                                    .lock()
-                                    .unwrap()
-                                    .insert(v["job_id"].as_str().unwrap().to_owned());
+                        match submit_job(port, &key, &job_body, &idem) {
+                            Some(Ok(job_id)) => {
+                                accepted.lock().unwrap().insert(job_id);
                                 break;
                             }
-                            Some((s, v)) if s < 500 => panic!("job refused: {s} {v}"),
-                            _ => {
+                            Some(Err((s, v))) => panic!("job refused: {s} {v}"),
+                            None => {
                                 assert!(Instant::now() < deadline, "no node took the job");
                                 std::thread::sleep(Duration::from_millis(50));
                             }
@@ -340,21 +306,7 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
             .unwrap()
     };
     // Node C's running jobs pass to A and B when its 5 s leases run out.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let done = count("SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1 AND status = 'completed'");
-        let total = count("SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1");
-        assert_eq!(
-            total as usize,
-            accepted.len(),
-            "no job queued twice, none lost"
-        );
-        if done == total {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{done} of {total} completed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_all_completed(&store, &tenant, accepted.len());
     let all_done_in = started.elapsed();
     let liveness_units =
         count("SELECT COUNT(*) FROM usage_events WHERE tenant_id = ?1 AND module = 'liveness'");
@@ -379,23 +331,7 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
         300,
         "one kyc.completed per job"
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let by_job = loop {
-        let mut by_job: HashMap<String, HashSet<String>> = HashMap::new();
-        for (_, body) in got.lock().unwrap().iter() {
-            let event: Value = serde_json::from_slice(body).unwrap();
-            if event["type"] == "kyc.completed" {
-                by_job
-                    .entry(event["data"]["job_id"].as_str().unwrap().to_owned())
-                    .or_default()
-                    .insert(event["id"].as_str().unwrap().to_owned());
-            }
-        }
-        if by_job.len() == accepted.len() || Instant::now() > deadline {
-            break by_job;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let by_job = completed_events_by_job(&got, accepted.len());
     assert_eq!(by_job.len(), accepted.len(), "every job announced");
     assert!(
         by_job.values().all(|ids| ids.len() == 1),
@@ -490,17 +426,7 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
     assert_eq!(v["error"]["code"], "replayed_request", "{v}");
 
     // --- A subject erased through node A is unreadable through node B.
-    let img = image::RgbImage::from_fn(200, 160, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 9])
-    });
-    let media = serde_json::to_vec(&json!({
-        "kind": "selfie",
-        "image_base64": base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            kycd::media::intake::encode_jpeg(&img, 90),
-        ),
-    }))
-    .unwrap();
+    let media = media_body("selfie", 9);
     let (status, v) = signed(ports[2], key, "POST", "/v1/subjects/erase-me/media", &media).unwrap();
     assert_eq!(status, 201, "stored through node C: {v}");
     let media_id = v["media"]["id"].as_str().unwrap().to_owned();
@@ -536,31 +462,16 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
 
 #[test]
 fn a_single_node_moves_to_postgres_and_s3_and_its_keys_verify_there() {
-    if !services::postgres_backend() {
-        eprintln!(
-            "the migration test runs in the PostgreSQL + S3 pass (KYCD_TEST_BACKEND=postgres)"
-        );
+    let Some((pg, s3)) = pg_and_s3("the migration test") else {
         return;
-    }
-    let pg = services::postgres().expect("PostgreSQL");
-    let s3 = services::s3().expect("moto_server");
+    };
     // A populated single node on SQLite and its objects/ directory, still running.
     let app = crate::common::TestApp::spawn_with(|c| {
         c.store.url = None;
         c.objects = Default::default();
     });
     let key = app.tenant_with_key();
-    let img = image::RgbImage::from_fn(200, 160, |x, y| {
-        image::Rgb([(x % 256) as u8, 7, (y % 256) as u8])
-    });
-    let media = serde_json::to_vec(&json!({
-        "kind": "selfie",
-        "image_base64": base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            kycd::media::intake::encode_jpeg(&img, 90),
-        ),
-    }))
-    .unwrap();
+    let media = media_body("selfie", 7);
     let r = app.signed(&key, "POST", "/v1/subjects/moving/media", &media);
     assert_eq!(r.status, 201, "{}", r.text);
     let media_id = r.body["media"]["id"].as_str().unwrap().to_owned();
@@ -610,19 +521,20 @@ fn a_single_node_moves_to_postgres_and_s3_and_its_keys_verify_there() {
     // A database some node already uses is refused.
     let used = pg.fresh_database();
     let shared = tempfile::tempdir().unwrap();
-    let mut env: Vec<(&str, String)> = vec![
-        ("KYCD_DATABASE_URL", used.clone()),
-        ("KYCD_OBJECTS_URL", s3.fresh_bucket()),
-        (
-            "KYCD_MASTER_KEY_FILE",
-            app.data_dir.path().join("master.key").display().to_string(),
-        ),
-        ("KYCD_ADMIN_TOKEN", ADMIN.into()),
-    ];
-    env.extend(s3.env());
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let port = free_port();
-    let (mut busy, _) = spawn_binary(port, shared.path(), &env_refs, Stdio::null());
+    let master = app.data_dir.path().join("master.key");
+    let node = |dir: &std::path::Path, database: &str, bucket: &str| {
+        let mut env: Vec<(&str, String)> = vec![
+            ("KYCD_DATABASE_URL", database.to_owned()),
+            ("KYCD_OBJECTS_URL", bucket.to_owned()),
+            ("KYCD_MASTER_KEY_FILE", master.display().to_string()),
+            ("KYCD_ADMIN_TOKEN", ADMIN.into()),
+        ];
+        env.extend(s3.env());
+        let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let port = free_port();
+        (port, spawn_binary(port, dir, &env_refs, Stdio::null()).0)
+    };
+    let (port, mut busy) = node(shared.path(), &used, &s3.fresh_bucket());
     let h = [
         ("Authorization", format!("Bearer {ADMIN}")),
         ("Content-Type", "application/json".into()),
@@ -648,19 +560,7 @@ fn a_single_node_moves_to_postgres_and_s3_and_its_keys_verify_there() {
     // A node of the cluster, on the copy with the same master key: the moved key signs, the
     // moved media decrypts from the bucket, the moved usage is there.
     let node_dir = tempfile::tempdir().unwrap();
-    let mut env: Vec<(&str, String)> = vec![
-        ("KYCD_DATABASE_URL", database.clone()),
-        ("KYCD_OBJECTS_URL", bucket.clone()),
-        (
-            "KYCD_MASTER_KEY_FILE",
-            app.data_dir.path().join("master.key").display().to_string(),
-        ),
-        ("KYCD_ADMIN_TOKEN", ADMIN.into()),
-    ];
-    env.extend(s3.env());
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let port = free_port();
-    let (mut node, _) = spawn_binary(port, node_dir.path(), &env_refs, Stdio::null());
+    let (port, mut node) = node(node_dir.path(), &database, &bucket);
     assert_eq!(
         signed(port, &key, "GET", "/v1/ping", b"").unwrap().0,
         200,
@@ -838,4 +738,80 @@ fn throughput_on_one_two_and_three_nodes() {
     for line in report {
         eprintln!("{line}");
     }
+}
+
+#[test]
+fn an_interrupted_copy_resumes_after_its_last_batch_and_copies_nothing_twice() {
+    use kycd::store::copy::{copy_database, Progress};
+    use kycd::store::{Location, Store};
+    let Some((pg, _)) = pg_and_s3("the copy test") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key =
+        || kycd::store::crypto::MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
+    let db = dir.path().join("kycd.db");
+    let source = Store::connect(&Location::Sqlite(db.clone()), key(), 1).unwrap();
+    // 1,234 audit entries: three batches of 500 and a rest.
+    source
+        .write(|tx| {
+            for i in 0..1234 {
+                let entry = kycd::audit::NewEntry::new("op", "test.entry").target(format!("t{i}"));
+                kycd::store::audit::append(tx, &entry, 1_700_000_000 + i)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let dest = Store::connect(&Location::Postgres(pg.fresh_database()), key(), 2).unwrap();
+    // Interrupted after the second committed batch of the audit log.
+    let mut batches = 0;
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        copy_database(&db, &dest, &mut |p| {
+            if let Progress::Rows(_) = p {
+                batches += 1;
+                if batches == 2 {
+                    panic!("interrupted");
+                }
+            }
+        })
+    }));
+    assert!(stopped.is_err(), "the copy was interrupted");
+    let copied = |store: &Store| -> i64 {
+        store
+            .read(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM audit_log",
+                    kycd::store::params![],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(copied(&dest), 1000, "two batches committed");
+    // Resumed: the table starts at the row after the last batch.
+    let mut resumed_at = None;
+    let counts = copy_database(&db, &dest, &mut |p| {
+        if let Progress::Table {
+            name: "audit_log",
+            done,
+            ..
+        } = p
+        {
+            resumed_at = Some(done);
+        }
+    })
+    .unwrap();
+    assert_eq!(resumed_at, Some(1000));
+    let audit = counts.iter().find(|c| c.table == "audit_log").unwrap();
+    assert_eq!((audit.source, audit.destination), (1234, 1234));
+    assert!(
+        counts.iter().all(|c| c.source == c.destination),
+        "{counts:?}"
+    );
+    let (before, after) = (
+        kycd::audit::verify(&source).unwrap(),
+        kycd::audit::verify(&dest).unwrap(),
+    );
+    assert!(after.ok);
+    assert_eq!((after.entries, &after.head), (1234, &before.head));
 }

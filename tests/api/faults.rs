@@ -3,7 +3,7 @@
 //! once (the event id stays the same when a delivery is retried, so receivers can deduplicate),
 //! and the audit chain still verifies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,42 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{free_port, sign_headers, spawn_binary, with_json, Key};
-use crate::workflow::{face_b64, receiver};
+use crate::common::{
+    call, free_port, sign_headers, spawn_binary, submit_job, wait_all_completed, with_json, Key,
+};
+use crate::workflow::{completed_events_by_job, face_b64, receiver};
 
 const CLIENTS: usize = 10;
 const JOBS_PER_CLIENT: usize = 20;
 const KILLS: usize = 3;
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-/// One request to the server on `port`; `None` when the connection failed (server down).
-fn call(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Option<(u16, Value)> {
-    let mut req = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let mut res = agent().run(req.body(body.to_vec()).unwrap()).ok()?;
-    let text = res.body_mut().read_to_string().unwrap_or_default();
-    Some((
-        res.status().as_u16(),
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    ))
-}
 
 fn start(port: u16, dir: &std::path::Path) -> Child {
     let env = [
@@ -147,33 +119,17 @@ fn two_hundred_jobs_survive_three_kill_9s_exactly_once() {
             let (port_now, accepted, body) = (port_now.clone(), accepted.clone(), body.clone());
             std::thread::spawn(move || {
                 for j in 0..JOBS_PER_CLIENT {
-                    let idem = ("Idempotency-Key", format!("client{c}-job{j}"));
+                    let idem = format!("client{c}-job{j}");
                     let deadline = Instant::now() + Duration::from_secs(120);
                     loop {
                         let port = port_now.load(Ordering::SeqCst);
-                        let nonce = format!("n{}", rand_u64());
-                        let mut h = with_json(
-                            sign_headers(
-                                &key,
-                                "POST",
-                                "/v1/kyc/verify",
-                                &body,
-                                crate::common::now(),
-                                Some(&nonce),
-                            ),
-                            &body,
-                        );
-                        h.push(idem.clone());
-                        match call(port, "POST", "/v1/kyc/verify", &h, &body) {
-                            Some((202 | 200, v)) => {
-                                accepted
-                                    .lock()
-                                    .unwrap()
-                                    .insert(v["job_id"].as_str().unwrap().to_owned());
+                        match submit_job(port, &key, &body, &idem) {
+                            Some(Ok(job_id)) => {
+                                accepted.lock().unwrap().insert(job_id);
                                 break;
                             }
-                            Some((s, v)) if s < 500 => panic!("refused: {s} {v}"),
-                            _ => {
+                            Some(Err((s, v))) => panic!("refused: {s} {v}"),
+                            None => {
                                 assert!(Instant::now() < deadline, "server never came back");
                                 std::thread::sleep(Duration::from_millis(100));
                             }
@@ -223,22 +179,7 @@ fn two_hundred_jobs_survive_three_kill_9s_exactly_once() {
             })
             .unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let (done, total) = one(
-            "SELECT COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FROM jobs WHERE tenant_id = ?1",
-        );
-        assert_eq!(
-            total as usize,
-            accepted.len(),
-            "no job queued twice, none lost"
-        );
-        if done == total {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{done} of {total} completed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_all_completed(&store, &tenant, accepted.len());
     // Billed once each: one liveness unit per job.
     let (units, distinct) =
         one("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage_events WHERE tenant_id = ?1");
@@ -248,23 +189,7 @@ fn two_hundred_jobs_survive_three_kill_9s_exactly_once() {
     );
     assert_eq!(completed_events, 200, "one kyc.completed per job");
     // Every job's event reached the receiver, under one event id however often it was sent.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let by_job = loop {
-        let mut by_job: HashMap<String, HashSet<String>> = HashMap::new();
-        for (_, body) in got.lock().unwrap().iter() {
-            let event: Value = serde_json::from_slice(body).unwrap();
-            if event["type"] == "kyc.completed" {
-                by_job
-                    .entry(event["data"]["job_id"].as_str().unwrap().to_owned())
-                    .or_default()
-                    .insert(event["id"].as_str().unwrap().to_owned());
-            }
-        }
-        if by_job.len() == accepted.len() || Instant::now() > deadline {
-            break by_job;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let by_job = completed_events_by_job(&got, accepted.len());
     let received = got.lock().unwrap().len();
     assert_eq!(by_job.len(), accepted.len(), "every job announced");
     assert!(

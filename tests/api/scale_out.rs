@@ -11,6 +11,13 @@ use serde_json::json;
 use crate::common::services::{self, S3};
 use crate::common::{contains_bytes, TestApp};
 
+/// `name` of `s3://name/prefix`.
+fn bucket_name(url: &str) -> &str {
+    url.strip_prefix("s3://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("an s3:// URL")
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -20,12 +27,7 @@ fn agent() -> ureq::Agent {
 
 /// The keys in a bucket, read with a plain (unsigned) ListObjectsV2 that moto accepts.
 fn keys_in(s3: &S3, bucket_url: &str) -> Vec<String> {
-    let bucket = bucket_url
-        .strip_prefix("s3://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let bucket = bucket_name(bucket_url);
     let xml = agent()
         .get(&format!("{}/{bucket}?list-type=2", s3.endpoint()))
         .call()
@@ -40,24 +42,14 @@ fn keys_in(s3: &S3, bucket_url: &str) -> Vec<String> {
 }
 
 fn object_url(s3: &S3, bucket_url: &str, key: &str) -> String {
-    let bucket = bucket_url
-        .strip_prefix("s3://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let bucket = bucket_name(bucket_url);
     format!("{}/{bucket}/{key}", s3.endpoint())
 }
 
 /// Writes `bytes` at `key` with a signed PUT (moto refuses unsigned overwrites).
 fn overwrite(s3: &S3, bucket_url: &str, key: &str, bytes: &[u8]) {
     use object_store::ObjectStoreExt;
-    let bucket = bucket_url
-        .strip_prefix("s3://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
+    let bucket = bucket_name(bucket_url);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(bucket)

@@ -525,6 +525,33 @@ fn jobs_accepted_before_a_kill_9_finish_after_restart_billed_once() {
     let _ = child.wait();
 }
 
+/// The event ids of the `kyc.completed` events `got` received, by job, once `jobs` jobs have one
+/// (or two minutes have passed).
+#[allow(clippy::type_complexity)]
+pub fn completed_events_by_job(
+    got: &std::sync::Mutex<Vec<(std::collections::HashMap<String, String>, Vec<u8>)>>,
+    jobs: usize,
+) -> std::collections::HashMap<String, std::collections::HashSet<String>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let mut by_job: std::collections::HashMap<String, std::collections::HashSet<String>> =
+            Default::default();
+        for (_, body) in got.lock().unwrap().iter() {
+            let event: Value = serde_json::from_slice(body).unwrap();
+            if event["type"] == "kyc.completed" {
+                by_job
+                    .entry(event["data"]["job_id"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .insert(event["id"].as_str().unwrap().to_owned());
+            }
+        }
+        if by_job.len() == jobs || std::time::Instant::now() > deadline {
+            return by_job;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// A webhook receiver on 127.0.0.1 answering 500 to the first `failures` requests, then 200;
 /// returns its URL and the requests it got (headers lower-cased, body).
 #[allow(clippy::type_complexity)]

@@ -360,6 +360,97 @@ pub fn with_json(
     headers
 }
 
+/// One request to a server on `port` of this host; `None` when the connection failed (the
+/// server is down).
+pub fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Option<(u16, Value)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let mut res = agent.run(req.body(body.to_vec()).unwrap()).ok()?;
+    let text = res.body_mut().read_to_string().unwrap_or_default();
+    Some((
+        res.status().as_u16(),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    ))
+}
+
+/// Submits a verification to the server on `port` under an `Idempotency-Key`, freshly signed:
+/// `Some(Ok(job_id))` when accepted, `Some(Err(..))` when refused, `None` when the server could
+/// not be reached (the caller retries, with the same key, on another node or after a restart).
+pub fn submit_job(
+    port: u16,
+    key: &Key,
+    body: &[u8],
+    idempotency_key: &str,
+) -> Option<Result<String, (u16, Value)>> {
+    let nonce = format!("j{}", rand_suffix());
+    let mut h = with_json(
+        sign_headers(key, "POST", "/v1/kyc/verify", body, now(), Some(&nonce)),
+        body,
+    );
+    h.push(("Idempotency-Key", idempotency_key.to_owned()));
+    match call(port, "POST", "/v1/kyc/verify", &h, body)? {
+        (202 | 200, v) => Some(Ok(v["job_id"].as_str().unwrap().to_owned())),
+        (s, v) if s < 500 => Some(Err((s, v))),
+        _ => None,
+    }
+}
+
+/// Waits (up to five minutes) until every job of `tenant_id` is completed, asserting all along
+/// that there are exactly `accepted` of them (none queued twice, none lost).
+pub fn wait_all_completed(store: &kycd::store::Store, tenant_id: &str, accepted: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let (done, total): (i64, i64) = store
+            .read(|db| {
+                db.query_row(
+                    "SELECT COUNT(*) FILTER (WHERE status = 'completed'), COUNT(*) FROM jobs WHERE tenant_id = ?1",
+                    kycd::store::params![tenant_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .unwrap();
+        assert_eq!(total as usize, accepted, "no job queued twice, none lost");
+        if done == total {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{done} of {total} completed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A stored-media request body: a generated `kind` JPEG, base64.
+pub fn media_body(kind: &str, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(200, 160, |x, y| {
+        image::Rgb([(x % 256) as u8, seed, (y % 256) as u8])
+    });
+    serde_json::to_vec(&json!({
+        "kind": kind,
+        "image_base64": base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            kycd::media::intake::encode_jpeg(&img, 90),
+        ),
+    }))
+    .unwrap()
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -398,15 +489,25 @@ pub fn database_for(data_dir: &Path) -> Option<String> {
     if !services::postgres_backend() {
         return None;
     }
-    static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    let mut dbs = DATABASES.lock().unwrap();
-    if let Some((_, url)) = dbs.iter().find(|(d, _)| d == data_dir) {
-        return Some(url.clone());
+    static DATABASES: Memo = Memo::new(Vec::new());
+    Some(per_data_dir(&DATABASES, data_dir, || {
+        services::postgres()
+            .expect("KYCD_TEST_BACKEND=postgres needs PostgreSQL installed")
+            .fresh_database()
+    }))
+}
+
+type Memo = std::sync::Mutex<Vec<(PathBuf, String)>>;
+
+/// What `memo` holds for `data_dir`, made by `make` the first time.
+fn per_data_dir(memo: &Memo, data_dir: &Path, make: impl FnOnce() -> String) -> String {
+    let mut known = memo.lock().unwrap();
+    if let Some((_, v)) = known.iter().find(|(d, _)| d == data_dir) {
+        return v.clone();
     }
-    let pg = services::postgres().expect("KYCD_TEST_BACKEND=postgres needs PostgreSQL installed");
-    let url = pg.fresh_database();
-    dbs.push((data_dir.to_owned(), url.clone()));
-    Some(url)
+    let v = make();
+    known.push((data_dir.to_owned(), v.clone()));
+    v
 }
 
 /// The bucket a server with this data directory keeps its media in when the suite runs on
@@ -415,15 +516,12 @@ pub fn bucket_for(data_dir: &Path) -> Option<String> {
     if !services::postgres_backend() {
         return None;
     }
-    static BUCKETS: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    let mut buckets = BUCKETS.lock().unwrap();
-    if let Some((_, url)) = buckets.iter().find(|(d, _)| d == data_dir) {
-        return Some(url.clone());
-    }
-    let s3 = services::s3().expect("KYCD_TEST_BACKEND=postgres needs moto_server installed");
-    let url = s3.fresh_bucket();
-    buckets.push((data_dir.to_owned(), url.clone()));
-    Some(url)
+    static BUCKETS: Memo = Memo::new(Vec::new());
+    Some(per_data_dir(&BUCKETS, data_dir, || {
+        services::s3()
+            .expect("KYCD_TEST_BACKEND=postgres needs moto_server installed")
+            .fresh_bucket()
+    }))
 }
 
 /// The store of a server's data directory, opened beside it (either engine).

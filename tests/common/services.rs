@@ -259,18 +259,13 @@ pub fn s3() -> Option<&'static S3> {
                 return None;
             };
             let port = super::free_port();
-            let mut cmd = Command::new("setpriv");
-            cmd.args(["--pdeathsig=KILL", "--"])
-                .arg(moto)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            spawn_for_life(cmd);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "moto_server did not start");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let port_arg = port.to_string();
+            start_on_port(
+                &moto,
+                &["-H", "127.0.0.1", "-p", &port_arg],
+                port,
+                "moto_server",
+            );
             Some(S3 { port })
         })
         .as_ref()
@@ -300,22 +295,38 @@ pub fn redis() -> Option<&'static Redis> {
                 return None;
             };
             let port = super::free_port();
-            let mut cmd = Command::new("setpriv");
-            cmd.args(["--pdeathsig=KILL", "--"])
-                .arg(server)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            spawn_for_life(cmd);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "redis-server did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let port_arg = port.to_string();
+            let args = [
+                "--port",
+                &port_arg,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ];
+            start_on_port(&server, &args, port, "redis-server");
             Some(Redis { port })
         })
         .as_ref()
+}
+
+/// Starts `program` with `args` for the test binary's life (killed with it) and waits until it
+/// accepts connections on `port`.
+fn start_on_port(program: &Path, args: &[&str], port: u16, what: &str) {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig=KILL", "--"])
+        .arg(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    spawn_for_life(cmd);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
