@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod faces;
 pub mod http;
 pub mod io_runtime;
 pub mod kya;
