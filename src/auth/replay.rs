@@ -162,14 +162,7 @@ impl ReplayCache {
             // One statement: a fresh row, or a row whose pair expired (the same signature can
             // only come back valid after its timestamp's window, i.e. never within it).
             let expires = now + self.window_secs;
-            let inserted = store.autocommit(|c| {
-                c.execute(
-                    "INSERT INTO replay_seen (fp, expires) VALUES (?1, ?2) \
-                     ON CONFLICT (fp) DO UPDATE SET expires = ?2 WHERE replay_seen.expires < ?3",
-                    store::params![&fp[..], expires, now],
-                )
-            })?;
-            return Ok(inserted == 1);
+            return Ok(store.autocommit(|c| store::shared::first_use(c, &fp, expires, now))?);
         }
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // An entry is kept through its expiry second: a signature valid at the window's very
@@ -200,12 +193,7 @@ impl ReplayCache {
     pub fn sweep(&self) -> Result<usize, JournalError> {
         if let Some(store) = &self.shared {
             let now = store::now();
-            return Ok(store.autocommit(|c| {
-                c.execute(
-                    "DELETE FROM replay_seen WHERE expires < ?1",
-                    store::params![now],
-                )
-            })?);
+            return Ok(store.autocommit(|c| store::shared::forget_replays(c, now))?);
         }
         let Some(j) = &self.journal else {
             return Ok(0);

@@ -94,16 +94,16 @@ pub fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
     if let Some(pb) = current.take() {
         pb.finish();
     }
-    let media_rows: u64 = dest.read(|c| {
-        c.query_row("SELECT COUNT(*) FROM media", crate::store::params![], |r| {
-            r.get(0)
-        })
-    })?;
+    let media_rows: u64 = counts
+        .iter()
+        .find(|c| c.table == "media")
+        .map_or(0, |c| c.destination as u64);
     let pb = bar(media_rows, "media blobs");
     let from_dir = ObjectDir::open(&from.join("objects"))?;
-    let (copied, missing) =
+    let (addresses, missing) =
         crate::media::copy_objects(&dest, &from_dir, &objects, &mut |n| pb.inc(n))?;
     pb.finish();
+    let copied = addresses.len() - missing.len();
 
     // Verification: every table's count, the chain and its head, every blob readable.
     let mut problems = Vec::new();
@@ -127,11 +127,6 @@ pub fn run(config: &Config, command: StoreCommand) -> anyhow::Result<()> {
             before.entries, before.head, after.entries, after.head, after.ok
         ));
     }
-    let addresses: Vec<String> = dest.read(|c| {
-        c.query_map("SELECT object FROM media", crate::store::params![], |r| {
-            r.get(0)
-        })
-    })?;
     let unreadable = addresses
         .iter()
         .filter(|a| !missing.contains(a) && objects.get(a).is_err())

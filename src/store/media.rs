@@ -81,6 +81,13 @@ impl Store {
     }
 }
 
+/// Every media row's object address (for moving the blobs elsewhere).
+pub fn objects(conn: &Conn<'_>) -> Result<Vec<String>> {
+    conn.query_map("SELECT object FROM media ORDER BY object", params![], |r| {
+        r.get(0)
+    })
+}
+
 fn from_row(r: &Row<'_>) -> Result<MediaRow> {
     Ok(MediaRow {
         id: r.get(0)?,

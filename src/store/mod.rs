@@ -18,6 +18,7 @@ mod migrations;
 pub mod plans;
 mod postgres_pool;
 pub mod quota;
+pub mod shared;
 pub mod sql;
 pub mod tenants;
 pub mod usage;

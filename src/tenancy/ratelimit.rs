@@ -43,32 +43,15 @@ fn shared_cell(
     let limit = i64::from(limit.max(1));
     let interval = (period.as_millis() as i64 / limit).max(1);
     let tolerance = interval * (limit - 1);
-    store.autocommit(|c| {
-        let tat: Option<i64> = store::Optional::optional(c.query_row(
-            "INSERT INTO rate_buckets (key_id, bucket, tat_ms) VALUES (?1, ?2, CAST(?3 AS BIGINT) + CAST(?4 AS BIGINT)) \
-             ON CONFLICT (key_id, bucket) DO UPDATE SET tat_ms = \
-               (CASE WHEN rate_buckets.tat_ms > ?3 THEN rate_buckets.tat_ms ELSE ?3 END) + ?4 \
-             WHERE (CASE WHEN rate_buckets.tat_ms > ?3 THEN rate_buckets.tat_ms ELSE ?3 END) - ?3 <= CAST(?5 AS BIGINT) \
-             RETURNING tat_ms",
-            store::params![key_id, bucket, now_ms, interval, tolerance],
-            |r| r.get(0),
-        ))?;
-        Ok(match tat {
-            Some(tat) => Cell::Taken {
-                remaining: ((tolerance + interval - (tat - now_ms)) / interval).clamp(0, limit)
-                    as u32,
-            },
-            None => {
-                let tat: i64 = c.query_row(
-                    "SELECT tat_ms FROM rate_buckets WHERE key_id = ?1 AND bucket = ?2",
-                    store::params![key_id, bucket],
-                    |r| r.get(0),
-                )?;
-                Cell::Refused {
-                    wait_ms: (tat - now_ms - tolerance).max(1),
-                }
-            }
-        })
+    let step = store
+        .autocommit(|c| store::shared::take_cell(c, key_id, bucket, now_ms, interval, tolerance))?;
+    Ok(match step {
+        Ok(tat) => Cell::Taken {
+            remaining: ((tolerance + interval - (tat - now_ms)) / interval).clamp(0, limit) as u32,
+        },
+        Err(tat) => Cell::Refused {
+            wait_ms: (tat - now_ms - tolerance).max(1),
+        },
     })
 }
 
@@ -362,12 +345,7 @@ impl RateLimiter {
     /// consulted, and their Redis buckets expire by themselves within a day).
     pub fn forget(&self, key_id: &str) {
         if let Some(Shared::Database(store)) = &self.shared {
-            if let Err(e) = store.autocommit(|c| {
-                c.execute(
-                    "DELETE FROM rate_buckets WHERE key_id = ?1",
-                    store::params![key_id],
-                )
-            }) {
+            if let Err(e) = store.autocommit(|c| store::shared::forget_buckets(c, key_id)) {
                 tracing::warn!(error = %e, "forgetting a key's rate buckets failed");
             }
         }
