@@ -79,6 +79,7 @@ error_codes! {
     FaceTooSmall => UNPROCESSABLE_ENTITY, "face_too_small";
     FaceCropped => UNPROCESSABLE_ENTITY, "face_cropped";
     AngleTooLarge => UNPROCESSABLE_ENTITY, "angle_too_large";
+    FaceQualityTooLow => UNPROCESSABLE_ENTITY, "face_quality_too_low";
     // 429: over a budget.
     QuotaExceeded => TOO_MANY_REQUESTS, "quota_exceeded";
     RateLimited => TOO_MANY_REQUESTS, "rate_limited";

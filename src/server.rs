@@ -120,6 +120,14 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         "models loaded and warmed up"
     );
     let vision = Arc::new(vision);
+    let faces = Arc::new(crate::faces::Faces::new(
+        store.clone(),
+        media.face_index().clone(),
+    ));
+    let loaded = faces
+        .load(&mut |_| {})
+        .context("cannot rebuild the face index")?;
+    tracing::info!(faces = loaded.faces, ms = loaded.ms, "face index rebuilt");
     let kya = crate::kya::settings(&config.kya).map_err(anyhow::Error::msg)?;
     let meter = Arc::new(crate::tenancy::meter::Meter::new(store.clone()));
     let metrics = Arc::new(crate::telemetry::metrics::Metrics::new());
@@ -140,6 +148,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
             egress: egress.clone(),
             node: node_id(&config)?,
             lease_secs: config.workflow.lease_secs,
+            faces: faces.clone(),
         },
     ));
     let job_workers = config.workflow.workers;
@@ -196,6 +205,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
         sweep_every,
     ));
     actix_web::rt::spawn(replay_sweeper(state.auth.clone()));
+    actix_web::rt::spawn(crate::faces::follower(faces));
     actix_web::rt::spawn(crate::auth::failures::flush_worker(
         state.auth.clone(),
         state.store.clone(),

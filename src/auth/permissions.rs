@@ -46,11 +46,17 @@ pub enum Permission {
     /// Read the tenant's usage and charges.
     #[serde(rename = "usage:read")]
     UsageRead,
+    /// Enrol and delete faces in the tenant's 1:N index.
+    #[serde(rename = "faces:write")]
+    FacesWrite,
+    /// Search the tenant's enrolled faces (1:N) and match against a stored face.
+    #[serde(rename = "faces:search")]
+    FacesSearch,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 13] = [
         Permission::ResultsRead,
         Permission::ResultsReadAll,
         Permission::MediaRead,
@@ -62,6 +68,8 @@ impl Permission {
         Permission::WebhooksWrite,
         Permission::AuditRead,
         Permission::UsageRead,
+        Permission::FacesWrite,
+        Permission::FacesSearch,
     ];
 
     /// What a new key holds when none are named: it verifies and reads its own results.
@@ -81,6 +89,8 @@ impl Permission {
             Permission::WebhooksWrite => "webhooks:write",
             Permission::AuditRead => "audit:read",
             Permission::UsageRead => "usage:read",
+            Permission::FacesWrite => "faces:write",
+            Permission::FacesSearch => "faces:search",
         }
     }
 

@@ -138,7 +138,8 @@ pub enum KeyCommand {
         scopes: Option<Vec<String>>,
         /// What the key may read or manage, comma-separated (results:read, results:read_all,
         /// media:read, media:write, subjects:erase, workflow:read, workflow:write, webhooks:read,
-        /// webhooks:write, audit:read, usage:read); default results:read.
+        /// webhooks:write, audit:read, usage:read, faces:write, faces:search); default
+        /// results:read.
         #[arg(long, value_delimiter = ',')]
         permissions: Option<Vec<String>>,
         /// sandbox or live (default: sandbox on the Free plan, live otherwise).

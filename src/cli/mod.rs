@@ -7,6 +7,7 @@ mod bench;
 mod billing;
 mod document;
 mod face;
+mod faces;
 mod mrz;
 mod openapi;
 mod store;
@@ -84,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: face::FaceCommand,
     },
+    /// The 1:N face index: bulk enrolment.
+    Faces {
+        #[command(subcommand)]
+        command: faces::FacesCommand,
+    },
     /// Measure the inference pipelines on this machine (median and p95).
     Bench {
         #[command(subcommand)]
@@ -160,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => audit::run(&Config::load(&overrides)?, command),
         Command::Store { command } => store::run(&Config::load(&overrides)?, command),
         Command::Face { command } => face::run(&Config::load(&overrides)?, command),
+        Command::Faces { command } => faces::run(&Config::load(&overrides)?, command),
         Command::Document { command } => document::run(&Config::load(&overrides)?, command),
         Command::Verify(args) => verify::run(&Config::load(&overrides)?, args),
         Command::Openapi(args) => openapi::run(&args),

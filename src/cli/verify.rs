@@ -80,6 +80,7 @@ pub fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<()> {
         workflow,
         liveness: Default::default(),
         kya: crate::kya::settings(&config.kya).map_err(anyhow::Error::msg)?,
+        faces: None,
     };
     say("verifying: liveness and document in parallel…");
     let progress = |step: &'static str, ms: u64| {

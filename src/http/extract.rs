@@ -85,6 +85,10 @@ pub mod need {
         AuditRead => Required::Permission(Permission::AuditRead);
         /// `usage:read`.
         UsageRead => Required::Permission(Permission::UsageRead);
+        /// `faces:write`.
+        FacesWrite => Required::Permission(Permission::FacesWrite);
+        /// `faces:search`.
+        FacesSearch => Required::Permission(Permission::FacesSearch);
     }
 }
 

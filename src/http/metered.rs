@@ -8,7 +8,8 @@ use crate::store;
 use crate::tenancy::meter::Recorded;
 use crate::tenancy::plans::Module;
 
-/// Runs `work` billed as one unit of each of `modules` for `principal`. Blocking.
+/// Runs `work` billed as one unit of each of `modules` for `principal`, whose key must hold
+/// those modules in its scopes. Blocking.
 pub fn metered<T>(
     st: &AppState,
     principal: &Principal,
@@ -17,6 +18,19 @@ pub fn metered<T>(
     work: impl FnOnce() -> Result<T, ApiError>,
 ) -> Result<(T, Vec<Recorded>), ApiError> {
     principal.require(modules)?;
+    billed(st, principal, request_id, modules, work)
+}
+
+/// [`metered`] for a route that states a permission instead of a module (the face index: a
+/// search is billed as a `face_match` unit, and `faces:search` is what grants it), so the key's
+/// module scopes are not consulted. The modules' quotas still apply.
+pub fn billed<T>(
+    st: &AppState,
+    principal: &Principal,
+    request_id: &str,
+    modules: &[Module],
+    work: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<(T, Vec<Recorded>), ApiError> {
     let reservation = st.meter.reserve(
         &principal.tenant_id,
         modules,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub vision: Arc<Vision>,
     /// Verification jobs.
     pub jobs: Arc<crate::workflow::jobs::Jobs>,
+    /// Enrolled faces and the 1:N index.
+    pub faces: Arc<crate::faces::Faces>,
     /// Quotas and usage recording.
     pub meter: Arc<crate::tenancy::meter::Meter>,
     /// Request rate limits per key.
@@ -95,6 +97,7 @@ impl AppState {
             wait,
         );
         AppState {
+            faces: jobs.faces(),
             bodies,
             facephi_in_flight,
             config: Arc::new(config),
@@ -196,6 +199,7 @@ pub fn build_app(
                 .configure(scoped("/v1", routes::media::configure))
                 .configure(scoped("/v1", routes::document::configure))
                 .configure(scoped("/v1", routes::face::configure))
+                .configure(scoped("/v1", routes::faces::configure))
                 .configure(scoped("/v1", routes::liveness::configure))
                 .configure(scoped("/v1", routes::workflow::configure))
                 .configure(scoped("/v1", routes::webhooks::configure))

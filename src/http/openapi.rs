@@ -167,6 +167,7 @@ fn build() -> OpenApi {
         routes::liveness::Doc::openapi(),
         routes::document::Doc::openapi(),
         routes::face::Doc::openapi(),
+        routes::faces::Doc::openapi(),
         routes::workflow::Doc::openapi(),
         routes::webhooks::Doc::openapi(),
         routes::media::Doc::openapi(),

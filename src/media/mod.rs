@@ -205,6 +205,8 @@ pub struct MediaService {
     antivirus: AntivirusConfig,
     /// Decoded pixels held at once, in all and per tenant.
     decoded: Arc<Budget>,
+    /// The 1:N face index, which an erasure empties of the subject's faces.
+    face_index: Arc<crate::faces::index::FaceIndex>,
 }
 
 /// Copies the blob of every media row in `store` from the directory `from` into `to` (a
@@ -268,6 +270,7 @@ impl MediaService {
         Ok(MediaService {
             store,
             decoded,
+            face_index: Arc::default(),
             objects,
             limits,
             antivirus,
@@ -283,6 +286,11 @@ impl MediaService {
     /// The same for background work that waits as long as it takes (an accepted job).
     pub fn hold_patiently(&self, owner: &str) -> Held {
         Held::patient(self.decoded.clone(), owner, Duration::from_secs(24 * 3600))
+    }
+
+    /// The 1:N face index (this node's; see [`crate::faces`]).
+    pub fn face_index(&self) -> &Arc<crate::faces::index::FaceIndex> {
+        &self.face_index
     }
 
     /// The decoded-pixel budget.
@@ -452,10 +460,14 @@ impl MediaService {
     ) -> Result<ErasureReceipt, MediaError> {
         validate_subject_id(subject_id)?;
         let pseudonym = subject_reference(&self.store, tenant_id, subject_id)?;
+        let changes = self.face_index.lock_changes();
         let erased = self.store.write(|tx| {
+            // Faces first: they are under the subject's key, which the media erasure deletes.
+            let (faces, job_faces) = store::faces::erase_subject(tx, tenant_id, subject_id, now)?;
             let erased = store::media::erase_subject(tx, tenant_id, subject_id, &pseudonym, now)?;
             let counts = json!({
                 "media": erased.media.len(),
+                "embeddings": faces + job_faces,
                 "key": erased.key,
                 "jobs": erased.jobs,
                 "deliveries": erased.deliveries,
@@ -468,8 +480,12 @@ impl MediaService {
                     .details(counts),
                 now,
             )?;
-            Ok(erased)
+            Ok((erased, faces + job_faces))
         })?;
+        let (erased, embeddings) = erased;
+        // Out of this node's index at once; other nodes follow the removal events within a second.
+        self.face_index.remove_subject(tenant_id, subject_id);
+        drop(changes);
         let media = &erased.media;
         if let Err(e) = self.store.checkpoint_truncate() {
             // Readers can hold the WAL open; the next checkpoint finishes the job.
@@ -486,7 +502,7 @@ impl MediaService {
             subject_id: subject_id.to_owned(),
             deleted: ErasureCounts {
                 media: media.len(),
-                embeddings: 0,
+                embeddings,
                 records: usize::from(erased.key) + erased.jobs + erased.deliveries,
             },
             at: time::OffsetDateTime::from_unix_timestamp(now)

@@ -60,6 +60,18 @@ impl Store {
         Ok(key)
     }
 
+    /// A subject's data key from its stored (wrapped) form, read elsewhere in bulk.
+    pub fn unwrap_subject_key(
+        &self,
+        tenant_id: &str,
+        subject_id: &str,
+        wrapped: &[u8],
+    ) -> Result<DataKey> {
+        let aad = subject_aad(tenant_id, subject_id);
+        let aad = std::str::from_utf8(&aad).expect("ascii");
+        Ok(self.master.unwrap_key(wrapped, aad)?)
+    }
+
     /// The data key of an existing subject, or `NotFound` once it has been erased.
     pub fn existing_subject_key(
         &self,

@@ -20,12 +20,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_billing.sql"),
     include_str!("migrations/0008_hardening.sql"),
     include_str!("migrations/0009_shared_state.sql"),
+    include_str!("migrations/0010_faces.sql"),
 ];
 
 /// PostgreSQL's migrations, in order; index + 1 is its version.
 const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0001_schema.sql"),
     include_str!("migrations/postgres/0002_shared_state.sql"),
+    include_str!("migrations/postgres/0003_faces.sql"),
 ];
 
 /// Brings a PostgreSQL schema up to the latest version, one transaction per migration.

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod copy;
 pub mod crypto;
+pub mod faces;
 pub mod jobs;
 pub mod keys;
 pub mod media;

@@ -18,11 +18,14 @@ pub enum Step {
     FaceMatch,
     /// Know-your-applicant checks on the declared data.
     Kya,
+    /// The selfie searched against the tenant's enrolled faces (1:N): a face already enrolled
+    /// under another subject fires `duplicate_face`.
+    Dedup,
 }
 
 impl Step {
-    /// Every step, in the default order.
-    pub const ALL: [Step; 5] = [
+    /// The steps of the default workflow, in order (`dedup` is opt-in: it needs enrolled faces).
+    pub const DEFAULT: [Step; 5] = [
         Step::Liveness,
         Step::Ocr,
         Step::Validate,
@@ -38,6 +41,7 @@ impl Step {
             Step::Validate => "validate",
             Step::FaceMatch => "face_match",
             Step::Kya => "kya",
+            Step::Dedup => "dedup",
         }
     }
 }
@@ -149,6 +153,8 @@ pub enum Condition {
     MandatoryFieldMissing,
     /// A KYA check failed (not merely skipped).
     KyaFailed,
+    /// The `dedup` step found the selfie's face enrolled under another subject.
+    DuplicateFace,
 }
 
 /// `when` holds → at least `decision` (rules only make a decision stricter).
@@ -180,6 +186,31 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "authority",
 ];
 
+/// The `dedup` step and enrolment after a verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dedup {
+    /// Similarity (0–1, the face-match scale) at or above which an enrolled face is the same
+    /// person. Default 0.75, the face-match default.
+    pub threshold: f32,
+    /// The collection searched and enrolled into (`default` when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// Enrol the selfie of every accepted verification, so the next applicant with the same
+    /// face is caught. Default false.
+    pub enrol_accepted: bool,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup {
+            threshold: Thresholds::default().face_match,
+            collection: None,
+            enrol_accepted: false,
+        }
+    }
+}
+
 /// A tenant's workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -196,12 +227,15 @@ pub struct WorkflowConfig {
     pub mandatory_fields: Vec<String>,
     /// Rules applied after scoring.
     pub rules: Vec<Rule>,
+    /// Face deduplication.
+    pub dedup: Dedup,
 }
 
 impl Default for WorkflowConfig {
     fn default() -> Self {
         WorkflowConfig {
-            steps: Step::ALL.to_vec(),
+            steps: Step::DEFAULT.to_vec(),
+            dedup: Dedup::default(),
             thresholds: Thresholds::default(),
             weights: Weights::default(),
             bands: Bands::default(),
@@ -238,6 +272,11 @@ impl Default for WorkflowConfig {
                 },
                 Rule {
                     when: Condition::MandatoryFieldMissing,
+                    value: None,
+                    decision: Decision::Review,
+                },
+                Rule {
+                    when: Condition::DuplicateFace,
                     value: None,
                     decision: Decision::Review,
                 },
@@ -472,6 +511,34 @@ impl WorkflowConfig {
         // The selfie's face comes from the liveness step.
         if has(Step::FaceMatch) && !has(Step::Liveness) {
             return Err(FieldError::new("steps", "`face_match` needs `liveness`"));
+        }
+        if has(Step::Dedup) && !has(Step::Liveness) {
+            return Err(FieldError::new("steps", "`dedup` needs `liveness`"));
+        }
+        if self.dedup.enrol_accepted && !has(Step::Liveness) {
+            return Err(FieldError::new(
+                "dedup.enrol_accepted",
+                "enrolling needs the selfie's face: add `liveness` to the steps",
+            ));
+        }
+        if !(0.5..=1.0).contains(&self.dedup.threshold) {
+            return Err(FieldError::new(
+                "dedup.threshold",
+                format!("{} is not within 0.5–1", self.dedup.threshold),
+            ));
+        }
+        if let Some(c) = &self.dedup.collection {
+            if c.is_empty()
+                || c.len() > 64
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(FieldError::new(
+                    "dedup.collection",
+                    "1 to 64 characters of A–Z, a–z, 0–9, '-', '_', '.'",
+                ));
+            }
         }
         for dependent in [Step::Validate, Step::FaceMatch] {
             if has(dependent) && !has(Step::Ocr) {

@@ -13,11 +13,12 @@ use tokio::sync::Notify;
 
 use super::config::{Step, WorkflowConfig};
 use super::egress;
-use super::pipeline::{self, Settings, Subject};
+use super::pipeline::{self, FaceSearch, Settings, Subject};
 use super::tenant_config;
 use super::webhooks::{self, Deliverer};
 use crate::admission::Held;
 use crate::audit::NewEntry;
+use crate::faces::Faces;
 use crate::kya::{Applicant, KyaSettings};
 use crate::media::intake::Keep;
 use crate::media::{self, MediaError, MediaService};
@@ -101,6 +102,8 @@ pub struct JobSettings {
     /// How long a claim lasts unless renewed; a node that dies leaves its jobs to the others
     /// after this.
     pub lease_secs: i64,
+    /// The enrolled faces (the `dedup` step, enrolment of accepted selfies).
+    pub faces: Arc<Faces>,
 }
 
 /// The job service.
@@ -115,6 +118,7 @@ pub struct Jobs {
     egress: Arc<egress::Policy>,
     node: Arc<str>,
     lease_secs: i64,
+    faces: Arc<Faces>,
     /// Webhook delivery (woken when a job's event is queued).
     pub deliverer: Arc<Deliverer>,
 }
@@ -146,7 +150,13 @@ impl Jobs {
             egress,
             node: settings.node.into(),
             lease_secs: settings.lease_secs.max(1),
+            faces: settings.faces,
         }
+    }
+
+    /// The enrolled faces.
+    pub fn faces(&self) -> Arc<Faces> {
+        self.faces.clone()
     }
 
     /// Where webhooks and callbacks may go.
@@ -413,6 +423,14 @@ impl Jobs {
         match written {
             Ok(Ok(true)) => {
                 self.deliverer.wake.notify_one();
+                if matches!(&*outcome, Ok((o, _)) if o.enrol.is_some()) {
+                    // The face enrolled with the result joins this node's index now (the others
+                    // follow within a second).
+                    let faces = self.faces.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || faces.follow()).await {
+                        tracing::warn!(error = %e, "following the face index failed");
+                    }
+                }
                 tracing::info!(job = %job.id, "job finished");
             }
             Ok(Ok(false)) => tracing::warn!(job = %job.id, "job already finished elsewhere"),
@@ -462,6 +480,7 @@ impl Jobs {
         let job = job.clone();
         let sealed = sealed.to_vec();
         let kya = self.kya.clone();
+        let faces = self.faces.clone();
         // Opening, base64 and image decoding (and an antivirus scan) are blocking work. The
         // decoded pixels are admitted like a request's, waiting as long as it takes: an
         // accepted job is never refused.
@@ -499,6 +518,11 @@ impl Jobs {
                     liveness: tenancy::liveness_thresholds(&store, &job.tenant_id)
                         .unwrap_or_default(),
                     kya,
+                    faces: Some(FaceSearch {
+                        faces,
+                        tenant_id: job.tenant_id.clone(),
+                        subject_id: job.subject_id.clone(),
+                    }),
                 };
                 Ok((subject, settings, held))
             })
@@ -554,7 +578,7 @@ pub fn billed_modules(wf: &WorkflowConfig) -> Vec<Module> {
             Step::Ocr => Some(Module::Ocr),
             Step::Validate => Some(Module::Validation),
             Step::FaceMatch => Some(Module::FaceMatch),
-            Step::Kya => None,
+            Step::Kya | Step::Dedup => None,
         })
         .collect()
 }
@@ -623,6 +647,28 @@ fn finish(
                 now,
             )?;
             if done {
+                if let Some(face) = &o.selfie {
+                    // Kept sealed with the job so `POST /v1/faces {job_id}` can enrol it later.
+                    if let Some(sealed) = crate::faces::seal_job_face(&key, &job.id, face) {
+                        store::faces::set_job_face(tx, &job.id, &sealed)?;
+                    }
+                    if let Some(collection) = &o.enrol {
+                        let e = crate::faces::Enrolment {
+                            tenant_id: &job.tenant_id,
+                            subject_id: &job.subject_id,
+                            collection: Some(collection),
+                            job_id: Some(&job.id),
+                        };
+                        let held = store::faces::count_for_subject(tx, &job.tenant_id, &job.subject_id)?;
+                        if held < crate::faces::MAX_PER_SUBJECT {
+                            match Faces::enrol_in(tx, &key, &e, face, now, job.key_id.as_deref().unwrap_or("workflow")) {
+                                Ok(_) => {}
+                                Err(crate::faces::FacesError::Store(e)) => return Err(e),
+                                Err(e) => tracing::warn!(job = %job.id, error = %e, "accepted face not enrolled"),
+                            }
+                        }
+                    }
+                }
                 let outcome = json!({ "decision": o.verdict.decision.name(), "score": o.verdict.score });
                 audit_job(tx, job, "kyc.decision", outcome, now)?;
                 let mut data = serde_json::to_value(o).unwrap_or_default();

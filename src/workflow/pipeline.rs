@@ -44,7 +44,23 @@ pub struct Settings {
     pub liveness: LivenessThresholds,
     /// KYA set-up.
     pub kya: KyaSettings,
+    /// Where the `dedup` step searches (absent where there is no index, as in `kycd verify`).
+    pub faces: Option<FaceSearch>,
 }
+
+/// The index a verification's selfie is searched in, and whose the selfie is.
+#[derive(Clone)]
+pub struct FaceSearch {
+    /// The enrolled faces.
+    pub faces: Arc<crate::faces::Faces>,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The applicant (their own faces are not duplicates).
+    pub subject_id: String,
+}
+
+/// Enrolled faces of other subjects the dedup step reports at most.
+const DEDUP_CANDIDATES: usize = 5;
 
 /// Why a verification could not be completed (as opposed to completed with a bad score).
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +86,12 @@ pub struct Outcome {
     pub steps: Value,
     /// Milliseconds per step and in all.
     pub timings: Value,
+    /// The selfie's analysed face (kept, sealed, with the job; never in the result).
+    #[serde(skip)]
+    pub selfie: Option<AnalyzedFace>,
+    /// The collection to enrol the selfie into: accepted, and the workflow enrols accepted faces.
+    #[serde(skip)]
+    pub enrol: Option<String>,
 }
 
 /// Runs the verification; `progress` hears each step's name and milliseconds as it ends.
@@ -225,6 +247,51 @@ pub async fn run(
         );
         progress("face_match", at.elapsed().as_millis() as u64);
     }
+    if has(Step::Dedup) {
+        let at = Instant::now();
+        let d = &wf.dedup;
+        let (outcome, detail) = match (&selfie_face, &settings.faces) {
+            (Some(face), Some(search)) => {
+                let (search, embedding) = (search.clone(), face.embedding.clone());
+                let (threshold, collection) = (d.threshold, d.collection.clone());
+                let span = step("dedup");
+                let found = tokio::task::spawn_blocking(move || {
+                    let _in = span.enter();
+                    search
+                        .faces
+                        .search(
+                            &search.tenant_id,
+                            &embedding,
+                            collection.as_deref(),
+                            DEDUP_CANDIDATES,
+                            threshold,
+                        )
+                        .map(|hits| {
+                            hits.into_iter()
+                                .filter(|h| h.subject_id != search.subject_id)
+                                .collect::<Vec<_>>()
+                        })
+                })
+                .await
+                .map_err(|e| PipelineError::Aborted(e.to_string()))?
+                .map_err(|e| PipelineError::Aborted(format!("the face index: {e}")))?;
+                let detail = json!({ "matches": found, "threshold": threshold });
+                (
+                    Some(score::DedupOutcome {
+                        matches: found,
+                        threshold,
+                    }),
+                    detail,
+                )
+            }
+            (None, _) => (None, json!({ "error": "no usable face in the selfie" })),
+            (_, None) => (None, json!({ "error": "no face index here" })),
+        };
+        outcomes.dedup = outcome;
+        steps.insert("dedup".into(), detail);
+        timings.insert("dedup_ms".into(), json!(at.elapsed().as_millis() as u64));
+        progress("dedup", at.elapsed().as_millis() as u64);
+    }
     if has(Step::Kya) {
         let at = Instant::now();
         let document_name = match (
@@ -252,6 +319,15 @@ pub async fn run(
         progress("kya", at.elapsed().as_millis() as u64);
     }
     let verdict = score::score(wf, &outcomes);
+    let enrol = (verdict.decision == super::config::Decision::Accepted
+        && wf.dedup.enrol_accepted
+        && selfie_face.is_some())
+    .then(|| {
+        wf.dedup
+            .collection
+            .clone()
+            .unwrap_or_else(|| "default".into())
+    });
     timings.insert(
         "total_ms".into(),
         json!(started.elapsed().as_millis() as u64),
@@ -261,6 +337,8 @@ pub async fn run(
         extracted,
         steps: Value::Object(steps),
         timings: Value::Object(timings),
+        selfie: selfie_face,
+        enrol,
     })
 }
 

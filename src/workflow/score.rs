@@ -56,9 +56,20 @@ pub struct KyaOutcome {
     pub skipped: Vec<String>,
 }
 
+/// What the dedup step found.
+#[derive(Debug, Clone, Default)]
+pub struct DedupOutcome {
+    /// Enrolled faces of other subjects at or above the threshold, best first.
+    pub matches: Vec<crate::faces::Candidate>,
+    /// The threshold applied.
+    pub threshold: f32,
+}
+
 /// The results of the steps that ran (`None`: the step did not run).
 #[derive(Debug, Clone, Default)]
 pub struct Outcomes {
+    /// Dedup.
+    pub dedup: Option<DedupOutcome>,
     /// Liveness.
     pub liveness: Option<LivenessOutcome>,
     /// Document.
@@ -184,6 +195,21 @@ pub fn score(config: &WorkflowConfig, outcomes: &Outcomes) -> Verdict {
             factors.insert("kya", factor(value, w.kya, details));
         }
     }
+    if let Some(d) = &outcomes.dedup {
+        for m in &d.matches {
+            reasons.push(format!(
+                "face already enrolled under subject {} (face {}{}) at similarity {:.2} ≥ {:.2}",
+                m.subject_id,
+                m.face_id,
+                m.job_id
+                    .as_deref()
+                    .map(|j| format!(", job {j}"))
+                    .unwrap_or_default(),
+                m.similarity,
+                d.threshold
+            ));
+        }
+    }
     let total_weight: u32 = factors.values().map(|f| f.weight).sum();
     let score = if total_weight == 0 {
         0.0
@@ -266,6 +292,7 @@ fn holds(when: Condition, value: Option<u32>, o: &Outcomes, config: &WorkflowCon
             doc.is_some_and(|d| !d.found || !d.missing_fields.is_empty())
         }
         Condition::KyaFailed => o.kya.as_ref().is_some_and(|k| !k.failed.is_empty()),
+        Condition::DuplicateFace => o.dedup.as_ref().is_some_and(|d| !d.matches.is_empty()),
     }
 }
 
@@ -282,6 +309,7 @@ mod tests {
 
     fn good() -> Outcomes {
         Outcomes {
+            dedup: None,
             liveness: Some(LivenessOutcome {
                 is_live: true,
                 confidence: 0.97,
@@ -388,5 +416,34 @@ mod tests {
         assert!(v
             .reasons
             .contains(&"score 76 < 80 (accepted band)".to_string()));
+    }
+
+    #[test]
+    fn a_duplicate_face_sends_to_review_naming_the_other_subject() {
+        let mut o = good();
+        o.dedup = Some(DedupOutcome {
+            matches: vec![crate::faces::Candidate {
+                face_id: "face_1".into(),
+                subject_id: "customer-7".into(),
+                job_id: Some("job_9".into()),
+                similarity: 0.97,
+                cosine: 0.66,
+            }],
+            threshold: 0.75,
+        });
+        let v = score(&WorkflowConfig::default(), &o);
+        assert_eq!(v.decision, Decision::Review, "{:?}", v.reasons);
+        assert_eq!(
+            v.reasons,
+            [
+                "face already enrolled under subject customer-7 (face face_1, job job_9) at similarity 0.97 ≥ 0.75",
+                "rule duplicate_face → review"
+            ]
+        );
+        o.dedup.as_mut().unwrap().matches.clear();
+        assert_eq!(
+            score(&WorkflowConfig::default(), &o).decision,
+            Decision::Accepted
+        );
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::TestApp;
 
-fn kycd(data_dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+pub fn kycd(data_dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kycd"))
         .arg("--data-dir")
         .arg(data_dir)

@@ -1,7 +1,8 @@
 //! Three `kycd serve` nodes on loopback ports sharing one PostgreSQL, one S3 server and one Redis
 //! (the harness's throw-away ones): 300 verification jobs and 3,000 validations spread over them while
 //! one node is killed with SIGKILL; then a hard quota, a rate limit and replay refusal across
-//! nodes, the audit chain, and an erasure made through one node seen through another.
+//! nodes, the audit chain, an erasure made through one node seen through another, and a face
+//! enrolled through one node found through another.
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -105,7 +106,7 @@ impl Cluster {
                 json!({ "overrides": o }),
             );
         }
-        let perms = json!({ "permissions": ["results:read", "workflow:write", "webhooks:write", "media:write", "media:read", "subjects:erase"] });
+        let perms = json!({ "permissions": ["results:read", "workflow:write", "webhooks:write", "media:write", "media:read", "subjects:erase", "faces:write", "faces:search"] });
         (0..keys)
             .map(|_| {
                 let k = self.admin("POST", &format!("/tenants/{id}/keys"), perms.clone());
@@ -443,6 +444,45 @@ fn three_nodes_share_jobs_quotas_limits_replays_audit_and_erasure() {
         404,
         "gone through B"
     );
+
+    // --- A face enrolled through node C is found through node B within a second or two (each
+    // node's index follows the database); erased through node A, it is gone through B as soon.
+    let enrol = json!({ "image_base64": face_b64("obama.jpg"), "subject_id": "enrolled-on-c" });
+    let (status, v) = signed(
+        ports[2],
+        key,
+        "POST",
+        "/v1/faces",
+        &serde_json::to_vec(&enrol).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{v}");
+    let query = serde_json::to_vec(&json!({ "image_base64": face_b64("obama2.jpg") })).unwrap();
+    let found_through_b = || -> Vec<Value> {
+        let (status, v) = signed(ports[1], key, "POST", "/v1/faces/search", &query).unwrap();
+        assert_eq!(status, 200, "{v}");
+        v["candidates"].as_array().unwrap().clone()
+    };
+    let until = |want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = found_through_b();
+            if found.len() == want {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "{found:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let found = until(1);
+    assert_eq!(found[0]["subject_id"], "enrolled-on-c");
+    let (status, v) = signed(ports[0], key, "DELETE", "/v1/subjects/enrolled-on-c", b"").unwrap();
+    assert_eq!(
+        (status, &v["deleted"]["embeddings"]),
+        (200, &json!(1)),
+        "{v}"
+    );
+    until(0);
 
     // --- The audit chain every node appended to verifies.
     let audit = Command::new(env!("CARGO_BIN_EXE_kycd"))

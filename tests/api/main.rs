@@ -12,6 +12,7 @@ mod compat;
 mod document;
 mod errors;
 mod face;
+mod faces;
 mod faults;
 mod hardening;
 mod licence;

@@ -308,10 +308,20 @@ fn tenant_b_gets_404_for_every_id_of_tenant_a() {
     );
     assert_eq!(r.status, 201, "{}", r.text);
     let media = r.body["media"]["id"].as_str().unwrap().to_owned();
+    let enrol = json!({ "image_base64": face_b64("obama.jpg"), "subject_id": subject });
+    let r = app.signed(
+        &a,
+        "POST",
+        "/v1/faces",
+        &serde_json::to_vec(&enrol).unwrap(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let face = r.body["face_id"].as_str().unwrap().to_owned();
 
     let id_of = |param: &str, path: &str| -> String {
         match param {
             "subject_id" => subject.into(),
+            "face_id" => face.clone(),
             "media_id" => media.clone(),
             "id" if path.starts_with("/v1/jobs/") => job.clone(),
             "id" if path.starts_with("/v1/webhooks/deliveries/") => delivery.clone(),

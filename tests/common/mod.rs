@@ -29,6 +29,8 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     "webhooks:write",
     "audit:read",
     "usage:read",
+    "faces:write",
+    "faces:search",
 ];
 
 /// Permissions a sandbox key can never hold.

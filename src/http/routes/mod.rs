@@ -6,6 +6,7 @@ pub mod billing;
 pub mod compat;
 pub mod document;
 pub mod face;
+pub mod faces;
 pub mod liveness;
 pub mod media;
 pub mod ops;
