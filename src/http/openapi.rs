@@ -98,6 +98,7 @@ once (replays within 10 minutes are refused).";
         (name = "verification", description = "Liveness, document, face match (each billed)"),
         (name = "workflow", description = "Asynchronous verification jobs, workflow config and webhooks"),
         (name = "data", description = "Media, erasure, usage and audit of the calling tenant"),
+        (name = "faces", description = "The tenant's enrolled faces: enrolment, 1:N search, deletion"),
         (name = "admin", description = "The operator's API (bearer token)"),
         (name = "compat", description = "Drop-in Facia and FacePhi wire contracts")
     )
