@@ -26,7 +26,7 @@ const PREFILTER_FROM: usize = 8_192;
 
 /// At least this many faces (or one in `RERANK_SHARE`) of a prefiltered partition are scored on
 /// their int8 codes.
-const RERANK: usize = 4_096;
+const RERANK: usize = 8_192;
 const RERANK_SHARE: usize = 64;
 
 /// A face as the index keeps it.
