@@ -47,6 +47,32 @@ pub enum AdminCommand {
     },
     /// Print the operator token for /admin/v1 (from KYCD_ADMIN_TOKEN or <data-dir>/admin.token).
     Token,
+    /// People who sign in to a tenant's console (`/console`).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+/// Console-user subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a console user; prints a generated password once (or reads one from
+    /// KYCD_USER_PASSWORD).
+    Create {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// owner, admin, reviewer or viewer.
+        #[arg(long)]
+        role: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Tenant subcommands.
@@ -255,6 +281,40 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match command {
         AdminCommand::Token => unreachable!("handled above"),
+        AdminCommand::User {
+            command:
+                UserCommand::Create {
+                    tenant,
+                    email,
+                    role,
+                    json,
+                },
+        } => {
+            use crate::console::users;
+            let Some(role) = users::Role::parse(&role) else {
+                anyhow::bail!("--role is owner, admin, reviewer or viewer");
+            };
+            let (password, generated) = match std::env::var("KYCD_USER_PASSWORD") {
+                Ok(p) if !p.is_empty() => (p, false),
+                _ => (users::generate_password(), true),
+            };
+            let u = users::create_user(&store, &tenant, &email, role, &password, ACTOR)?;
+            let mut out = serde_json::json!({ "user_id": u.id, "tenant_id": u.tenant_id, "email": u.email, "role": u.role });
+            if generated {
+                out["password"] = serde_json::json!(password);
+            }
+            print(json, &out, |_| {
+                let shown = if generated {
+                    format!("; password (shown once): {password}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "created {} user {} for tenant {}{shown}",
+                    u.role, u.email, u.tenant_id
+                )
+            });
+        }
         AdminCommand::Plan { command } => super::billing::run_plan(&store, command)?,
         AdminCommand::Invoice {
             tenant,

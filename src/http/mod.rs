@@ -185,6 +185,7 @@ pub fn build_app(
         .app_data(web::PayloadConfig::default().limit(max_body))
         .configure(scoped("", routes::ops::configure))
         .configure(scoped("", routes::compat::configure))
+        .configure(crate::console::configure)
         .service(
             web::scope("/admin/v1")
                 .configure(scoped("/admin/v1", routes::admin::configure))

@@ -76,13 +76,13 @@ pub async fn middleware(
     let fut = async move {
         let mut res = match next.call(req).await {
             Ok(res) => match res.response().error().map(to_api_error) {
-                // An extractor or actix itself produced a plain-text error: re-render it.
+                // An extractor or actix itself produced a plain-text error: re-render it (the
+                // console renders its own, as pages).
                 Some(api)
-                    if res
-                        .response()
-                        .error()
-                        .and_then(|e| e.as_error::<ApiError>())
-                        .is_none() =>
+                    if res.response().error().is_some_and(|e| {
+                        e.as_error::<ApiError>().is_none()
+                            && e.as_error::<crate::console::ConsoleError>().is_none()
+                    }) =>
                 {
                     res.into_response(api.error_response())
                 }

@@ -193,6 +193,12 @@ pub fn erase_subject(
         "DELETE FROM subjects WHERE tenant_id = ?1 AND id = ?2",
         params![tenant_id, subject_id],
     )?;
+    // A reviewer's comment may describe the person.
+    tx.execute(
+        "UPDATE job_reviews SET comment = '' WHERE job_id IN \
+         (SELECT id FROM jobs WHERE tenant_id = ?1 AND subject_id = ?2)",
+        params![tenant_id, subject_id],
+    )?;
     tx.execute(
         "DELETE FROM job_inputs WHERE job_id IN \
          (SELECT id FROM jobs WHERE tenant_id = ?1 AND subject_id = ?2)",

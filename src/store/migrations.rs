@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_hardening.sql"),
     include_str!("migrations/0009_shared_state.sql"),
     include_str!("migrations/0010_faces.sql"),
+    include_str!("migrations/0011_console.sql"),
 ];
 
 /// PostgreSQL's migrations, in order; index + 1 is its version.
@@ -28,6 +29,7 @@ const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0001_schema.sql"),
     include_str!("migrations/postgres/0002_shared_state.sql"),
     include_str!("migrations/postgres/0003_faces.sql"),
+    include_str!("migrations/postgres/0004_console.sql"),
 ];
 
 /// Brings a PostgreSQL schema up to the latest version, one transaction per migration.

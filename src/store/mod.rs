@@ -9,6 +9,7 @@
 //! busy timeout.
 
 pub mod audit;
+pub mod console;
 pub mod copy;
 pub mod crypto;
 pub mod faces;

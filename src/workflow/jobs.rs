@@ -333,6 +333,17 @@ impl Jobs {
             for (k, val) in r {
                 v[k] = val;
             }
+            if let Ok(Some(review)) = self
+                .store
+                .read(|c| store::console::review(c, &job.tenant_id, &job.id))
+            {
+                // A person decided what the score left open.
+                v["decision"] = json!(job.decision);
+                v["review"] = json!({
+                    "outcome": review.outcome, "reviewer": review.reviewer,
+                    "comment": review.comment, "at": rfc3339(review.at),
+                });
+            }
         } else if job.status == "completed" {
             // Completed, but the subject was erased since: the decision stays, the data is gone.
             v["score"] = json!(job.score);

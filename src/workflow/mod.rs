@@ -6,6 +6,7 @@ pub mod config;
 pub mod egress;
 pub mod jobs;
 pub mod pipeline;
+pub mod review;
 pub mod score;
 pub mod tenant_config;
 pub mod webhooks;

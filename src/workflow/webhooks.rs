@@ -24,7 +24,12 @@ use crate::store::crypto::DataKey;
 use crate::store::{self, webhooks::DeliveryRow, Store, StoreError};
 
 /// Events a tenant can subscribe to.
-pub const EVENTS: &[&str] = &["kyc.completed", "kyc.failed", "quota.threshold"];
+pub const EVENTS: &[&str] = &[
+    "kyc.completed",
+    "kyc.failed",
+    "kyc.reviewed",
+    "quota.threshold",
+];
 /// Data-key family sealing webhook secrets and payloads.
 pub const FAMILY: &str = "webhooks";
 /// Delays before attempts 2…9 (seconds): 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h —

@@ -9,6 +9,7 @@ mod billing;
 mod cli;
 mod cluster;
 mod compat;
+mod console;
 mod document;
 mod errors;
 mod face;

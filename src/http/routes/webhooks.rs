@@ -45,7 +45,7 @@ pub struct Doc;
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
     url: String,
-    /// Default: `kyc.completed` and `kyc.failed`.
+    /// Default: `kyc.completed`, `kyc.failed` and `kyc.reviewed`.
     events: Option<Vec<String>>,
 }
 
@@ -55,7 +55,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 /// Adds an endpoint; its signing secret is in this response only.
 #[utoipa::path(post, path = "/v1/webhooks", security(("X-API-SIGN" = ["webhooks:write"])), tag = "workflow",
-    request_body(content = CreateRequest, description = "`url` and `events` (kyc.completed, kyc.failed, quota.threshold)",
+    request_body(content = CreateRequest, description = "`url` and `events` (kyc.completed, kyc.failed, kyc.reviewed, quota.threshold)",
         example = json!({"url": "https://hooks.example.com/kyc", "events": ["kyc.completed", "kyc.failed", "quota.threshold"]})),
     responses((status = 201, description = "The endpoint, with its signing secret (shown once)", body = Object,
         example = json!({"id": "whk_0a1b2c3d4e5f60718293a4b5", "url": "https://hooks.example.com/kyc", "events": ["kyc.completed"], "secret": "whsec_…"}))))]
@@ -65,9 +65,13 @@ async fn create(
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let events = body
-        .events
-        .unwrap_or_else(|| vec!["kyc.completed".into(), "kyc.failed".into()]);
+    let events = body.events.unwrap_or_else(|| {
+        vec![
+            "kyc.completed".into(),
+            "kyc.failed".into(),
+            "kyc.reviewed".into(),
+        ]
+    });
     if events.is_empty() {
         return Err(invalid("events", "at least one event"));
     }

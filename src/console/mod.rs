@@ -1,0 +1,591 @@
+//! The tenant console at `/console`: people (not keys) signed in with a password, looking at
+//! their tenant's verifications, deciding the ones in review, managing API keys.
+//!
+//! Served by the same binary, every asset embedded. Pages are rendered on the server
+//! ([`views`]); each handler reads the session ([`Console`], in its signature), checks the role
+//! for the action, calls the same domain function the API calls, and renders. Every form that
+//! changes something carries the session's CSRF token, checked before anything else; the
+//! session cookie is HttpOnly and SameSite=Strict (and Secure when the request came over TLS).
+
+pub mod users;
+pub mod views;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use maud::Markup;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::http::AppState;
+use crate::store::{self, StoreError};
+use crate::workflow::review::{self, Outcome, Reviewer};
+use users::{Action, SignedIn, UserError};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "kycd_console";
+
+/// Registers the console's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/console")
+            .route("/assets/console.css", web::get().to(css))
+            .route("/login", web::get().to(login_form))
+            .route("/login", web::post().to(login))
+            .route("/logout", web::post().to(logout))
+            .route("/", web::get().to(overview))
+            .route("", web::get().to(overview))
+            .route("/verifications", web::get().to(verifications))
+            .route("/review", web::get().to(review_queue))
+            .route("/jobs/{id}", web::get().to(job))
+            .route("/jobs/{id}/review", web::post().to(decide))
+            .route("/keys", web::get().to(keys))
+            .route("/keys", web::post().to(create_key))
+            .route("/keys/{id}/revoke", web::post().to(revoke_key))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// Why a console request was not served.
+#[derive(Debug)]
+pub enum ConsoleError {
+    /// No live session: go and sign in.
+    SignIn,
+    /// The role does not allow it (the page and the action both refuse).
+    Forbidden(Box<SignedIn>),
+    /// Not this tenant's, or nothing there.
+    NotFound(Option<Box<SignedIn>>),
+    /// A change without the session's CSRF token.
+    Csrf,
+    /// A value is not acceptable, or the state forbids it (already reviewed).
+    Refused(Box<SignedIn>, StatusCode, String),
+    /// Our fault.
+    Internal(String),
+}
+
+impl std::fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the user row (it holds the password hash).
+        f.write_str(match self {
+            ConsoleError::SignIn => "not signed in",
+            ConsoleError::Forbidden(_) => "not allowed for this role",
+            ConsoleError::NotFound(_) => "not found",
+            ConsoleError::Csrf => "missing or stale CSRF token",
+            ConsoleError::Refused(..) => "refused",
+            ConsoleError::Internal(_) => "internal error",
+        })
+    }
+}
+
+impl ResponseError for ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ConsoleError::SignIn => StatusCode::SEE_OTHER,
+            ConsoleError::Forbidden(_) | ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
+            ConsoleError::Refused(_, s, _) => *s,
+            ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let markup = match self {
+            ConsoleError::SignIn => {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, "/console/login"))
+                    .finish()
+            }
+            ConsoleError::Forbidden(who) => views::message(
+                "Not allowed",
+                Some(who.as_ref()),
+                &format!("Your role ({}) does not allow this.", who.role.as_str()),
+            ),
+            ConsoleError::NotFound(who) => {
+                views::message("Not found", who.as_deref(), "There is nothing here.")
+            }
+            ConsoleError::Csrf => views::message(
+                "Form expired",
+                None,
+                "This form is no longer valid (its security token is missing or old). Go back, reload the page and try again.",
+            ),
+            ConsoleError::Refused(who, _, why) => {
+                views::message("Not done", Some(who.as_ref()), why)
+            }
+            ConsoleError::Internal(e) => {
+                tracing::error!(error = %e, "console request failed");
+                views::message("Something went wrong", None, "The request failed on our side.")
+            }
+        };
+        html(self.status_code(), markup)
+    }
+}
+
+fn html(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .body(markup.into_string())
+}
+
+fn ok(markup: Markup) -> HttpResponse {
+    html(StatusCode::OK, markup)
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// The signed-in user of a console request; without a live session the request is sent to the
+/// sign-in page.
+pub struct Console(pub SignedIn);
+
+impl FromRequest for Console {
+    type Error = ConsoleError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(token), Some(state)) = (token, state) else {
+                return Err(ConsoleError::SignIn);
+            };
+            let found = web::block(move || users::session(&state.store, &token))
+                .await
+                .map_err(|e| ConsoleError::Internal(e.to_string()))?
+                .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+            found.map(Console).ok_or(ConsoleError::SignIn)
+        })
+    }
+}
+
+impl Console {
+    /// Refuses unless the role allows `action`.
+    fn may(&self, action: Action) -> Result<(), ConsoleError> {
+        if self.0.role.allows(action) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden(Box::new(self.0.clone())))
+        }
+    }
+
+    /// Refuses a change whose form does not carry this session's token.
+    fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
+        let expected = self.0.csrf.as_bytes();
+        match sent {
+            Some(s) if bool::from(s.as_bytes().ct_eq(expected)) => Ok(()),
+            _ => Err(ConsoleError::Csrf),
+        }
+    }
+
+    fn tenant(&self) -> &str {
+        &self.0.user.tenant_id
+    }
+
+    fn actor(&self) -> String {
+        format!("user:{}", self.0.user.email)
+    }
+}
+
+/// Runs blocking domain work.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static,
+) -> Result<T, ConsoleError> {
+    web::block(f)
+        .await
+        .map_err(|e| ConsoleError::Internal(e.to_string()))?
+}
+
+fn internal(e: impl std::fmt::Display) -> ConsoleError {
+    ConsoleError::Internal(e.to_string())
+}
+
+async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(views::CSS)
+}
+
+async fn not_found() -> Result<HttpResponse, ConsoleError> {
+    Err(ConsoleError::NotFound(None))
+}
+
+async fn login_form() -> HttpResponse {
+    ok(views::login(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+}
+
+fn session_cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
+    let mut cookie = Cookie::build(COOKIE, value)
+        .path("/console")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish();
+    if req.connection_info().scheme() == "https" {
+        cookie.set_secure(true);
+    }
+    cookie
+}
+
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let LoginForm { email, password } = form.into_inner();
+    let st = state.clone();
+    let result = web::block(move || users::sign_in(&st.store, &email, &password))
+        .await
+        .map_err(internal)?;
+    match result {
+        Ok((token, _)) => Ok(HttpResponse::SeeOther()
+            .cookie(session_cookie(&req, token, users::ABSOLUTE_SECS))
+            .insert_header((header::LOCATION, "/console/"))
+            .finish()),
+        Err(UserError::Store(e)) => Err(internal(e)),
+        Err(e) => Ok(html(
+            StatusCode::UNAUTHORIZED,
+            views::login(Some(&e.to_string())),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    _csrf: Option<String>,
+}
+
+async fn logout(
+    req: HttpRequest,
+    who: Console,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    let signed = who.0.clone();
+    blocking(move || users::sign_out(&state.store, &signed).map_err(internal)).await?;
+    let mut gone = session_cookie(&req, String::new(), 0);
+    gone.make_removal();
+    Ok(HttpResponse::SeeOther()
+        .cookie(gone)
+        .insert_header((header::LOCATION, "/console/login"))
+        .finish())
+}
+
+async fn overview(who: Console, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
+    let tenant = who.tenant().to_owned();
+    let o = blocking(move || {
+        let month = crate::tenancy::invoice::current_month();
+        let report = crate::tenancy::invoice::usage_report(&state.store, &tenant, &month)
+            .map_err(internal)?;
+        let (from, to) = crate::tenancy::meter::period_bounds(&month).unwrap_or((0, i64::MAX));
+        let (counts, mut runs, in_review) = state
+            .store
+            .read(|c| {
+                Ok((
+                    store::console::job_counts(c, &tenant, from, to)?,
+                    store::console::run_seconds(c, &tenant, from, to, 10_000)?,
+                    store::console::review_queue(c, &tenant, 10_000)?.len() as i64,
+                ))
+            })
+            .map_err(internal)?;
+        let count = |f: &dyn Fn(&str, Option<&str>) -> bool| -> i64 {
+            counts
+                .iter()
+                .filter(|(s, d, _)| f(s, d.as_deref()))
+                .map(|(_, _, n)| n)
+                .sum()
+        };
+        let decided = |want: &'static str| (want, count(&|_, d| d == Some(want)));
+        runs.sort_unstable();
+        Ok(views::Overview {
+            modules: report
+                .modules
+                .iter()
+                .map(|m| views::ModuleLine {
+                    module: m.module,
+                    used: m.used,
+                    quota: m.quota,
+                })
+                .collect(),
+            month,
+            decisions: [decided("accepted"), decided("review"), decided("rejected")],
+            failed: count(&|s, _| s == "failed"),
+            finished: count(&|s, _| s == "failed" || s == "completed"),
+            p95_ms: (!runs.is_empty())
+                .then(|| runs[((runs.len() - 1) as f64 * 0.95).round() as usize] * 1000),
+            in_review,
+        })
+    })
+    .await?;
+    Ok(ok(views::overview(&who.0, &o)))
+}
+
+fn job_lines(rows: Vec<store::jobs::JobRow>) -> Vec<views::JobLine> {
+    rows.into_iter()
+        .map(|j| views::JobLine {
+            id: j.id,
+            created_at: j.created_at,
+            status: j.status,
+            decision: j.decision,
+            score: j.score,
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn verifications(
+    who: Console,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewVerifications)?;
+    let tenant = who.tenant().to_owned();
+    let status = query.into_inner().status.filter(|s| !s.is_empty());
+    let rows = blocking(move || {
+        state
+            .store
+            .read(|c| store::jobs::list(c, &tenant, None, status.as_deref(), None, 100))
+            .map_err(internal)
+    })
+    .await?;
+    Ok(ok(views::jobs(
+        "Verifications",
+        &who.0,
+        &job_lines(rows),
+        "No verifications yet.",
+    )))
+}
+
+async fn review_queue(
+    who: Console,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::Review)?;
+    let tenant = who.tenant().to_owned();
+    let rows = blocking(move || {
+        state
+            .store
+            .read(|c| {
+                let ids = store::console::review_queue(c, &tenant, 200)?;
+                let mut rows = Vec::with_capacity(ids.len());
+                for (id, _, _) in ids {
+                    if let Some(j) = store::jobs::get(c, &tenant, &id)? {
+                        rows.push(j);
+                    }
+                }
+                Ok(rows)
+            })
+            .map_err(internal)
+    })
+    .await?;
+    Ok(ok(views::jobs(
+        "Review queue",
+        &who.0,
+        &job_lines(rows),
+        "Nothing is waiting for review.",
+    )))
+}
+
+async fn job(
+    who: Console,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewVerifications)?;
+    let tenant = who.tenant().to_owned();
+    let signed = who.0.clone();
+    let view = blocking(move || {
+        let job = state
+            .store
+            .read(|c| store::jobs::get(c, &tenant, &id))
+            .map_err(internal)?
+            .ok_or(ConsoleError::NotFound(Some(Box::new(signed))))?;
+        Ok(state.jobs.view(&job))
+    })
+    .await?;
+    let can_review = view["decision"] == "review"
+        && view.get("review").is_none()
+        && who.0.role.allows(Action::Review);
+    Ok(ok(views::job(&who.0, &view, can_review)))
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    _csrf: Option<String>,
+    outcome: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn decide(
+    who: Console,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<ReviewForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    who.may(Action::Review)?;
+    let form = form.into_inner();
+    let outcome = match form.outcome.as_str() {
+        "approved" => Outcome::Approved,
+        "rejected" => Outcome::Rejected,
+        _ => {
+            return Err(ConsoleError::Refused(
+                Box::new(who.0.clone()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Approve or reject.".into(),
+            ))
+        }
+    };
+    let signed = who.0.clone();
+    let job_id = id.into_inner();
+    let to = format!("/console/jobs/{job_id}");
+    let st = state.clone();
+    blocking(move || {
+        let reviewer = Reviewer {
+            user_id: &signed.user.id,
+            email: &signed.user.email,
+        };
+        match review::decide(
+            &st.store,
+            &signed.user.tenant_id,
+            &job_id,
+            &reviewer,
+            outcome,
+            &form.comment,
+        ) {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound(_)) => Err(ConsoleError::NotFound(Some(Box::new(signed)))),
+            Err(StoreError::Conflict(why)) => Err(ConsoleError::Refused(
+                Box::new(signed),
+                StatusCode::CONFLICT,
+                why,
+            )),
+            Err(StoreError::Invalid { reason, .. }) => Err(ConsoleError::Refused(
+                Box::new(signed),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                reason,
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    })
+    .await?;
+    state.jobs.deliverer.wake.notify_one();
+    Ok(see_other(&to))
+}
+
+async fn key_lines(
+    state: &web::Data<AppState>,
+    tenant: &str,
+) -> Result<Vec<views::KeyLine>, ConsoleError> {
+    let (st, tenant) = (state.clone(), tenant.to_owned());
+    let rows =
+        blocking(move || crate::auth::keys::list_keys(&st.store, Some(&tenant)).map_err(internal))
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|k| views::KeyLine {
+            id: k.id,
+            label: k.label.unwrap_or_default(),
+            status: k.status,
+            environment: k.environment,
+            scopes: k
+                .scopes
+                .map_or_else(|| "all modules".into(), |s| s.join(", ")),
+            last_used_at: k.last_used_at,
+        })
+        .collect())
+}
+
+async fn keys(who: Console, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ManageKeys)?;
+    let lines = key_lines(&state, who.tenant()).await?;
+    Ok(ok(views::keys(&who.0, &lines, None)))
+}
+
+#[derive(Deserialize)]
+struct KeyForm {
+    _csrf: Option<String>,
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_key(
+    who: Console,
+    state: web::Data<AppState>,
+    form: web::Form<KeyForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    who.may(Action::ManageKeys)?;
+    let (st, tenant, actor, signed) = (
+        state.clone(),
+        who.tenant().to_owned(),
+        who.actor(),
+        who.0.clone(),
+    );
+    let label = form.into_inner().label;
+    let created = blocking(move || {
+        let label = Some(label.trim()).filter(|l| !l.is_empty());
+        crate::auth::keys::create_key(&st.store, &tenant, label, false, &actor).map_err(|e| {
+            ConsoleError::Refused(
+                Box::new(signed),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string(),
+            )
+        })
+    })
+    .await?;
+    let lines = key_lines(&state, who.tenant()).await?;
+    Ok(ok(views::keys(
+        &who.0,
+        &lines,
+        Some((&created.key.id, &created.secret)),
+    )))
+}
+
+async fn revoke_key(
+    who: Console,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    who.may(Action::ManageKeys)?;
+    let (tenant, actor, signed) = (who.tenant().to_owned(), who.actor(), who.0.clone());
+    let id = id.into_inner();
+    blocking(move || {
+        let owned = crate::auth::keys::list_keys(&state.store, Some(&tenant))
+            .map_err(internal)?
+            .iter()
+            .any(|k| k.id == id);
+        if !owned {
+            return Err(ConsoleError::NotFound(Some(Box::new(signed))));
+        }
+        crate::auth::keys::revoke_key(&state.store, &id, &actor).map_err(internal)?;
+        Ok(())
+    })
+    .await?;
+    Ok(see_other("/console/keys"))
+}

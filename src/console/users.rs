@@ -1,0 +1,377 @@
+//! Console users and their sessions: argon2id passwords, lockout after repeated failures,
+//! sessions whose cookie is known to the database only by its SHA-256, idle and absolute expiry.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::audit::NewEntry;
+use crate::store::console::{SessionRow, UserRow};
+use crate::store::{self, Store, StoreError};
+
+/// Wrong passwords in a row that lock an account.
+pub const LOCK_AFTER: i64 = 5;
+/// How long a locked account stays locked, seconds.
+pub const LOCK_SECS: i64 = 15 * 60;
+/// A session ends after this long without a request, seconds.
+pub const IDLE_SECS: i64 = 30 * 60;
+/// A session ends this long after sign-in whatever happens, seconds.
+pub const ABSOLUTE_SECS: i64 = 12 * 3600;
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 12;
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, users included.
+    Owner,
+    /// Everything but users.
+    Admin,
+    /// Verifications, their images and the review queue.
+    Reviewer,
+    /// Verifications (without images) and usage, read only.
+    Viewer,
+}
+
+/// An action a screen offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// See verifications and the review queue.
+    ViewVerifications,
+    /// See a verification's images (audited).
+    ViewImages,
+    /// Approve or reject a verification in review.
+    Review,
+    /// Create, rotate and revoke API keys.
+    ManageKeys,
+    /// Manage webhooks.
+    ManageWebhooks,
+    /// Change the workflow.
+    EditWorkflow,
+    /// See usage and invoices.
+    ViewBilling,
+    /// Read the audit log.
+    ViewAudit,
+    /// Invite, disable and change users.
+    ManageUsers,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Reviewer, Role::Viewer];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Reviewer => "reviewer",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The role named `s`.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether this role may do `action`.
+    pub fn allows(self, action: Action) -> bool {
+        use Action::*;
+        match self {
+            Role::Owner => true,
+            Role::Admin => action != ManageUsers,
+            Role::Reviewer => matches!(action, ViewVerifications | ViewImages | Review),
+            Role::Viewer => matches!(action, ViewVerifications | ViewBilling),
+        }
+    }
+}
+
+/// Why a sign-in or a user change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// Unknown email or wrong password (never which).
+    #[error("wrong email or password")]
+    BadCredentials,
+    /// Too many wrong passwords.
+    #[error("too many wrong passwords: try again in {minutes} minutes")]
+    Locked {
+        /// Minutes left.
+        minutes: i64,
+    },
+    /// The account was disabled.
+    #[error("this account is disabled")]
+    Disabled,
+    /// A value is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Which.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A signed-in user, as every console handler sees them.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user.
+    pub user: UserRow,
+    /// Their role.
+    pub role: Role,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// The session's cookie hash.
+    pub token_hash: Vec<u8>,
+}
+
+fn random_hex(n: usize) -> String {
+    let mut raw = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+/// The stored form of a cookie.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn hash_password(password: &str) -> Result<String, UserError> {
+    let mut salt = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Invalid {
+        field: "password",
+        reason: e.to_string(),
+    })?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Invalid {
+            field: "password",
+            reason: e.to_string(),
+        })
+}
+
+fn password_matches(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash no password matches, verified against when the email is unknown so that the answer
+/// takes as long as for a known one.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_hex(16)).unwrap_or_default())
+}
+
+/// A new random password (shown once).
+pub fn generate_password() -> String {
+    random_hex(12)
+}
+
+/// Creates a console user of `tenant_id`; audited.
+pub fn create_user(
+    store: &Store,
+    tenant_id: &str,
+    email: &str,
+    role: Role,
+    password: &str,
+    actor: &str,
+) -> Result<UserRow, UserError> {
+    let email = email.trim().to_lowercase();
+    if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return Err(UserError::Invalid {
+            field: "email",
+            reason: "an email address".into(),
+        });
+    }
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(UserError::Invalid {
+            field: "password",
+            reason: format!("at least {MIN_PASSWORD} characters"),
+        });
+    }
+    let now = store::now();
+    let row = UserRow {
+        id: format!("usr_{}", random_hex(12)),
+        tenant_id: tenant_id.to_owned(),
+        email: email.clone(),
+        role: role.as_str().to_owned(),
+        password_hash: hash_password(password)?,
+        status: "active".into(),
+        failed_logins: 0,
+        locked_until: None,
+        created_at: now,
+        last_login_at: None,
+    };
+    store.write(|tx| {
+        if store::tenants::get(tx, tenant_id)?.is_none() {
+            return Err(StoreError::NotFound("tenant"));
+        }
+        if store::console::user_by_email(tx, &email)?.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "{email} has an account already"
+            )));
+        }
+        store::console::insert_user(tx, &row)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "user.create")
+                .tenant(tenant_id)
+                .target(&row.id)
+                .details(serde_json::json!({ "role": role.as_str() })),
+            now,
+        )
+        .map(drop)
+    })?;
+    Ok(row)
+}
+
+/// Signs in: on success a new session (its cookie value returned once, stored only hashed).
+pub fn sign_in(
+    store: &Store,
+    email: &str,
+    password: &str,
+) -> Result<(String, SignedIn), UserError> {
+    let email = email.trim().to_lowercase();
+    let now = store::now();
+    let Some(user) = store.read(|c| store::console::user_by_email(c, &email))? else {
+        password_matches(password, decoy_hash());
+        return Err(UserError::BadCredentials);
+    };
+    if let Some(until) = user.locked_until.filter(|u| *u > now) {
+        return Err(UserError::Locked {
+            minutes: (until - now + 59) / 60,
+        });
+    }
+    if user.status != "active" {
+        return Err(UserError::Disabled);
+    }
+    if !password_matches(password, &user.password_hash) {
+        let failures = store.write(|tx| {
+            let n = store::console::login_failed(tx, &user.id, now, LOCK_AFTER, LOCK_SECS)?;
+            if n == LOCK_AFTER {
+                store::audit::append(
+                    tx,
+                    &NewEntry::new(format!("user:{}", user.email), "user.locked")
+                        .tenant(&user.tenant_id)
+                        .target(&user.id),
+                    now,
+                )?;
+            }
+            Ok(n)
+        })?;
+        if failures >= LOCK_AFTER {
+            return Err(UserError::Locked {
+                minutes: LOCK_SECS / 60,
+            });
+        }
+        return Err(UserError::BadCredentials);
+    }
+    let token = random_hex(32);
+    let session = SessionRow {
+        token_hash: token_hash(&token),
+        user_id: user.id.clone(),
+        csrf: random_hex(16),
+        created_at: now,
+        last_seen: now,
+        expires_at: now + ABSOLUTE_SECS,
+    };
+    store.write(|tx| {
+        store::console::login_succeeded(tx, &user.id, now)?;
+        store::console::delete_stale_sessions(tx, now, now - IDLE_SECS)?;
+        store::console::insert_session(tx, &session)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(format!("user:{}", user.email), "user.login")
+                .tenant(&user.tenant_id)
+                .target(&user.id),
+            now,
+        )
+        .map(drop)
+    })?;
+    let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
+    Ok((
+        token,
+        SignedIn {
+            user,
+            role,
+            csrf: session.csrf,
+            token_hash: session.token_hash,
+        },
+    ))
+}
+
+/// The signed-in user of a cookie, if its session is alive (touching it at most once a minute).
+pub fn session(store: &Store, token: &str) -> Result<Option<SignedIn>, StoreError> {
+    let hash = token_hash(token);
+    let now = store::now();
+    let Some((s, user)) = store.read(|c| store::console::session(c, &hash))? else {
+        return Ok(None);
+    };
+    if s.expires_at <= now || s.last_seen + IDLE_SECS < now || user.status != "active" {
+        store.write(|tx| store::console::delete_session(tx, &hash))?;
+        return Ok(None);
+    }
+    if now - s.last_seen >= 60 {
+        store.write(|tx| store::console::touch_session(tx, &hash, now))?;
+    }
+    let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
+    Ok(Some(SignedIn {
+        user,
+        role,
+        csrf: s.csrf,
+        token_hash: hash,
+    }))
+}
+
+/// Ends a session on the server.
+pub fn sign_out(store: &Store, who: &SignedIn) -> Result<(), StoreError> {
+    let now = store::now();
+    store.write(|tx| {
+        store::console::delete_session(tx, &who.token_hash)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(format!("user:{}", who.user.email), "user.logout")
+                .tenant(&who.user.tenant_id)
+                .target(&who.user.id),
+            now,
+        )
+        .map(drop)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_what_the_console_says() {
+        assert!(Role::Owner.allows(Action::ManageUsers));
+        assert!(!Role::Admin.allows(Action::ManageUsers));
+        assert!(Role::Admin.allows(Action::ManageKeys));
+        assert!(!Role::Reviewer.allows(Action::ManageKeys));
+        assert!(Role::Reviewer.allows(Action::Review));
+        assert!(!Role::Viewer.allows(Action::Review));
+        assert!(!Role::Viewer.allows(Action::ViewImages));
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+    }
+
+    #[test]
+    fn passwords_are_argon2id_and_verify() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(password_matches("correct horse battery", &h));
+        assert!(!password_matches("correct horse batterx", &h));
+        assert!(!password_matches("x", "not a hash"));
+    }
+}

@@ -1,0 +1,442 @@
+//! The tenant console in a real browser: Debian's Chromium, headless, driven over the DevTools
+//! protocol (`headless_chrome`), against a server on loopback with no network. Screenshots of each
+//! screen go to `target/console-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use serde_json::{json, Value};
+
+use crate::common::{Key, TestApp};
+use crate::workflow::{face_b64, passport_b64, receiver, submit, wait};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A headless Chromium, or `None` (failing under CI=true) where there is none.
+fn browser() -> Option<Browser> {
+    if !Path::new(CHROMIUM).exists() {
+        crate::common::tool_missing("chromium", "the console's browser tests");
+        return None;
+    }
+    let options = LaunchOptions::default_builder()
+        .path(Some(PathBuf::from(CHROMIUM)))
+        .headless(true)
+        .sandbox(false)
+        .window_size(Some((1280, 900)))
+        .idle_browser_timeout(Duration::from_secs(120))
+        .build()
+        .expect("launch options");
+    Some(Browser::new(options).expect("chromium starts"))
+}
+
+fn shot(tab: &Tab, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Clicks `selector` (a submit button or a link) and waits until the next document has loaded.
+fn click_and_wait(tab: &Tab, selector: &str) {
+    tab.evaluate("window.__previous_document = true", false)
+        .unwrap();
+    tab.find_element(selector).unwrap().click().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let fresh = tab
+            .evaluate(
+                "typeof window.__previous_document === 'undefined' && document.readyState === 'complete'",
+                false,
+            )
+            .ok()
+            .and_then(|r| r.value)
+            .is_some_and(|v| v == Value::Bool(true));
+        if fresh {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new page after clicking {selector}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn go(tab: &Tab, app: &TestApp, path: &str) {
+    tab.navigate_to(&format!("{}{path}", app.base))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+}
+
+fn html(tab: &Tab) -> String {
+    tab.get_content().unwrap()
+}
+
+fn sign_in(tab: &Tab, app: &TestApp, email: &str, password: &str) {
+    go(tab, app, "/console/login");
+    tab.wait_for_element("input[name=email]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character(email).unwrap();
+    tab.find_element("input[name=password]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character(password).unwrap();
+    click_and_wait(tab, "form.login button");
+}
+
+/// A console user made with the CLI, as an operator would; returns the generated password.
+fn user(app: &TestApp, tenant: &str, email: &str, role: &str) -> String {
+    let (code, out, err) = crate::cli::kycd(
+        app.data_dir.path(),
+        &[
+            "admin", "user", "create", "--tenant", tenant, "--email", email, "--role", role,
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["password"].as_str().unwrap().to_owned()
+}
+
+/// Plain HTTP with a session cookie, for what a page cannot send (a forged or stripped form).
+struct Session {
+    agent: ureq::Agent,
+    base: String,
+    cookie: String,
+}
+
+impl Session {
+    fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let r = agent
+            .post(&format!("{}/console/login", app.base))
+            .send_form([("email", email), ("password", password)])
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let set = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        let cookie = set.split(';').next().unwrap().to_owned();
+        Session {
+            agent,
+            base: app.base.clone(),
+            cookie,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut r = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let mut r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .send_form(form.iter().copied())
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    /// The CSRF token of the signed-in pages.
+    fn csrf(&self) -> String {
+        let (_, page) = self.get("/console/");
+        let at = page
+            .find("name=\"_csrf\" value=\"")
+            .expect("a form with the token")
+            + 20;
+        page[at..at + 32].to_owned()
+    }
+}
+
+/// A verification that the workflow sends to review (every score below the accepted band).
+fn job_in_review(app: &TestApp, key: &Key) -> String {
+    let r = app.signed(
+        key,
+        "PUT",
+        "/v1/workflow",
+        &serde_json::to_vec(&json!({ "bands": { "accepted": 100, "review": 50 } })).unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (doc, _) = passport_b64(8, "obama.jpg", false);
+    let id = submit(
+        app,
+        key,
+        &json!({ "selfie": face_b64("obama2.jpg"), "document_front": doc, "reference": "applicant-7" }),
+    );
+    let r = wait(app, key, &id);
+    assert_eq!(r["decision"], "review", "{r:#}");
+    id
+}
+
+#[test]
+fn an_owner_signs_in_creates_a_key_once_and_approves_a_case_from_the_review_queue() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn();
+    let tenant = app.create_tenant("Console Bank");
+    let key = app.create_key(&tenant);
+    let (hook, got) = receiver(0);
+    let r = app.signed(
+        &key,
+        "POST",
+        "/v1/webhooks",
+        &serde_json::to_vec(&json!({ "url": hook, "events": ["kyc.reviewed"] })).unwrap(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let job = job_in_review(&app, &key);
+    let password = user(&app, &tenant, "owner@bank.example", "owner");
+
+    let tab = browser.new_tab().unwrap();
+    go(&tab, &app, "/console/");
+    assert!(
+        tab.get_url().ends_with("/console/login"),
+        "{}",
+        tab.get_url()
+    );
+    shot(&tab, "01-sign-in");
+    sign_in(&tab, &app, "owner@bank.example", &password);
+    assert!(
+        tab.get_url().ends_with("/console/"),
+        "{} {}",
+        tab.get_url(),
+        html(&tab)
+    );
+    tab.wait_for_element("section.cards").unwrap();
+    shot(&tab, "02-overview");
+
+    // The overview's counts are the API's.
+    let usage = app.signed(&key, "GET", "/v1/usage", b"");
+    assert_eq!(usage.status, 200, "{}", usage.text);
+    let page = html(&tab);
+    for m in usage.body["modules"].as_array().unwrap() {
+        let row = format!(
+            "data-module=\"{}\" data-used=\"{}\"",
+            m["module"].as_str().unwrap(),
+            m["used"]
+        );
+        assert!(page.contains(&row), "{row} not in the overview");
+    }
+    assert!(page.contains("data-decision=\"review\""), "{page}");
+    // Page weight and load time of the overview, as the browser measured them.
+    let timing = tab
+        .evaluate(
+            "JSON.stringify((() => { const n = performance.getEntriesByType('navigation')[0]; \
+             const r = performance.getEntriesByType('resource'); \
+             return { html: n.transferSize, duration: n.duration, \
+             resources: r.reduce((s, e) => s + e.transferSize, 0), count: r.length }; })())",
+            false,
+        )
+        .unwrap()
+        .value
+        .unwrap();
+    eprintln!("console overview: {timing}");
+
+    // A key: its secret once, never again.
+    go(&tab, &app, "/console/keys");
+    tab.wait_for_element("input[name=label]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character("from the console").unwrap();
+    click_and_wait(&tab, "#create-key");
+    let secret = tab
+        .wait_for_element("#secret")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert!(secret.trim().len() >= 32, "{secret}");
+    shot(&tab, "03-key-created");
+    go(&tab, &app, "/console/keys");
+    let page = html(&tab);
+    assert!(!page.contains(secret.trim()), "the secret is shown once");
+    assert!(page.contains("from the console"));
+    shot(&tab, "04-keys");
+
+    // The review queue has the case; approving it decides the job.
+    go(&tab, &app, "/console/review");
+    shot(&tab, "05-review-queue");
+    click_and_wait(&tab, &format!("tr[data-job=\"{job}\"] a"));
+    tab.wait_for_element("form.review textarea")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character("document and selfie checked by hand")
+        .unwrap();
+    shot(&tab, "06-verification");
+    click_and_wait(&tab, "button[value=approved]");
+    let decision = tab
+        .wait_for_element("#decision")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert_eq!(decision, "accepted");
+    assert!(
+        !html(&tab).contains("form class=\"review\""),
+        "decided once"
+    );
+    shot(&tab, "07-reviewed");
+
+    let r = app.signed(&key, "GET", &format!("/v1/jobs/{job}"), b"");
+    assert_eq!(r.body["decision"], "accepted", "{}", r.text);
+    assert_eq!(r.body["review"]["outcome"], "approved");
+    assert_eq!(r.body["review"]["reviewer"], "owner@bank.example");
+    assert_eq!(
+        r.body["review"]["comment"],
+        "document and selfie checked by hand"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        let found = got.lock().unwrap().iter().find_map(|(_, body)| {
+            let v: Value = serde_json::from_slice(body).ok()?;
+            (v["type"] == "kyc.reviewed").then_some(v)
+        });
+        if let Some(v) = found {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no kyc.reviewed webhook");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(event["data"]["job_id"], job.as_str());
+    assert_eq!(event["data"]["decision"], "accepted");
+    assert_eq!(event["data"]["review"]["reviewer"], "owner@bank.example");
+    let audit = app.signed(&key, "GET", "/v1/audit?q=review", b"");
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let entry = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "kyc.review")
+        .unwrap_or_else(|| panic!("{}", audit.text));
+    assert_eq!(entry["actor"], "user:owner@bank.example", "{}", audit.text);
+    assert_eq!(entry["target"], job.as_str());
+
+    // A second decision on the same job is refused.
+    let s = Session::sign_in(&app, "owner@bank.example", &password);
+    let (status, body) = s.post(
+        &format!("/console/jobs/{job}/review"),
+        &[("_csrf", &s.csrf()), ("outcome", "rejected")],
+    );
+    assert_eq!(status, 409, "{body}");
+
+    // Signing out ends the session on the server: the old cookie no longer opens a page.
+    let (status, _) = s.get("/console/");
+    assert_eq!(status, 200);
+    let (status, _) = s.post("/console/logout", &[("_csrf", &s.csrf())]);
+    assert_eq!(status, 303);
+    let (status, _) = s.get("/console/");
+    assert_eq!(status, 303, "signed out");
+}
+
+#[test]
+fn roles_tenants_csrf_and_lockout_are_enforced_by_the_server() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn();
+    let a = app.create_tenant("Bank A");
+    let b = app.create_tenant("Bank B");
+    let key = app.create_key(&a);
+    let job = job_in_review(&app, &key);
+    let owner = user(&app, &a, "owner@a.example", "owner");
+    let reviewer = user(&app, &a, "reviewer@a.example", "reviewer");
+    let other = user(&app, &b, "owner@b.example", "owner");
+
+    // A reviewer sees the queue but no key management: no link, the page and the POST refused.
+    let tab = browser.new_tab().unwrap();
+    sign_in(&tab, &app, "reviewer@a.example", &reviewer);
+    let page = html(&tab);
+    assert!(page.contains("Review queue"));
+    assert!(
+        !page.contains("/console/keys"),
+        "no keys link for a reviewer"
+    );
+    go(&tab, &app, "/console/keys");
+    assert!(html(&tab).contains("does not allow this"));
+    assert!(!html(&tab).contains("create-key"), "no create button");
+    shot(&tab, "08-reviewer-refused");
+    let s = Session::sign_in(&app, "reviewer@a.example", &reviewer);
+    let (status, _) = s.post("/console/keys", &[("_csrf", &s.csrf()), ("label", "x")]);
+    assert_eq!(status, 403);
+    let keys_before = app.with_store(|c| {
+        c.query_row(
+            "SELECT COUNT(*) FROM api_keys WHERE tenant_id = ?1",
+            kycd::store::params![a],
+            |r| r.get::<i64>(0),
+        )
+    });
+    assert_eq!(keys_before, 1, "the reviewer made no key");
+
+    // Tenant B's owner opening tenant A's job: 404, nothing of it shown.
+    // Another person: a browser context of their own (cookies are not shared).
+    let context_b = browser.new_context().unwrap();
+    let tab_b = context_b.new_tab().unwrap();
+    sign_in(&tab_b, &app, "owner@b.example", &other);
+    go(&tab_b, &app, &format!("/console/jobs/{job}"));
+    let page = html(&tab_b);
+    assert!(page.contains("There is nothing here"), "{page}");
+    assert!(!page.contains("applicant-7"));
+    let sb = Session::sign_in(&app, "owner@b.example", &other);
+    assert_eq!(sb.get(&format!("/console/jobs/{job}")).0, 404);
+    let (status, _) = sb.post(
+        &format!("/console/jobs/{job}/review"),
+        &[("_csrf", &sb.csrf()), ("outcome", "approved")],
+    );
+    assert_eq!(status, 404);
+
+    // A change without the session's CSRF token (or with another session's) is refused.
+    let so = Session::sign_in(&app, "owner@a.example", &owner);
+    let (status, page) = so.post("/console/keys", &[("label", "forged")]);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("security token"));
+    let (status, _) = so.post(
+        "/console/keys",
+        &[("_csrf", &sb.csrf()), ("label", "forged")],
+    );
+    assert_eq!(status, 403);
+    let (status, _) = so.post(
+        &format!("/console/jobs/{job}/review"),
+        &[("outcome", "approved")],
+    );
+    assert_eq!(status, 403);
+    let (status, page) = so.post("/console/keys", &[("_csrf", &so.csrf()), ("label", "real")]);
+    assert_eq!(status, 200, "{page}");
+
+    // Five wrong passwords lock the account, even against the right one, for a while.
+    let context_c = browser.new_context().unwrap();
+    let tab = context_c.new_tab().unwrap();
+    for _ in 0..5 {
+        sign_in(&tab, &app, "owner@a.example", "wrong password 123");
+    }
+    let page = html(&tab);
+    assert!(page.contains("too many wrong passwords"), "{page}");
+    sign_in(&tab, &app, "owner@a.example", &owner);
+    assert!(tab.get_url().ends_with("/console/login"), "still locked");
+    assert!(html(&tab).contains("too many wrong passwords"));
+    shot(&tab, "09-locked");
+    let locked: Option<i64> = app.with_store(|c| {
+        c.query_row(
+            "SELECT locked_until FROM console_users WHERE email = 'owner@a.example'",
+            kycd::store::params![],
+            |r| r.get(0),
+        )
+    });
+    let left = locked.unwrap() - crate::common::now();
+    assert!((14 * 60..=15 * 60).contains(&left), "{left} s");
+}
