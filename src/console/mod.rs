@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/review", web::get().to(review_queue))
             .route("/jobs/{id}", web::get().to(job))
             .route("/jobs/{id}/review", web::post().to(decide))
+            .route("/media/{id}", web::get().to(media))
             .route("/keys", web::get().to(keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}/revoke", web::post().to(revoke_key))
@@ -429,6 +430,48 @@ async fn job(
         && view.get("review").is_none()
         && who.0.role.allows(Action::Review);
     Ok(ok(views::job(&who.0, &view, can_review)))
+}
+
+/// An image of a verification, decrypted for a user whose role may see images; every view is in
+/// the audit log with the user.
+async fn media(
+    who: Console,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewImages)?;
+    let (tenant, actor, signed) = (who.tenant().to_owned(), who.actor(), who.0.clone());
+    let id = id.into_inner();
+    let bytes = blocking(move || {
+        let (row, bytes) = match state.media.get(&tenant, &id) {
+            Ok(found) => found,
+            Err(crate::media::MediaError::Store(StoreError::NotFound(_))) => {
+                return Err(ConsoleError::NotFound(Some(Box::new(signed))))
+            }
+            Err(e) => return Err(internal(e)),
+        };
+        let now = store::now();
+        state
+            .store
+            .write(|tx| {
+                store::audit::append(
+                    tx,
+                    &crate::audit::NewEntry::new(actor, "media.view")
+                        .tenant(&tenant)
+                        .target(&row.id)
+                        .details(serde_json::json!({ "kind": row.kind })),
+                    now,
+                )
+                .map(drop)
+            })
+            .map_err(internal)?;
+        Ok(bytes)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/jpeg")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(bytes))
 }
 
 #[derive(Deserialize)]

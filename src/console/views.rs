@@ -208,8 +208,23 @@ pub fn jobs(title: &str, who: &SignedIn, jobs: &[JobLine], empty: &str) -> Marku
     )
 }
 
-/// One verification: decision, factors, reasons, fields, MRZ checks, and the review form.
+/// One verification: its images, decision, factors, reasons, fields, MRZ checks, and the review
+/// form.
 pub fn job(who: &SignedIn, view: &Value, can_review: bool) -> Markup {
+    const SHOWN: [(&str, &str); 4] = [
+        ("selfie", "Selfie"),
+        ("face_crop", "Document portrait"),
+        ("document_front", "Document front"),
+        ("document_back", "Document back"),
+    ];
+    let images: Vec<(&str, &str)> = if who.role.allows(Action::ViewImages) {
+        SHOWN
+            .iter()
+            .filter_map(|(kind, label)| Some((view["media"][*kind].as_str()?, *label)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let id = view["job_id"].as_str().unwrap_or_default();
     let decision = view["decision"].as_str().unwrap_or("–");
     page(
@@ -227,6 +242,16 @@ pub fn job(who: &SignedIn, view: &Value, can_review: bool) -> Markup {
                     "Reviewed by " strong { (review["reviewer"].as_str().unwrap_or("")) }
                     " (" (review["outcome"].as_str().unwrap_or("")) ", " (review["at"].as_str().unwrap_or("")) ")"
                     @if let Some(c) = review["comment"].as_str().filter(|c| !c.is_empty()) { ": " q { (c) } }
+                }
+            }
+            @if !images.is_empty() {
+                section.images {
+                    @for (id, label) in &images {
+                        figure {
+                            img src={ "/console/media/" (id) } alt=(label) loading="lazy";
+                            figcaption { (label) }
+                        }
+                    }
                 }
             }
             @if can_review {

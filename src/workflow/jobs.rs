@@ -21,7 +21,7 @@ use crate::audit::NewEntry;
 use crate::faces::Faces;
 use crate::kya::{Applicant, KyaSettings};
 use crate::media::intake::Keep;
-use crate::media::{self, MediaError, MediaService};
+use crate::media::{self, MediaError, MediaKind, MediaService};
 use crate::store::{self, jobs::JobRow, Store, StoreError};
 use crate::tenancy;
 use crate::tenancy::meter::{self, Meter, MeterError, Payer};
@@ -488,6 +488,7 @@ impl Jobs {
     ) -> Result<(pipeline::Outcome, Vec<Module>), String> {
         let store = self.store.clone();
         let media = self.media.clone();
+        let row = job.clone();
         let job = job.clone();
         let sealed = sealed.to_vec();
         let kya = self.kya.clone();
@@ -495,8 +496,8 @@ impl Jobs {
         // Opening, base64 and image decoding (and an antivirus scan) are blocking work. The
         // decoded pixels are admitted like a request's, waiting as long as it takes: an
         // accepted job is never refused.
-        let (subject, settings, _held) =
-            tokio::task::spawn_blocking(move || -> Result<(Subject, Settings, Held), String> {
+        let (subject, settings, _held, kept) = tokio::task::spawn_blocking(
+            move || -> Result<(Subject, Settings, Held, serde_json::Map<String, Value>), String> {
                 let mut held = media.hold_patiently(&job.tenant_id);
                 let key = store
                     .read(|c| store.existing_subject_key(c, &job.tenant_id, &job.subject_id))
@@ -523,6 +524,19 @@ impl Jobs {
                         .collect::<Result<_, _>>()?,
                     applicant: request.applicant.clone().unwrap_or_default(),
                 };
+                // The images a reviewer looks at, kept under the tenant's media policy (kinds and
+                // days); a subject already holding its maximum keeps none more, and the job runs.
+                let mut kept = serde_json::Map::new();
+                let sides = [
+                    (MediaKind::Selfie, Some(&subject.selfie)),
+                    (MediaKind::DocumentFront, Some(&subject.document_front)),
+                    (MediaKind::DocumentBack, subject.document_back.as_ref()),
+                ];
+                for (kind, image) in sides {
+                    if let Some(image) = image {
+                        keep(&media, &job, kind, image, &mut kept);
+                    }
+                }
                 let settings = Settings {
                     workflow: tenant_config::effective(&store, &job.tenant_id)
                         .map_err(|e| e.to_string())?,
@@ -535,10 +549,11 @@ impl Jobs {
                         subject_id: job.subject_id.clone(),
                     }),
                 };
-                Ok((subject, settings, held))
-            })
-            .await
-            .map_err(|e| e.to_string())??;
+                Ok((subject, settings, held, kept))
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())??;
         let modules = billed_modules(&settings.workflow);
         // Each step's time into the same per-module histogram the standalone routes feed.
         let metrics = self.metrics.clone();
@@ -550,14 +565,45 @@ impl Jobs {
                 .observe(ms as f64 / 1000.0);
         };
         let started = std::time::Instant::now();
-        let outcome = pipeline::run(self.vision.clone(), subject, &settings, &observe)
+        let mut outcome = pipeline::run(self.vision.clone(), subject, &settings, &observe)
             .await
             .map_err(|e| e.to_string())?;
+        outcome.media = kept;
+        if let Some(jpeg) = outcome.portrait_jpeg.take() {
+            let (media, job) = (self.media.clone(), row);
+            let crop = tokio::task::spawn_blocking(move || {
+                let mut kept = serde_json::Map::new();
+                if let Ok(img) = image::load_from_memory(&jpeg) {
+                    keep(&media, &job, MediaKind::FaceCrop, &img.to_rgb8(), &mut kept);
+                }
+                kept
+            })
+            .await
+            .unwrap_or_default();
+            outcome.media.extend(crop);
+        }
         self.metrics
             .inference_duration
             .with_label_values(&["workflow"])
             .observe(started.elapsed().as_secs_f64());
         Ok((outcome, modules))
+    }
+}
+
+/// Keeps `image` as the job's media of `kind`, noting its id in `kept`.
+fn keep(
+    media: &MediaService,
+    job: &JobRow,
+    kind: MediaKind,
+    image: &image::RgbImage,
+    kept: &mut serde_json::Map<String, Value>,
+) {
+    match media.put(&job.tenant_id, &job.subject_id, kind, image, store::now()) {
+        Ok(Some(row)) => {
+            kept.insert(kind.as_str().into(), json!(row.id));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job = %job.id, error = %e, kind = kind.as_str(), "image not kept"),
     }
 }
 

@@ -92,6 +92,13 @@ pub struct Outcome {
     /// The collection to enrol the selfie into: accepted, and the workflow enrols accepted faces.
     #[serde(skip)]
     pub enrol: Option<String>,
+    /// The document portrait's crop (JPEG), for the job runner to keep as media.
+    #[serde(skip)]
+    pub portrait_jpeg: Option<Vec<u8>>,
+    /// The images kept as media (`selfie`, `document_front`, `document_back`, `face_crop` → media
+    /// id), under the tenant's media policy; set by the job runner.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub media: serde_json::Map<String, Value>,
 }
 
 /// Runs the verification; `progress` hears each step's name and milliseconds as it ends.
@@ -339,6 +346,11 @@ pub async fn run(
         timings: Value::Object(timings),
         selfie: selfie_face,
         enrol,
+        portrait_jpeg: reading.and_then(|(f, b)| {
+            f.face_crop_jpeg
+                .or_else(|| b.and_then(|b| b.face_crop_jpeg))
+        }),
+        media: serde_json::Map::new(),
     })
 }
 

@@ -328,6 +328,25 @@ fn an_owner_signs_in_creates_a_key_once_and_approves_a_case_from_the_review_queu
         .unwrap_or_else(|| panic!("{}", audit.text));
     assert_eq!(entry["actor"], "user:owner@bank.example", "{}", audit.text);
     assert_eq!(entry["target"], job.as_str());
+    // Looking at the images is audited with the user too.
+    let audit = app.signed(&key, "GET", "/v1/audit?q=view", b"");
+    let views: Vec<&Value> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "media.view")
+        .collect();
+    assert!(views.len() >= 3, "{}", audit.text);
+    assert!(views
+        .iter()
+        .all(|e| e["actor"] == "user:owner@bank.example"));
+    let media = &r.body["media"];
+    for kind in ["selfie", "document_front", "face_crop"] {
+        assert!(
+            media[kind].as_str().is_some_and(|m| m.starts_with("med_")),
+            "{kind}: {media}"
+        );
+    }
 
     // A second decision on the same job is refused.
     let s = Session::sign_in(&app, "owner@bank.example", &password);
