@@ -43,6 +43,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/jobs/{id}", web::get().to(job))
             .route("/jobs/{id}/review", web::post().to(decide))
             .route("/media/{id}", web::get().to(media))
+            .route("/usage", web::get().to(usage))
+            .route("/usage/{file}", web::get().to(usage_csv))
+            .route("/audit", web::get().to(audit))
+            .route("/audit/export", web::get().to(audit_export))
             .route("/keys", web::get().to(keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}/revoke", web::post().to(revoke_key))
@@ -631,4 +635,182 @@ async fn revoke_key(
     })
     .await?;
     Ok(see_other("/console/keys"))
+}
+
+#[derive(Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
+}
+
+/// The last twelve months, newest first.
+fn recent_months() -> Vec<String> {
+    let now = store::now();
+    let mut months: Vec<String> = Vec::new();
+    let mut at = now;
+    while months.len() < 12 {
+        let m = crate::tenancy::meter::period_of(at);
+        if months.last() != Some(&m) {
+            months.push(m);
+        }
+        at -= 20 * 86_400;
+    }
+    months
+}
+
+fn month_or_refuse(who: &Console, month: Option<String>) -> Result<String, ConsoleError> {
+    let month = month.unwrap_or_else(crate::tenancy::invoice::current_month);
+    if crate::tenancy::meter::period_bounds(&month).is_none() {
+        return Err(ConsoleError::Refused(
+            Box::new(who.0.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "A month is YYYY-MM.".into(),
+        ));
+    }
+    Ok(month)
+}
+
+async fn usage(
+    who: Console,
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewBilling)?;
+    let month = month_or_refuse(&who, query.into_inner().month)?;
+    let tenant = who.tenant().to_owned();
+    let invoice = blocking(move || {
+        crate::tenancy::invoice::invoice(&state.store, &tenant, &month).map_err(internal)
+    })
+    .await?;
+    Ok(ok(views::usage(&who.0, &invoice, &recent_months())))
+}
+
+async fn usage_csv(
+    who: Console,
+    state: web::Data<AppState>,
+    file: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewBilling)?;
+    let file = file.into_inner();
+    let Some(month) = file.strip_suffix(".csv") else {
+        return Err(ConsoleError::NotFound(Some(Box::new(who.0.clone()))));
+    };
+    let month = month_or_refuse(&who, Some(month.to_owned()))?;
+    let tenant = who.tenant().to_owned();
+    let name = format!("kycd-invoice-{month}.csv");
+    let invoice = blocking(move || {
+        crate::tenancy::invoice::invoice(&state.store, &tenant, &month).map_err(internal)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(invoice.to_csv()))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    q: Option<String>,
+    format: Option<String>,
+}
+
+/// Entries shown or exported at most.
+const AUDIT_ROWS: i64 = 1_000;
+
+async fn audit_rows(
+    state: &web::Data<AppState>,
+    who: &Console,
+    q: Option<String>,
+) -> Result<Vec<store::audit::AuditRow>, ConsoleError> {
+    let (st, tenant, signed) = (state.clone(), who.tenant().to_owned(), who.0.clone());
+    blocking(move || {
+        let search = store::audit::Search {
+            query: q.as_deref().map(str::trim).filter(|q| !q.is_empty()),
+            tenant_id: Some(&tenant),
+            from: None,
+            to: None,
+            limit: AUDIT_ROWS,
+        };
+        match st.store.read(|c| store::audit::search(c, &search)) {
+            Ok(rows) => Ok(rows),
+            Err(StoreError::Conflict(why)) => Err(ConsoleError::Refused(
+                Box::new(signed),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The search is not understood: {why}"),
+            )),
+            Err(e) => Err(internal(e)),
+        }
+    })
+    .await
+}
+
+async fn audit(
+    who: Console,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewAudit)?;
+    let q = query.into_inner().q.unwrap_or_default();
+    let rows = audit_rows(&state, &who, Some(q.clone())).await?;
+    Ok(ok(views::audit(&who.0, &q, &rows)))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+async fn audit_export(
+    who: Console,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ViewAudit)?;
+    let AuditQuery { q, format } = query.into_inner();
+    let rows = audit_rows(&state, &who, q).await?;
+    let (body, kind, ext) = match format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => (
+            rows.iter()
+                .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
+                .collect::<String>(),
+            "application/x-ndjson",
+            "jsonl",
+        ),
+        "csv" => {
+            let mut out = String::from("seq,at,actor,action,target,details,hash\n");
+            for r in &rows {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    r.seq,
+                    crate::workflow::jobs::rfc3339(r.at),
+                    csv_field(&r.actor),
+                    csv_field(&r.action),
+                    csv_field(r.target.as_deref().unwrap_or("")),
+                    csv_field(&r.details),
+                    r.hash
+                ));
+            }
+            (out, "text/csv; charset=utf-8", "csv")
+        }
+        _ => {
+            return Err(ConsoleError::Refused(
+                Box::new(who.0.clone()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The format is jsonl or csv.".into(),
+            ))
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"kycd-audit.{ext}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
 }

@@ -33,6 +33,12 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                             @if who.role.allows(Action::ManageKeys) {
                                 a href="/console/keys" { "API keys" }
                             }
+                            @if who.role.allows(Action::ViewBilling) {
+                                a href="/console/usage" { "Usage" }
+                            }
+                            @if who.role.allows(Action::ViewAudit) {
+                                a href="/console/audit" { "Audit log" }
+                            }
                         }
                         form.signout method="post" action="/console/logout" {
                             (csrf(who))
@@ -355,6 +361,76 @@ pub fn keys(who: &SignedIn, keys: &[KeyLine], created: Option<(&str, &str)>) -> 
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Micro-units as an amount with two decimals.
+fn money(micros: i64) -> String {
+    format!("{:.2}", micros as f64 / 1e6)
+}
+
+/// Usage and the invoice of a month, with the months to choose from.
+pub fn usage(
+    who: &SignedIn,
+    invoice: &crate::tenancy::invoice::Invoice,
+    months: &[String],
+) -> Markup {
+    page(
+        &format!("Usage and invoice, {}", invoice.month),
+        Some(who),
+        html! {
+            nav.months {
+                @for m in months {
+                    @if *m == invoice.month { strong { (m) } } @else { a href={ "/console/usage?month=" (m) } { (m) } }
+                }
+            }
+            table.invoice {
+                thead { tr { th { "module" } th.num { "units" } th.num { "unit price" } th.num { "discount %" } th.num { "amount" } } }
+                tbody {
+                    @for l in &invoice.lines {
+                        tr data-line=(l.module) data-count=(l.count) {
+                            td { (l.module) }
+                            td.num { (l.count) }
+                            td.num { (money(l.unit_price_micros)) }
+                            td.num { (l.discount_percent) }
+                            td.num { (money(l.amount_micros)) }
+                        }
+                    }
+                    tr.total { th { "total (" (invoice.status) ")" } td {} td {} td {} td.num { strong { (money(invoice.total_micros)) " " (invoice.currency) } } }
+                }
+            }
+            p { a id="csv" href={ "/console/usage/" (invoice.month) ".csv" } download { "Download CSV" } }
+        },
+    )
+}
+
+/// The audit log of the tenant, searched.
+pub fn audit(who: &SignedIn, q: &str, rows: &[crate::store::audit::AuditRow]) -> Markup {
+    page(
+        "Audit log",
+        Some(who),
+        html! {
+            form.search method="get" action="/console/audit" {
+                input type="text" name="q" value=(q) placeholder="search: key, revoke, user:owner@…";
+                button type="submit" { "Search" }
+                a href="/console/audit/export?format=jsonl" download { "JSONL" }
+                " · "
+                a href="/console/audit/export?format=csv" download { "CSV" }
+            }
+            table.audit {
+                thead { tr { th { "when" } th { "who" } th { "what" } th { "target" } } }
+                tbody {
+                    @for r in rows {
+                        tr data-action=(r.action) {
+                            td { (crate::workflow::jobs::rfc3339(r.at)) }
+                            td { (r.actor) }
+                            td { (r.action) }
+                            td { code { (r.target.as_deref().unwrap_or("")) } }
                         }
                     }
                 }

@@ -348,8 +348,46 @@ fn an_owner_signs_in_creates_a_key_once_and_approves_a_case_from_the_review_queu
         );
     }
 
-    // A second decision on the same job is refused.
+    // Usage and the invoice, with the CSV a finance team downloads.
+    go(&tab, &app, "/console/usage");
+    let page = html(&tab);
+    for m in usage.body["modules"].as_array().unwrap() {
+        let line = format!(
+            "data-line=\"{}\" data-count=\"{}\"",
+            m["module"].as_str().unwrap(),
+            m["used"]
+        );
+        assert!(page.contains(&line), "{line} not on the usage page");
+    }
+    shot(&tab, "08-usage");
+    // The audit log: the review by this user, searchable, exported.
+    go(&tab, &app, "/console/audit?q=review");
+    assert!(html(&tab).contains("data-action=\"kyc.review\""));
+    shot(&tab, "09-audit");
     let s = Session::sign_in(&app, "owner@bank.example", &password);
+    let month = usage.body["month"].as_str().unwrap();
+    let (status, csv) = s.get(&format!("/console/usage/{month}.csv"));
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("month,module,count,"), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",face_match,1,")), "{csv}");
+    let (status, jsonl) = s.get("/console/audit/export?format=jsonl");
+    assert_eq!(status, 200);
+    let entries: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "kyc.review" && e["actor"] == "user:owner@bank.example"));
+    assert!(
+        entries.iter().all(|e| e["tenant_id"] == tenant.as_str()),
+        "only this tenant's entries"
+    );
+    let (status, csv) = s.get("/console/audit/export?format=csv");
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("seq,at,actor,action,target,details,hash\n"));
+
+    // A second decision on the same job is refused.
     let (status, body) = s.post(
         &format!("/console/jobs/{job}/review"),
         &[("_csrf", &s.csrf()), ("outcome", "rejected")],
@@ -389,7 +427,12 @@ fn roles_tenants_csrf_and_lockout_are_enforced_by_the_server() {
     go(&tab, &app, "/console/keys");
     assert!(html(&tab).contains("does not allow this"));
     assert!(!html(&tab).contains("create-key"), "no create button");
-    shot(&tab, "08-reviewer-refused");
+    shot(&tab, "10-reviewer-refused");
+    go(&tab, &app, "/console/usage");
+    assert!(
+        html(&tab).contains("does not allow this"),
+        "a reviewer sees no money"
+    );
     let s = Session::sign_in(&app, "reviewer@a.example", &reviewer);
     let (status, _) = s.post("/console/keys", &[("_csrf", &s.csrf()), ("label", "x")]);
     assert_eq!(status, 403);
@@ -448,7 +491,7 @@ fn roles_tenants_csrf_and_lockout_are_enforced_by_the_server() {
     sign_in(&tab, &app, "owner@a.example", &owner);
     assert!(tab.get_url().ends_with("/console/login"), "still locked");
     assert!(html(&tab).contains("too many wrong passwords"));
-    shot(&tab, "09-locked");
+    shot(&tab, "11-locked");
     let locked: Option<i64> = app.with_store(|c| {
         c.query_row(
             "SELECT locked_until FROM console_users WHERE email = 'owner@a.example'",
