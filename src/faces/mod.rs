@@ -425,17 +425,10 @@ impl Faces {
         now: i64,
         actor: &str,
     ) -> Result<FaceRow, FacesError> {
-        let row = Self::store_in(tx, key, e, &face.embedding, json!(face.quality), now)?;
-        let collection = &row.collection;
-        store::audit::append(
-            tx,
-            &NewEntry::new(actor, "face.enrol")
-                .tenant(e.tenant_id)
-                .target(&row.id)
-                .details(json!({ "collection": collection, "job_id": e.job_id })),
-            now,
-        )?;
-        Ok(row)
+        let collection = validate_collection(e.collection)?;
+        let quality = json!(face.quality);
+        let written = write_enrolment(tx, key, e, collection, &face.embedding, quality, now, actor);
+        Ok(written?)
     }
 
     /// Seals and stores a face inside `tx` (no audit entry: the caller's action is audited).
@@ -490,17 +483,8 @@ impl Faces {
                 });
             }
             let key = self.store.subject_key(tx, e.tenant_id, e.subject_id, now)?;
-            let row = new_row(&key, e, collection, embedding, quality.clone(), now)?;
-            store::faces::insert(tx, &row)?;
-            store::audit::append(
-                tx,
-                &NewEntry::new(actor, "face.enrol")
-                    .tenant(e.tenant_id)
-                    .target(&row.id)
-                    .details(json!({ "collection": collection, "job_id": e.job_id })),
-                now,
-            )?;
-            Ok(row)
+            let quality = quality.clone();
+            write_enrolment(tx, &key, e, collection, embedding, quality, now, actor)
         })?;
         self.add_to_index(&row, embedding);
         Ok(Enrolled {
@@ -605,6 +589,31 @@ impl Faces {
         self.index.remove(tenant_id, face_id);
         Ok(())
     }
+}
+
+/// Seals, stores and audits an enrolment inside `tx`.
+#[allow(clippy::too_many_arguments)]
+fn write_enrolment(
+    tx: &store::Tx<'_>,
+    key: &DataKey,
+    e: &Enrolment<'_>,
+    collection: &str,
+    embedding: &Embedding,
+    quality: serde_json::Value,
+    now: i64,
+    actor: &str,
+) -> Result<FaceRow, StoreError> {
+    let row = new_row(key, e, collection, embedding, quality, now)?;
+    store::faces::insert(tx, &row)?;
+    store::audit::append(
+        tx,
+        &NewEntry::new(actor, "face.enrol")
+            .tenant(e.tenant_id)
+            .target(&row.id)
+            .details(json!({ "collection": collection, "job_id": e.job_id })),
+        now,
+    )?;
+    Ok(row)
 }
 
 fn new_row(
