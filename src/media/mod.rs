@@ -335,6 +335,31 @@ impl MediaService {
         image: &RgbImage,
         now: i64,
     ) -> Result<Option<MediaRow>, MediaError> {
+        self.store_image(tenant_id, subject_id, kind, image, now, true)
+    }
+
+    /// [`MediaService::put`] for a subject that must already exist (a job's images): erased since,
+    /// it is `NotFound` and no new key is made for it.
+    pub fn put_existing(
+        &self,
+        tenant_id: &str,
+        subject_id: &str,
+        kind: MediaKind,
+        image: &RgbImage,
+        now: i64,
+    ) -> Result<Option<MediaRow>, MediaError> {
+        self.store_image(tenant_id, subject_id, kind, image, now, false)
+    }
+
+    fn store_image(
+        &self,
+        tenant_id: &str,
+        subject_id: &str,
+        kind: MediaKind,
+        image: &RgbImage,
+        now: i64,
+        new_subject: bool,
+    ) -> Result<Option<MediaRow>, MediaError> {
         validate_subject_id(subject_id)?;
         let (days, kinds) = self.store.read(|c| store::media::policy(c, tenant_id))?;
         if days <= 0 || !kinds.split(',').any(|k| k == kind.as_str()) {
@@ -357,7 +382,11 @@ impl MediaService {
         };
         let key = self.store.write(|tx| {
             full(tx)?;
-            self.store.subject_key(tx, tenant_id, subject_id, now)
+            if new_subject {
+                self.store.subject_key(tx, tenant_id, subject_id, now)
+            } else {
+                self.store.existing_subject_key(tx, tenant_id, subject_id)
+            }
         })?;
         let sealed = key.seal(&jpeg, id.as_bytes()).map_err(StoreError::from)?;
         // The blob is written outside any transaction (an S3 PUT must not hold the cluster's

@@ -598,7 +598,8 @@ fn keep(
     image: &image::RgbImage,
     kept: &mut serde_json::Map<String, Value>,
 ) {
-    match media.put(&job.tenant_id, &job.subject_id, kind, image, store::now()) {
+    // Only for a subject that still exists: an erasure racing the job must not get a new key.
+    match media.put_existing(&job.tenant_id, &job.subject_id, kind, image, store::now()) {
         Ok(Some(row)) => {
             kept.insert(kind.as_str().into(), json!(row.id));
         }
