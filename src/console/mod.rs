@@ -47,6 +47,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/usage/{file}", web::get().to(usage_csv))
             .route("/audit", web::get().to(audit))
             .route("/audit/export", web::get().to(audit_export))
+            .route("/users", web::get().to(users_page))
+            .route("/users", web::post().to(add_user))
+            .route("/users/{id}/{change}", web::post().to(change_user))
+            .route("/password", web::get().to(password_form))
+            .route("/password", web::post().to(change_password))
             .route("/keys", web::get().to(keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}/revoke", web::post().to(revoke_key))
@@ -813,4 +818,158 @@ async fn audit_export(
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body))
+}
+
+async fn users_list(
+    state: &web::Data<AppState>,
+    tenant: &str,
+) -> Result<Vec<store::console::UserRow>, ConsoleError> {
+    let (st, tenant) = (state.clone(), tenant.to_owned());
+    blocking(move || {
+        st.store
+            .read(|c| store::console::users(c, &tenant))
+            .map_err(internal)
+    })
+    .await
+}
+
+async fn users_page(
+    who: Console,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.may(Action::ManageUsers)?;
+    let list = users_list(&state, who.tenant()).await?;
+    Ok(ok(views::users(&who.0, &list, None)))
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    _csrf: Option<String>,
+    email: String,
+    role: String,
+}
+
+fn refused(who: &Console, e: UserError) -> ConsoleError {
+    match e {
+        UserError::Store(StoreError::NotFound(_)) => {
+            ConsoleError::NotFound(Some(Box::new(who.0.clone())))
+        }
+        UserError::Store(StoreError::Conflict(why)) => {
+            ConsoleError::Refused(Box::new(who.0.clone()), StatusCode::CONFLICT, why)
+        }
+        UserError::Store(e) => internal(e),
+        e => ConsoleError::Refused(
+            Box::new(who.0.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.to_string(),
+        ),
+    }
+}
+
+/// An owner adds a user of their tenant: the temporary password is shown once (the appliance
+/// sends no email; the owner hands it over).
+async fn add_user(
+    who: Console,
+    state: web::Data<AppState>,
+    form: web::Form<UserForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    who.may(Action::ManageUsers)?;
+    let UserForm { email, role, .. } = form.into_inner();
+    let Some(role) = users::Role::parse(&role) else {
+        return Err(refused(
+            &who,
+            UserError::Invalid {
+                field: "role",
+                reason: "owner, admin, reviewer or viewer".into(),
+            },
+        ));
+    };
+    let (st, tenant, actor) = (state.clone(), who.tenant().to_owned(), who.actor());
+    let password = users::generate_password();
+    let made = {
+        let password = password.clone();
+        web::block(move || users::create_user(&st.store, &tenant, &email, role, &password, &actor))
+            .await
+            .map_err(internal)?
+    };
+    let user = made.map_err(|e| refused(&who, e))?;
+    let list = users_list(&state, who.tenant()).await?;
+    Ok(ok(views::users(
+        &who.0,
+        &list,
+        Some((&user.email, &password)),
+    )))
+}
+
+async fn change_user(
+    who: Console,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    who.may(Action::ManageUsers)?;
+    let (id, change) = path.into_inner();
+    let change = match change.as_str() {
+        "disable" => users::Change::Disable,
+        "enable" => users::Change::Enable,
+        "reset" => users::Change::ResetPassword,
+        _ => return Err(ConsoleError::NotFound(Some(Box::new(who.0.clone())))),
+    };
+    let (st, signed) = (state.clone(), who.0.clone());
+    let target = id.clone();
+    let done = web::block(move || users::change_user(&st.store, &signed, &target, change))
+        .await
+        .map_err(internal)?
+        .map_err(|e| refused(&who, e))?;
+    match done {
+        Some(password) => {
+            let list = users_list(&state, who.tenant()).await?;
+            let email = list
+                .iter()
+                .find(|u| u.id == id)
+                .map(|u| u.email.clone())
+                .unwrap_or_default();
+            Ok(ok(views::users(&who.0, &list, Some((&email, &password)))))
+        }
+        None => Ok(see_other("/console/users")),
+    }
+}
+
+async fn password_form(who: Console) -> HttpResponse {
+    ok(views::password(&who.0, None))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    _csrf: Option<String>,
+    current: String,
+    new: String,
+}
+
+/// A user changes their own password; all their sessions end, so they sign in again with it.
+async fn change_password(
+    who: Console,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    let PasswordForm { current, new, .. } = form.into_inner();
+    let (st, signed) = (state.clone(), who.0.clone());
+    let result = web::block(move || users::change_own_password(&st.store, &signed, &current, &new))
+        .await
+        .map_err(internal)?;
+    match result {
+        Ok(()) => Ok(see_other("/console/login")),
+        Err(UserError::Store(e)) => Err(internal(e)),
+        Err(UserError::BadCredentials) => Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::password(&who.0, Some("The current password is wrong.")),
+        )),
+        Err(e) => Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::password(&who.0, Some(&e.to_string())),
+        )),
+    }
 }

@@ -348,6 +348,100 @@ pub fn sign_out(store: &Store, who: &SignedIn) -> Result<(), StoreError> {
     })
 }
 
+/// What an owner changes about another user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Sign-in refused, sessions ended.
+    Disable,
+    /// Sign-in allowed again.
+    Enable,
+    /// A new temporary password (returned), sessions ended, lock cleared.
+    ResetPassword,
+}
+
+/// An owner's change to a user of their tenant; a new password when one was made. Owners cannot
+/// disable themselves (a tenant must keep someone who can sign in).
+pub fn change_user(
+    store: &Store,
+    by: &SignedIn,
+    user_id: &str,
+    change: Change,
+) -> Result<Option<String>, UserError> {
+    let tenant = &by.user.tenant_id;
+    if change == Change::Disable && user_id == by.user.id {
+        return Err(UserError::Invalid {
+            field: "user",
+            reason: "you cannot disable yourself".into(),
+        });
+    }
+    let password = (change == Change::ResetPassword).then(generate_password);
+    let hash = password.as_deref().map(hash_password).transpose()?;
+    let now = store::now();
+    store.write(|tx| {
+        let found = match change {
+            Change::Disable => store::console::set_user_status(tx, tenant, user_id, "disabled")?,
+            Change::Enable => store::console::set_user_status(tx, tenant, user_id, "active")?,
+            Change::ResetPassword => store::console::set_password(
+                tx,
+                tenant,
+                user_id,
+                hash.as_deref().unwrap_or_default(),
+            )?,
+        };
+        if !found {
+            return Err(StoreError::NotFound("user"));
+        }
+        let action = match change {
+            Change::Disable => "user.disable",
+            Change::Enable => "user.enable",
+            Change::ResetPassword => "user.reset_password",
+        };
+        store::audit::append(
+            tx,
+            &NewEntry::new(format!("user:{}", by.user.email), action)
+                .tenant(tenant)
+                .target(user_id),
+            now,
+        )
+        .map(drop)
+    })?;
+    Ok(password)
+}
+
+/// A user changes their own password (the current one proves it is them); every session of theirs
+/// ends, this one included.
+pub fn change_own_password(
+    store: &Store,
+    who: &SignedIn,
+    current: &str,
+    new: &str,
+) -> Result<(), UserError> {
+    if !password_matches(current, &who.user.password_hash) {
+        return Err(UserError::BadCredentials);
+    }
+    if new.chars().count() < MIN_PASSWORD {
+        return Err(UserError::Invalid {
+            field: "password",
+            reason: format!("at least {MIN_PASSWORD} characters"),
+        });
+    }
+    let hash = hash_password(new)?;
+    let now = store::now();
+    let (tenant, id) = (&who.user.tenant_id, &who.user.id);
+    store.write(|tx| {
+        store::console::set_password(tx, tenant, id, &hash)?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(format!("user:{}", who.user.email), "user.change_password")
+                .tenant(tenant)
+                .target(id),
+            now,
+        )
+        .map(drop)
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

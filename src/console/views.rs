@@ -39,10 +39,13 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                             @if who.role.allows(Action::ViewAudit) {
                                 a href="/console/audit" { "Audit log" }
                             }
+                            @if who.role.allows(Action::ManageUsers) {
+                                a href="/console/users" { "Users" }
+                            }
                         }
                         form.signout method="post" action="/console/logout" {
                             (csrf(who))
-                            span.who { (who.user.email) " · " (who.role.as_str()) }
+                            a.who href="/console/password" { (who.user.email) " · " (who.role.as_str()) }
                             button type="submit" { "Sign out" }
                         }
                     }
@@ -434,6 +437,83 @@ pub fn audit(who: &SignedIn, q: &str, rows: &[crate::store::audit::AuditRow]) ->
                         }
                     }
                 }
+            }
+        },
+    )
+}
+
+/// The users page; `shown` is a new or reset password for `email`, shown this once.
+pub fn users(
+    who: &SignedIn,
+    users: &[crate::store::console::UserRow],
+    shown: Option<(&str, &str)>,
+) -> Markup {
+    let now = crate::store::now();
+    page(
+        "Users",
+        Some(who),
+        html! {
+            @if let Some((email, password)) = shown {
+                div.secret role="status" {
+                    p { "Temporary password for " strong { (email) } ", shown this once — hand it over; they change it after signing in:" }
+                    pre id="password" { (password) }
+                }
+            }
+            form.create method="post" action="/console/users" {
+                (csrf(who))
+                label { "Email" input type="email" name="email" required; }
+                label { "Role"
+                    select name="role" {
+                        @for r in super::users::Role::ALL { option value=(r.as_str()) { (r.as_str()) } }
+                    }
+                }
+                button id="add-user" type="submit" { "Add user" }
+            }
+            table.users {
+                thead { tr { th { "email" } th { "role" } th { "status" } th { "last sign-in" } th { "" } } }
+                tbody {
+                    @for u in users {
+                        tr data-user=(u.email) data-status=(u.status) {
+                            td { (u.email) }
+                            td { (u.role) }
+                            td {
+                                (u.status)
+                                @if u.locked_until.is_some_and(|l| l > now) { " (locked)" }
+                            }
+                            td { @if let Some(t) = u.last_login_at { (crate::workflow::jobs::rfc3339(t)) } @else { "never" } }
+                            td.actions {
+                                @if u.id != who.user.id {
+                                    @let next = if u.status == "active" { ("disable", "Disable") } else { ("enable", "Enable") };
+                                    form method="post" action={ "/console/users/" (u.id) "/" (next.0) } {
+                                        (csrf(who)) button.danger type="submit" { (next.1) }
+                                    }
+                                    form method="post" action={ "/console/users/" (u.id) "/reset" } {
+                                        (csrf(who)) button.danger type="submit" { "Reset password" }
+                                    }
+                                } @else {
+                                    a href="/console/password" { "Change my password" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Changing one's own password.
+pub fn password(who: &SignedIn, error: Option<&str>) -> Markup {
+    page(
+        "Change password",
+        Some(who),
+        html! {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.create method="post" action="/console/password" {
+                (csrf(who))
+                label { "Current password" input type="password" name="current" autocomplete="current-password" required; }
+                label { "New password (at least 12 characters)" input type="password" name="new" autocomplete="new-password" required minlength="12"; }
+                button type="submit" { "Change password" }
             }
         },
     )

@@ -97,9 +97,9 @@ pub fn login_failed(
 ) -> Result<i64> {
     tx.execute(
         "UPDATE console_users SET failed_logins = failed_logins + 1, \
-         locked_until = CASE WHEN failed_logins + 1 >= ?3 THEN ?2 + ?4 ELSE locked_until END \
+         locked_until = CASE WHEN failed_logins + 1 >= ?3 THEN ?2 ELSE locked_until END \
          WHERE id = ?1",
-        params![id, now, lock_after, lock_secs],
+        params![id, now + lock_secs, lock_after],
     )?;
     tx.query_row(
         "SELECT failed_logins FROM console_users WHERE id = ?1",
@@ -321,4 +321,35 @@ pub fn run_seconds(
         params![tenant_id, from, to, limit],
         |r| r.get(0),
     )
+}
+
+/// Sets a user's status (`active`, `disabled`); whether the user exists. Disabling ends their
+/// sessions.
+pub fn set_user_status(tx: &Tx<'_>, tenant_id: &str, id: &str, status: &str) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE console_users SET status = ?3 WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id, status],
+    )?;
+    if status != "active" {
+        tx.execute(
+            "DELETE FROM console_sessions WHERE user_id = ?1",
+            params![id],
+        )?;
+    }
+    Ok(n == 1)
+}
+
+/// Replaces a user's password hash, clears a lock and ends their sessions; whether the user
+/// exists.
+pub fn set_password(tx: &Tx<'_>, tenant_id: &str, id: &str, hash: &str) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE console_users SET password_hash = ?3, failed_logins = 0, locked_until = NULL \
+         WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id, hash],
+    )?;
+    tx.execute(
+        "DELETE FROM console_sessions WHERE user_id = ?1",
+        params![id],
+    )?;
+    Ok(n == 1)
 }

@@ -502,3 +502,112 @@ fn roles_tenants_csrf_and_lockout_are_enforced_by_the_server() {
     let left = locked.unwrap() - crate::common::now();
     assert!((14 * 60..=15 * 60).contains(&left), "{left} s");
 }
+
+#[test]
+fn an_owner_adds_a_reviewer_who_changes_the_password_and_is_then_disabled() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn();
+    let tenant = app.create_tenant("Users Bank");
+    let owner = user(&app, &tenant, "owner@users.example", "owner");
+
+    let tab = browser.new_tab().unwrap();
+    sign_in(&tab, &app, "owner@users.example", &owner);
+    go(&tab, &app, "/console/users");
+    tab.wait_for_element("input[name=email]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character("new.reviewer@users.example").unwrap();
+    tab.evaluate(
+        "document.querySelector('select[name=role]').value = 'reviewer'",
+        false,
+    )
+    .unwrap();
+    click_and_wait(&tab, "#add-user");
+    let temporary = tab
+        .wait_for_element("#password")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    let temporary = temporary.trim().to_owned();
+    assert!(temporary.len() >= 12, "{temporary}");
+    assert!(html(&tab).contains("data-user=\"new.reviewer@users.example\""));
+    shot(&tab, "12-users");
+    go(&tab, &app, "/console/users");
+    assert!(!html(&tab).contains(&temporary), "shown once");
+
+    // The new reviewer signs in with it and sets a password of their own.
+    let context = browser.new_context().unwrap();
+    let theirs = context.new_tab().unwrap();
+    sign_in(&theirs, &app, "new.reviewer@users.example", &temporary);
+    assert!(html(&theirs).contains("new.reviewer@users.example · reviewer"));
+    go(&theirs, &app, "/console/password");
+    theirs
+        .wait_for_element("input[name=current]")
+        .unwrap()
+        .click()
+        .unwrap();
+    theirs.send_character(&temporary).unwrap();
+    theirs
+        .find_element("input[name=new]")
+        .unwrap()
+        .click()
+        .unwrap();
+    theirs.send_character("a long passphrase of mine").unwrap();
+    click_and_wait(&theirs, "form.create button");
+    assert!(
+        theirs.get_url().ends_with("/console/login"),
+        "signed out everywhere"
+    );
+    sign_in(&theirs, &app, "new.reviewer@users.example", &temporary);
+    assert!(html(&theirs).contains("wrong email or password"));
+    sign_in(
+        &theirs,
+        &app,
+        "new.reviewer@users.example",
+        "a long passphrase of mine",
+    );
+    assert!(html(&theirs).contains("Review queue"));
+
+    // The owner disables them: their open session ends at once, and they cannot sign in.
+    let row = "tr[data-user=\"new.reviewer@users.example\"] form[action$=\"/disable\"] button";
+    go(&tab, &app, "/console/users");
+    click_and_wait(&tab, row);
+    assert!(html(&tab).contains("data-status=\"disabled\""));
+    go(&theirs, &app, "/console/review");
+    assert!(
+        theirs.get_url().ends_with("/console/login"),
+        "{}",
+        theirs.get_url()
+    );
+    sign_in(
+        &theirs,
+        &app,
+        "new.reviewer@users.example",
+        "a long passphrase of mine",
+    );
+    assert!(html(&theirs).contains("this account is disabled"));
+    // An owner cannot disable themselves.
+    let s = Session::sign_in(&app, "owner@users.example", &owner);
+    let own_id: String = app.with_store(|c| {
+        c.query_row(
+            "SELECT id FROM console_users WHERE email = 'owner@users.example'",
+            kycd::store::params![],
+            |r| r.get(0),
+        )
+    });
+    let (status, page) = s.post(
+        &format!("/console/users/{own_id}/disable"),
+        &[("_csrf", &s.csrf())],
+    );
+    assert_eq!(status, 422, "{page}");
+    let audit = app.with_store(|c| {
+        c.query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE actor = 'user:owner@users.example' \
+             AND action IN ('user.create', 'user.disable')",
+            kycd::store::params![],
+            |r| r.get::<i64>(0),
+        )
+    });
+    assert_eq!(audit, 2);
+}
