@@ -295,13 +295,7 @@ impl Faces {
         let Some(embedding) = from_bytes(&plain) else {
             return Ok(false);
         };
-        self.index.insert(
-            &row.tenant_id,
-            &row.id,
-            &row.subject_id,
-            &row.collection,
-            embedding.as_slice(),
-        );
+        self.add_to_index(row, &embedding);
         Ok(true)
     }
 
@@ -446,7 +440,7 @@ impl Faces {
         Ok(row)
     }
 
-    /// Adds a face committed elsewhere (by [`Faces::enrol_in`]) to this node's index.
+    /// Adds a stored face to this node's index.
     pub fn add_to_index(&self, row: &FaceRow, embedding: &Embedding) {
         self.index.insert(
             &row.tenant_id,
