@@ -312,7 +312,7 @@ async fn overview(who: Console, state: web::Data<AppState>) -> Result<HttpRespon
                 Ok((
                     store::console::job_counts(c, &tenant, from, to)?,
                     store::console::run_seconds(c, &tenant, from, to, 10_000)?,
-                    store::console::review_queue(c, &tenant, 10_000)?.len() as i64,
+                    store::console::review_count(c, &tenant)?,
                 ))
             })
             .map_err(internal)?;

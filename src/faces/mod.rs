@@ -435,9 +435,7 @@ impl Faces {
         now: i64,
     ) -> Result<FaceRow, FacesError> {
         let collection = validate_collection(e.collection)?;
-        let row = new_row(key, e, collection, embedding, quality, now)?;
-        store::faces::insert(tx, &row)?;
-        Ok(row)
+        Ok(insert_row(tx, key, e, collection, embedding, quality, now)?)
     }
 
     /// Adds a stored face to this node's index.
@@ -597,8 +595,7 @@ fn write_enrolment(
     now: i64,
     actor: &str,
 ) -> Result<FaceRow, StoreError> {
-    let row = new_row(key, e, collection, embedding, quality, now)?;
-    store::faces::insert(tx, &row)?;
+    let row = insert_row(tx, key, e, collection, embedding, quality, now)?;
     store::audit::append(
         tx,
         &NewEntry::new(actor, "face.enrol")
@@ -610,7 +607,9 @@ fn write_enrolment(
     Ok(row)
 }
 
-fn new_row(
+/// Seals a new face under the subject's key and stores it inside `tx`.
+fn insert_row(
+    tx: &store::Tx<'_>,
     key: &DataKey,
     e: &Enrolment<'_>,
     collection: &str,
@@ -622,7 +621,7 @@ fn new_row(
     rand::thread_rng().fill_bytes(&mut raw);
     let id = format!("face_{}", hex::encode(raw));
     let sealed = key.seal(&to_bytes(embedding.as_slice()), id.as_bytes())?;
-    Ok(FaceRow {
+    let row = FaceRow {
         id,
         tenant_id: e.tenant_id.to_owned(),
         subject_id: e.subject_id.to_owned(),
@@ -631,7 +630,9 @@ fn new_row(
         job_id: e.job_id.map(str::to_owned),
         quality: quality.to_string(),
         created_at: now,
-    })
+    };
+    store::faces::insert(tx, &row)?;
+    Ok(row)
 }
 
 /// Background loop applying enrolments and removals written by other nodes (or by this node's

@@ -353,3 +353,13 @@ pub fn set_password(tx: &Tx<'_>, tenant_id: &str, id: &str, hash: &str) -> Resul
     )?;
     Ok(n == 1)
 }
+
+/// How many of a tenant's jobs wait for a person.
+pub fn review_count(conn: &Conn<'_>, tenant_id: &str) -> Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM jobs WHERE tenant_id = ?1 AND status = 'completed' \
+         AND decision = 'review'",
+        params![tenant_id],
+        |r| r.get(0),
+    )
+}

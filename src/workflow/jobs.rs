@@ -330,13 +330,20 @@ impl Jobs {
             v["error"] = json!(e);
         }
         if let Some(Value::Object(r)) = result {
+            let scored_review = r.get("decision").is_some_and(|d| d == "review");
             for (k, val) in r {
                 v[k] = val;
             }
-            if let Ok(Some(review)) = self
-                .store
-                .read(|c| store::console::review(c, &job.tenant_id, &job.id))
-            {
+            // Only a job the score sent to review can have a person's decision.
+            let review = if scored_review {
+                self.store
+                    .read(|c| store::console::review(c, &job.tenant_id, &job.id))
+                    .ok()
+                    .flatten()
+            } else {
+                None
+            };
+            if let Some(review) = review {
                 // A person decided what the score left open.
                 v["decision"] = json!(job.decision);
                 v["review"] = json!({
