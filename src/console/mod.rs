@@ -7,8 +7,12 @@
 //! changes something carries the session's CSRF token, checked before anything else; the
 //! session cookie is HttpOnly and SameSite=Strict (and Secure when the request came over TLS).
 
+mod signin;
+pub mod totp;
 pub mod users;
 pub mod views;
+mod webhooks;
+mod workflow;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,11 +26,15 @@ use subtle::ConstantTimeEq;
 
 use crate::http::AppState;
 use crate::store::{self, StoreError};
+use crate::tenancy::plans::Module;
 use crate::workflow::review::{self, Outcome, Reviewer};
 use users::{Action, SignedIn, UserError};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "kycd_console";
+
+/// Largest form the console accepts, bytes.
+pub const FORM_BYTES: usize = 64 * 1024;
 
 /// Registers the console's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,6 +63,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::get().to(keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}/revoke", web::post().to(revoke_key))
+            .route("/keys/{id}/rotate", web::post().to(rotate_key))
+            .configure(webhooks::configure)
+            .configure(signin::configure)
+            .configure(workflow::configure)
+            // Console forms are small; nothing posted here needs more.
+            .app_data(web::PayloadConfig::default().limit(FORM_BYTES))
+            .app_data(web::FormConfig::default().limit(FORM_BYTES))
             .default_service(web::to(not_found)),
     );
 }
@@ -64,6 +79,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub enum ConsoleError {
     /// No live session: go and sign in.
     SignIn,
+    /// The password was right; the second factor is still to come.
+    SecondFactor,
+    /// Too many sign-in attempts from this address: try again after this many seconds.
+    Throttled(u64),
     /// The role does not allow it (the page and the action both refuse).
     Forbidden(Box<SignedIn>),
     /// Not this tenant's, or nothing there.
@@ -81,6 +100,8 @@ impl std::fmt::Display for ConsoleError {
         // Never the user row (it holds the password hash).
         f.write_str(match self {
             ConsoleError::SignIn => "not signed in",
+            ConsoleError::SecondFactor => "second factor awaited",
+            ConsoleError::Throttled(_) => "too many sign-in attempts",
             ConsoleError::Forbidden(_) => "not allowed for this role",
             ConsoleError::NotFound(_) => "not found",
             ConsoleError::Csrf => "missing or stale CSRF token",
@@ -93,7 +114,8 @@ impl std::fmt::Display for ConsoleError {
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ConsoleError::SignIn => StatusCode::SEE_OTHER,
+            ConsoleError::SignIn | ConsoleError::SecondFactor => StatusCode::SEE_OTHER,
+            ConsoleError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Forbidden(_) | ConsoleError::Csrf => StatusCode::FORBIDDEN,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Refused(_, s, _) => *s,
@@ -103,10 +125,20 @@ impl ResponseError for ConsoleError {
 
     fn error_response(&self) -> HttpResponse {
         let markup = match self {
-            ConsoleError::SignIn => {
-                return HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, "/console/login"))
-                    .finish()
+            ConsoleError::SignIn => return see_other("/console/login"),
+            ConsoleError::SecondFactor => return see_other("/console/login/code"),
+            ConsoleError::Throttled(secs) => {
+                let mut r = html(
+                    self.status_code(),
+                    views::login(Some(&format!(
+                        "Too many sign-in attempts from your address: try again in {} seconds.",
+                        secs
+                    ))),
+                );
+                if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
             }
             ConsoleError::Forbidden(who) => views::message(
                 "Not allowed",
@@ -133,7 +165,7 @@ impl ResponseError for ConsoleError {
     }
 }
 
-fn html(status: StatusCode, markup: Markup) -> HttpResponse {
+pub(super) fn html(status: StatusCode, markup: Markup) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -145,11 +177,11 @@ fn html(status: StatusCode, markup: Markup) -> HttpResponse {
         .body(markup.into_string())
 }
 
-fn ok(markup: Markup) -> HttpResponse {
+pub(super) fn ok(markup: Markup) -> HttpResponse {
     html(StatusCode::OK, markup)
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(super) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
@@ -174,14 +206,18 @@ impl FromRequest for Console {
                 .await
                 .map_err(|e| ConsoleError::Internal(e.to_string()))?
                 .map_err(|e| ConsoleError::Internal(e.to_string()))?;
-            found.map(Console).ok_or(ConsoleError::SignIn)
+            match found {
+                Some(s) if s.mfa_pending => Err(ConsoleError::SecondFactor),
+                Some(s) => Ok(Console(s)),
+                None => Err(ConsoleError::SignIn),
+            }
         })
     }
 }
 
 impl Console {
     /// Refuses unless the role allows `action`.
-    fn may(&self, action: Action) -> Result<(), ConsoleError> {
+    pub(super) fn may(&self, action: Action) -> Result<(), ConsoleError> {
         if self.0.role.allows(action) {
             Ok(())
         } else {
@@ -190,7 +226,7 @@ impl Console {
     }
 
     /// Refuses a change whose form does not carry this session's token.
-    fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
+    pub(super) fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
         let expected = self.0.csrf.as_bytes();
         match sent {
             Some(s) if bool::from(s.as_bytes().ct_eq(expected)) => Ok(()),
@@ -198,17 +234,17 @@ impl Console {
         }
     }
 
-    fn tenant(&self) -> &str {
+    pub(super) fn tenant(&self) -> &str {
         &self.0.user.tenant_id
     }
 
-    fn actor(&self) -> String {
+    pub(super) fn actor(&self) -> String {
         format!("user:{}", self.0.user.email)
     }
 }
 
 /// Runs blocking domain work.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ConsoleError> + Send + 'static,
 ) -> Result<T, ConsoleError> {
     web::block(f)
@@ -216,7 +252,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ConsoleError::Internal(e.to_string()))?
 }
 
-fn internal(e: impl std::fmt::Display) -> ConsoleError {
+pub(super) fn internal(e: impl std::fmt::Display) -> ConsoleError {
     ConsoleError::Internal(e.to_string())
 }
 
@@ -241,7 +277,7 @@ struct LoginForm {
     password: String,
 }
 
-fn session_cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
+pub(super) fn session_cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
     let mut cookie = Cookie::build(COOKIE, value)
         .path("/console")
         .http_only(true)
@@ -259,16 +295,24 @@ async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ConsoleError> {
+    signin::throttle(&req, &state)?;
     let LoginForm { email, password } = form.into_inner();
     let st = state.clone();
     let result = web::block(move || users::sign_in(&st.store, &email, &password))
         .await
         .map_err(internal)?;
     match result {
-        Ok((token, _)) => Ok(HttpResponse::SeeOther()
-            .cookie(session_cookie(&req, token, users::ABSOLUTE_SECS))
-            .insert_header((header::LOCATION, "/console/"))
-            .finish()),
+        Ok((token, who)) => {
+            let (age, to) = if who.mfa_pending {
+                (users::MFA_SECS, "/console/login/code")
+            } else {
+                (users::ABSOLUTE_SECS, "/console/")
+            };
+            Ok(HttpResponse::SeeOther()
+                .cookie(session_cookie(&req, token, age))
+                .insert_header((header::LOCATION, to))
+                .finish())
+        }
         Err(UserError::Store(e)) => Err(internal(e)),
         Err(e) => Ok(html(
             StatusCode::UNAUTHORIZED,
@@ -278,8 +322,36 @@ async fn login(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    _csrf: Option<String>,
+pub(super) struct CsrfForm {
+    pub(super) _csrf: Option<String>,
+}
+
+/// A posted form as its fields in order, repeated names kept (checkbox groups, rule rows).
+pub(super) struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// Parses an `application/x-www-form-urlencoded` body.
+    pub(super) fn parse(body: &[u8]) -> Result<Fields, ConsoleError> {
+        serde_urlencoded::from_bytes(body)
+            .map(Fields)
+            .map_err(|_| ConsoleError::Csrf)
+    }
+
+    /// The first value of `name`.
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub(super) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 async fn logout(
@@ -299,20 +371,41 @@ async fn logout(
         .finish())
 }
 
-async fn overview(who: Console, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
+#[derive(Deserialize)]
+struct OverviewQuery {
+    range: Option<String>,
+}
+
+/// The chart's ranges: name, bucket width (seconds), buckets.
+const RANGES: [(&str, i64, i64); 3] = [("24h", 3_600, 24), ("7d", 86_400, 7), ("30d", 86_400, 30)];
+
+async fn overview(
+    who: Console,
+    state: web::Data<AppState>,
+    query: web::Query<OverviewQuery>,
+) -> Result<HttpResponse, ConsoleError> {
     let tenant = who.tenant().to_owned();
+    let wanted = query.into_inner().range;
+    let (range, width, n) = RANGES
+        .into_iter()
+        .find(|(name, _, _)| Some(*name) == wanted.as_deref())
+        .unwrap_or(RANGES[0]);
     let o = blocking(move || {
         let month = crate::tenancy::invoice::current_month();
         let report = crate::tenancy::invoice::usage_report(&state.store, &tenant, &month)
             .map_err(internal)?;
         let (from, to) = crate::tenancy::meter::period_bounds(&month).unwrap_or((0, i64::MAX));
-        let (counts, mut runs, in_review) = state
+        let now = store::now();
+        // Buckets end with the current hour (or UTC day).
+        let chart_from = (now / width + 1 - n) * width;
+        let (counts, mut runs, in_review, histogram) = state
             .store
             .read(|c| {
                 Ok((
                     store::console::job_counts(c, &tenant, from, to)?,
-                    store::console::run_seconds(c, &tenant, from, to, 10_000)?,
+                    store::console::run_ms(c, &tenant, from, to, 10_000)?,
                     store::console::review_count(c, &tenant)?,
+                    store::console::job_histogram(c, &tenant, chart_from, width, n)?,
                 ))
             })
             .map_err(internal)?;
@@ -325,6 +418,19 @@ async fn overview(who: Console, state: web::Data<AppState>) -> Result<HttpRespon
         };
         let decided = |want: &'static str| (want, count(&|_, d| d == Some(want)));
         runs.sort_unstable();
+        let mut buckets = vec![[0i64; 4]; n as usize];
+        for (b, outcome, k) in histogram {
+            let slot = match outcome.as_str() {
+                "accepted" => 0,
+                "review" => 1,
+                "rejected" => 2,
+                "failed" => 3,
+                _ => continue,
+            };
+            if let Some(bucket) = usize::try_from(b).ok().and_then(|b| buckets.get_mut(b)) {
+                bucket[slot] += k;
+            }
+        }
         Ok(views::Overview {
             modules: report
                 .modules
@@ -340,8 +446,14 @@ async fn overview(who: Console, state: web::Data<AppState>) -> Result<HttpRespon
             failed: count(&|s, _| s == "failed"),
             finished: count(&|s, _| s == "failed" || s == "completed"),
             p95_ms: (!runs.is_empty())
-                .then(|| runs[((runs.len() - 1) as f64 * 0.95).round() as usize] * 1000),
+                .then(|| runs[((runs.len() - 1) as f64 * 0.95).round() as usize]),
             in_review,
+            chart: views::Chart {
+                range,
+                from: chart_from,
+                width,
+                buckets,
+            },
         })
     })
     .await?;
@@ -360,9 +472,25 @@ fn job_lines(rows: Vec<store::jobs::JobRow>) -> Vec<views::JobLine> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ListQuery {
     status: Option<String>,
+    decision: Option<String>,
+    /// `YYYY-MM-DD`, UTC, inclusive.
+    from: Option<String>,
+    /// `YYYY-MM-DD`, UTC, inclusive.
+    to: Option<String>,
+    reference: Option<String>,
+}
+
+/// Verifications a list shows at most.
+const LIST_ROWS: i64 = 200;
+
+/// Unix seconds at the start of a `YYYY-MM-DD` (UTC).
+fn day_start(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(s, format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 async fn verifications(
@@ -372,20 +500,58 @@ async fn verifications(
 ) -> Result<HttpResponse, ConsoleError> {
     who.may(Action::ViewVerifications)?;
     let tenant = who.tenant().to_owned();
-    let status = query.into_inner().status.filter(|s| !s.is_empty());
+    let q = query.into_inner();
+    let pick = |v: &Option<String>, allowed: &[&str]| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| allowed.contains(v))
+            .map(str::to_owned)
+    };
+    let bad_date = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && day_start(d).is_none())
+            .is_some()
+    };
+    if bad_date(&q.from) || bad_date(&q.to) {
+        return Err(ConsoleError::Refused(
+            Box::new(who.0.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "A date is YYYY-MM-DD.".into(),
+        ));
+    }
+    let filter = store::console::JobFilter {
+        status: pick(&q.status, &["queued", "running", "completed", "failed"]),
+        decision: pick(&q.decision, &["accepted", "review", "rejected"]),
+        from: q.from.as_deref().and_then(|d| day_start(d.trim())),
+        to: q
+            .to
+            .as_deref()
+            .and_then(|d| day_start(d.trim()))
+            .map(|t| t + 86_400),
+        reference: q
+            .reference
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| r.chars().take(256).collect()),
+    };
+    let f = filter.clone();
     let rows = blocking(move || {
         state
             .store
-            .read(|c| store::jobs::list(c, &tenant, None, status.as_deref(), None, 100))
+            .read(|c| store::console::search_jobs(c, &tenant, &f, LIST_ROWS))
             .map_err(internal)
     })
     .await?;
-    Ok(ok(views::jobs(
-        "Verifications",
-        &who.0,
-        &job_lines(rows),
-        "No verifications yet.",
-    )))
+    let shown = views::ListFilter {
+        status: filter.status.as_deref().unwrap_or(""),
+        decision: filter.decision.as_deref().unwrap_or(""),
+        from: q.from.as_deref().unwrap_or("").trim(),
+        to: q.to.as_deref().unwrap_or("").trim(),
+        reference: filter.reference.as_deref().unwrap_or(""),
+    };
+    Ok(ok(views::verifications(&who.0, &job_lines(rows), &shown)))
 }
 
 async fn review_queue(
@@ -415,6 +581,7 @@ async fn review_queue(
         &who.0,
         &job_lines(rows),
         "Nothing is waiting for review.",
+        None,
     )))
 }
 
@@ -577,19 +744,13 @@ async fn keys(who: Console, state: web::Data<AppState>) -> Result<HttpResponse, 
     Ok(ok(views::keys(&who.0, &lines, None)))
 }
 
-#[derive(Deserialize)]
-struct KeyForm {
-    _csrf: Option<String>,
-    #[serde(default)]
-    label: String,
-}
-
 async fn create_key(
     who: Console,
     state: web::Data<AppState>,
-    form: web::Form<KeyForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    who.check_csrf(form._csrf.as_deref())?;
+    let form = Fields::parse(&body)?;
+    who.check_csrf(form.get("_csrf"))?;
     who.may(Action::ManageKeys)?;
     let (st, tenant, actor, signed) = (
         state.clone(),
@@ -597,10 +758,17 @@ async fn create_key(
         who.actor(),
         who.0.clone(),
     );
-    let label = form.into_inner().label;
+    let label = form.get("label").unwrap_or_default().trim().to_owned();
+    let modules: Vec<Module> = form.all("scopes").filter_map(Module::parse).collect();
+    // Every module ticked is the same as none named: the key follows new modules too.
+    let scopes = (modules.len() < Module::ALL.len()).then_some(modules);
     let created = blocking(move || {
-        let label = Some(label.trim()).filter(|l| !l.is_empty());
-        crate::auth::keys::create_key(&st.store, &tenant, label, false, &actor).map_err(|e| {
+        let spec = crate::auth::keys::KeySpec {
+            label: Some(label).filter(|l| !l.is_empty()),
+            scopes,
+            ..Default::default()
+        };
+        crate::auth::keys::create_key_with(&st.store, &tenant, &spec, &actor).map_err(|e| {
             ConsoleError::Refused(
                 Box::new(signed),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -617,6 +785,67 @@ async fn create_key(
     )))
 }
 
+#[derive(Deserialize)]
+struct RotateForm {
+    _csrf: Option<String>,
+    /// Seconds the old secret keeps working.
+    #[serde(default)]
+    overlap: i64,
+}
+
+/// A key's own tenant's key, or 404.
+async fn own_key(state: &web::Data<AppState>, who: &Console, id: &str) -> Result<(), ConsoleError> {
+    let (st, tenant, id, signed) = (
+        state.clone(),
+        who.tenant().to_owned(),
+        id.to_owned(),
+        who.0.clone(),
+    );
+    blocking(move || {
+        let owned = crate::auth::keys::list_keys(&st.store, Some(&tenant))
+            .map_err(internal)?
+            .iter()
+            .any(|k| k.id == id);
+        if owned {
+            Ok(())
+        } else {
+            Err(ConsoleError::NotFound(Some(Box::new(signed))))
+        }
+    })
+    .await
+}
+
+async fn rotate_key(
+    who: Console,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: web::Form<RotateForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    who.may(Action::ManageKeys)?;
+    let id = id.into_inner();
+    own_key(&state, &who, &id).await?;
+    let (st, actor, signed) = (state.clone(), who.actor(), who.0.clone());
+    let overlap = form.overlap;
+    let key_id = id.clone();
+    let rotated = blocking(move || {
+        crate::auth::keys::rotate_key(&st.store, &key_id, overlap, &actor).map_err(|e| {
+            ConsoleError::Refused(
+                Box::new(signed),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string(),
+            )
+        })
+    })
+    .await?;
+    let lines = key_lines(&state, who.tenant()).await?;
+    Ok(ok(views::keys(
+        &who.0,
+        &lines,
+        Some((&id, &rotated.secret)),
+    )))
+}
+
 async fn revoke_key(
     who: Console,
     state: web::Data<AppState>,
@@ -625,16 +854,10 @@ async fn revoke_key(
 ) -> Result<HttpResponse, ConsoleError> {
     who.check_csrf(form._csrf.as_deref())?;
     who.may(Action::ManageKeys)?;
-    let (tenant, actor, signed) = (who.tenant().to_owned(), who.actor(), who.0.clone());
     let id = id.into_inner();
+    own_key(&state, &who, &id).await?;
+    let actor = who.actor();
     blocking(move || {
-        let owned = crate::auth::keys::list_keys(&state.store, Some(&tenant))
-            .map_err(internal)?
-            .iter()
-            .any(|k| k.id == id);
-        if !owned {
-            return Err(ConsoleError::NotFound(Some(Box::new(signed))));
-        }
         crate::auth::keys::revoke_key(&state.store, &id, &actor).map_err(internal)?;
         Ok(())
     })
@@ -915,6 +1138,7 @@ async fn change_user(
         "disable" => users::Change::Disable,
         "enable" => users::Change::Enable,
         "reset" => users::Change::ResetPassword,
+        "remove-2fa" => users::Change::RemoveSecondFactor,
         _ => return Err(ConsoleError::NotFound(Some(Box::new(who.0.clone())))),
     };
     let (st, signed) = (state.clone(), who.0.clone());

@@ -18,6 +18,8 @@ pub const LOCK_SECS: i64 = 15 * 60;
 pub const IDLE_SECS: i64 = 30 * 60;
 /// A session ends this long after sign-in whatever happens, seconds.
 pub const ABSOLUTE_SECS: i64 = 12 * 3600;
+/// How long a signed-in password waits for its second factor, seconds.
+pub const MFA_SECS: i64 = 5 * 60;
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 12;
 
@@ -127,6 +129,14 @@ pub struct SignedIn {
     pub csrf: String,
     /// The session's cookie hash.
     pub token_hash: Vec<u8>,
+    /// The password was right but the second factor is still to come: no page but the code
+    /// form opens.
+    pub mfa_pending: bool,
+}
+
+/// A new session cookie value.
+pub fn new_token() -> String {
+    random_hex(32)
 }
 
 fn random_hex(n: usize) -> String {
@@ -210,6 +220,8 @@ pub fn create_user(
         locked_until: None,
         created_at: now,
         last_login_at: None,
+        totp_secret: None,
+        totp_last_step: None,
     };
     store.write(|tx| {
         if store::tenants::get(tx, tenant_id)?.is_none() {
@@ -255,47 +267,33 @@ pub fn sign_in(
         return Err(UserError::Disabled);
     }
     if !password_matches(password, &user.password_hash) {
-        let failures = store.write(|tx| {
-            let n = store::console::login_failed(tx, &user.id, now, LOCK_AFTER, LOCK_SECS)?;
-            if n == LOCK_AFTER {
-                store::audit::append(
-                    tx,
-                    &NewEntry::new(format!("user:{}", user.email), "user.locked")
-                        .tenant(&user.tenant_id)
-                        .target(&user.id),
-                    now,
-                )?;
-            }
-            Ok(n)
-        })?;
-        if failures >= LOCK_AFTER {
+        if failed(store, &user, now)? {
             return Err(UserError::Locked {
                 minutes: LOCK_SECS / 60,
             });
         }
         return Err(UserError::BadCredentials);
     }
-    let token = random_hex(32);
+    // With a second factor the session opens only the code form, for a few minutes; the
+    // failures are cleared and the sign-in audited once the code is right.
+    let pending = user.totp_secret.is_some();
+    let token = new_token();
     let session = SessionRow {
         token_hash: token_hash(&token),
         user_id: user.id.clone(),
         csrf: random_hex(16),
         created_at: now,
         last_seen: now,
-        expires_at: now + ABSOLUTE_SECS,
+        expires_at: now + if pending { MFA_SECS } else { ABSOLUTE_SECS },
+        mfa_pending: pending,
     };
     store.write(|tx| {
-        store::console::login_succeeded(tx, &user.id, now)?;
         store::console::delete_stale_sessions(tx, now, now - IDLE_SECS)?;
         store::console::insert_session(tx, &session)?;
-        store::audit::append(
-            tx,
-            &NewEntry::new(format!("user:{}", user.email), "user.login")
-                .tenant(&user.tenant_id)
-                .target(&user.id),
-            now,
-        )
-        .map(drop)
+        if !pending {
+            signed_in(tx, &user, now)?;
+        }
+        Ok(())
     })?;
     let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
     Ok((
@@ -305,8 +303,41 @@ pub fn sign_in(
             role,
             csrf: session.csrf,
             token_hash: session.token_hash,
+            mfa_pending: pending,
         },
     ))
+}
+
+/// Records a complete sign-in: failures cleared, last sign-in set, audited.
+pub(super) fn signed_in(tx: &store::Tx<'_>, user: &UserRow, now: i64) -> Result<(), StoreError> {
+    store::console::login_succeeded(tx, &user.id, now)?;
+    store::audit::append(
+        tx,
+        &NewEntry::new(format!("user:{}", user.email), "user.login")
+            .tenant(&user.tenant_id)
+            .target(&user.id),
+        now,
+    )
+    .map(drop)
+}
+
+/// Counts a wrong password or code against the account (audited when it locks); whether the
+/// account is now locked.
+pub(super) fn failed(store: &Store, user: &UserRow, now: i64) -> Result<bool, StoreError> {
+    let failures = store.write(|tx| {
+        let n = store::console::login_failed(tx, &user.id, now, LOCK_AFTER, LOCK_SECS)?;
+        if n == LOCK_AFTER {
+            store::audit::append(
+                tx,
+                &NewEntry::new(format!("user:{}", user.email), "user.locked")
+                    .tenant(&user.tenant_id)
+                    .target(&user.id),
+                now,
+            )?;
+        }
+        Ok(n)
+    })?;
+    Ok(failures >= LOCK_AFTER)
 }
 
 /// The signed-in user of a cookie, if its session is alive (touching it at most once a minute).
@@ -329,6 +360,7 @@ pub fn session(store: &Store, token: &str) -> Result<Option<SignedIn>, StoreErro
         role,
         csrf: s.csrf,
         token_hash: hash,
+        mfa_pending: s.mfa_pending,
     }))
 }
 
@@ -357,6 +389,8 @@ pub enum Change {
     Enable,
     /// A new temporary password (returned), sessions ended, lock cleared.
     ResetPassword,
+    /// The second factor removed (a lost phone); the user sets it up again.
+    RemoveSecondFactor,
 }
 
 /// An owner's change to a user of their tenant; a new password when one was made. Owners cannot
@@ -387,6 +421,7 @@ pub fn change_user(
                 user_id,
                 hash.as_deref().unwrap_or_default(),
             )?,
+            Change::RemoveSecondFactor => store::console::set_totp(tx, tenant, user_id, None)?,
         };
         if !found {
             return Err(StoreError::NotFound("user"));
@@ -395,6 +430,7 @@ pub fn change_user(
             Change::Disable => "user.disable",
             Change::Enable => "user.enable",
             Change::ResetPassword => "user.reset_password",
+            Change::RemoveSecondFactor => "user.totp_remove",
         };
         store::audit::append(
             tx,

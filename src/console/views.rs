@@ -33,6 +33,12 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                             @if who.role.allows(Action::ManageKeys) {
                                 a href="/console/keys" { "API keys" }
                             }
+                            @if who.role.allows(Action::EditWorkflow) {
+                                a href="/console/workflow" { "Workflow" }
+                            }
+                            @if who.role.allows(Action::ManageWebhooks) {
+                                a href="/console/webhooks" { "Webhooks" }
+                            }
                             @if who.role.allows(Action::ViewBilling) {
                                 a href="/console/usage" { "Usage" }
                             }
@@ -45,7 +51,7 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                         }
                         form.signout method="post" action="/console/logout" {
                             (csrf(who))
-                            a.who href="/console/password" { (who.user.email) " · " (who.role.as_str()) }
+                            a.who href="/console/security" title="password and second factor" { (who.user.email) " · " (who.role.as_str()) }
                             button type="submit" { "Sign out" }
                         }
                     }
@@ -57,6 +63,11 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
             }
         }
     }
+}
+
+/// A Unix time as the console shows it (UTC, RFC 3339).
+pub fn when(t: i64) -> String {
+    crate::workflow::jobs::rfc3339(t)
 }
 
 /// The hidden field every form that changes something carries.
@@ -111,6 +122,81 @@ pub struct Overview {
     pub p95_ms: Option<i64>,
     /// Jobs waiting for review.
     pub in_review: i64,
+    /// Verifications over the chosen range.
+    pub chart: Chart,
+}
+
+/// Verifications per bucket of time, by outcome.
+pub struct Chart {
+    /// `24h`, `7d` or `30d`.
+    pub range: &'static str,
+    /// Unix seconds at the start of the first bucket.
+    pub from: i64,
+    /// Seconds per bucket.
+    pub width: i64,
+    /// Per bucket: accepted, review, rejected, failed.
+    pub buckets: Vec<[i64; 4]>,
+}
+
+/// The outcomes a chart stacks, bottom up.
+const OUTCOMES: [&str; 4] = ["accepted", "review", "rejected", "failed"];
+
+/// Stacked bars drawn as SVG on the server (no script, no library).
+fn chart(c: &Chart) -> Markup {
+    let (w, h, top, bottom) = (1040.0_f64, 150.0_f64, 8.0_f64, 20.0_f64);
+    let n = c.buckets.len().max(1) as f64;
+    let peak = c
+        .buckets
+        .iter()
+        .map(|b| b.iter().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = w / n;
+    let bar = (slot * 0.7).max(1.0);
+    let scale = (h - top - bottom) / peak;
+    let mut svg = format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" width="100%" height="{h}" role="img" aria-label="verifications per {}">"#,
+        if c.width == 3_600 { "hour" } else { "day" }
+    );
+    for (i, b) in c.buckets.iter().enumerate() {
+        let x = i as f64 * slot + (slot - bar) / 2.0;
+        let mut y = h - bottom;
+        for (k, outcome) in OUTCOMES.iter().enumerate() {
+            if b[k] == 0 {
+                continue;
+            }
+            let bh = b[k] as f64 * scale;
+            y -= bh;
+            svg.push_str(&format!(
+                r#"<rect class="{outcome}" x="{x:.1}" y="{y:.1}" width="{bar:.1}" height="{bh:.1}"><title>{}: {} {outcome}</title></rect>"#,
+                bucket_label(c, i),
+                b[k]
+            ));
+        }
+    }
+    svg.push_str(&format!(
+        r#"<line class="axis" x1="0" y1="{0}" x2="{w}" y2="{0}"/><text x="0" y="{1}">{2}</text><text x="{w}" y="{1}" text-anchor="end">{3}</text><text x="4" y="{4}">{5}</text></svg>"#,
+        h - bottom,
+        h - 5.0,
+        bucket_label(c, 0),
+        bucket_label(c, c.buckets.len().saturating_sub(1)),
+        top + 10.0,
+        peak as i64
+    ));
+    html! { (PreEscaped(svg)) }
+}
+
+/// The start of bucket `i`: `HH:00` for hours, `MM-DD` for days (UTC).
+fn bucket_label(c: &Chart, i: usize) -> String {
+    let t = c.from + i as i64 * c.width;
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    if c.width == 3_600 {
+        format!("{:02}:00", at.hour())
+    } else {
+        format!("{:02}-{:02}", u8::from(at.month()), at.day())
+    }
 }
 
 /// The overview page.
@@ -134,12 +220,21 @@ pub fn overview(who: &SignedIn, o: &Overview) -> Markup {
                 div.card { span.label { "error rate" } span.value { (error_rate) } }
                 div.card {
                     span.label { "p95 verification time" }
-                    span.value { @if let Some(p) = o.p95_ms { (format!("{:.1} s", p as f64 / 1000.0)) } @else { "–" } }
+                    span.value { @if let Some(p) = o.p95_ms { (p) " ms" } @else { "–" } }
                 }
                 @if who.role.allows(Action::Review) {
                     a.card href="/console/review" { span.label { "waiting for review" } span.value { (o.in_review) } }
                 }
             }
+            h2 { "Verifications, last " (o.chart.range) }
+            nav.months {
+                @for r in ["24h", "7d", "30d"] {
+                    @if r == o.chart.range { strong { (r) } } @else { a href={ "/console/?range=" (r) } { (r) } }
+                }
+                span.legend { @for k in OUTCOMES { i class=(k) {} (k) " " } }
+            }
+            @let total: i64 = o.chart.buckets.iter().map(|b| b.iter().sum::<i64>()).sum();
+            figure.chart data-range=(o.chart.range) data-total=(total) { (chart(&o.chart)) }
             h2 { "Usage in " (o.month) }
             table.usage {
                 thead { tr { th { "module" } th.num { "used" } th.num { "quota" } th { "" } } }
@@ -189,12 +284,19 @@ pub struct JobLine {
     pub score: Option<i64>,
 }
 
-/// A list of jobs.
-pub fn jobs(title: &str, who: &SignedIn, jobs: &[JobLine], empty: &str) -> Markup {
+/// A list of jobs, below `above` (a filter form).
+pub fn jobs(
+    title: &str,
+    who: &SignedIn,
+    jobs: &[JobLine],
+    empty: &str,
+    above: Option<Markup>,
+) -> Markup {
     page(
         title,
         Some(who),
         html! {
+            @if let Some(a) = above { (a) }
             @if jobs.is_empty() {
                 p.empty { (empty) }
             } @else {
@@ -214,6 +316,50 @@ pub fn jobs(title: &str, who: &SignedIn, jobs: &[JobLine], empty: &str) -> Marku
                 }
             }
         },
+    )
+}
+
+/// The verifications list's filter, as shown in its form.
+pub struct ListFilter<'a> {
+    /// Status, or empty.
+    pub status: &'a str,
+    /// Decision, or empty.
+    pub decision: &'a str,
+    /// `YYYY-MM-DD` or empty.
+    pub from: &'a str,
+    /// `YYYY-MM-DD` or empty.
+    pub to: &'a str,
+    /// Reference, or empty.
+    pub reference: &'a str,
+}
+
+/// The verifications list with its filter form.
+pub fn verifications(who: &SignedIn, rows: &[JobLine], f: &ListFilter<'_>) -> Markup {
+    let select = |name: &str, current: &str, options: &[&str]| {
+        html! {
+            select name=(name) {
+                option value="" { "any " (name) }
+                @for o in options { option value=(o) selected[*o == current] { (o) } }
+            }
+        }
+    };
+    let filter = html! {
+        form.search.filters method="get" action="/console/verifications" {
+            (select("status", f.status, &["queued", "running", "completed", "failed"]))
+            (select("decision", f.decision, &["accepted", "review", "rejected"]))
+            label.inline { "from " input type="date" name="from" value=(f.from); }
+            label.inline { "to " input type="date" name="to" value=(f.to); }
+            input type="text" name="reference" value=(f.reference) placeholder="reference" maxlength="256";
+            button type="submit" { "Filter" }
+            a href="/console/verifications" { "Clear" }
+        }
+    };
+    jobs(
+        "Verifications",
+        who,
+        rows,
+        "No verifications match.",
+        Some(filter),
     )
 }
 
@@ -334,7 +480,7 @@ pub fn keys(who: &SignedIn, keys: &[KeyLine], created: Option<(&str, &str)>) -> 
         html! {
             @if let Some((id, secret)) = created {
                 div.secret role="status" {
-                    p { "Key " code { (id) } " created. Its secret is shown this once — store it now:" }
+                    p { "New secret for key " code { (id) } ", shown this once — store it now:" }
                     pre id="secret" { (secret) }
                 }
             }
@@ -342,6 +488,12 @@ pub fn keys(who: &SignedIn, keys: &[KeyLine], created: Option<(&str, &str)>) -> 
                 form.create method="post" action="/console/keys" {
                     (csrf(who))
                     label { "Label" input type="text" name="label" maxlength="200"; }
+                    fieldset {
+                        legend { "Modules it may call" }
+                        @for m in crate::tenancy::plans::Module::ALL {
+                            label.inline { input type="checkbox" name="scopes" value=(m.as_str()) checked; " " (m.as_str()) }
+                        }
+                    }
                     button id="create-key" type="submit" { "Create key" }
                 }
             }
@@ -358,6 +510,16 @@ pub fn keys(who: &SignedIn, keys: &[KeyLine], created: Option<(&str, &str)>) -> 
                             td { (k.status) }
                             td {
                                 @if k.status == "active" && who.role.allows(Action::ManageKeys) {
+                                    form.rotate method="post" action={ "/console/keys/" (k.id) "/rotate" } {
+                                        (csrf(who))
+                                        select name="overlap" aria-label="old secret keeps working for" {
+                                            option value="0" { "old secret stops now" }
+                                            option value="3600" { "old secret works 1 h more" }
+                                            option value="86400" selected { "old secret works 24 h more" }
+                                            option value="604800" { "old secret works 7 days more" }
+                                        }
+                                        button type="submit" { "Rotate" }
+                                    }
                                     form method="post" action={ "/console/keys/" (k.id) "/revoke" } {
                                         (csrf(who))
                                         button.danger type="submit" { "Revoke" }
@@ -470,7 +632,7 @@ pub fn users(
                 button id="add-user" type="submit" { "Add user" }
             }
             table.users {
-                thead { tr { th { "email" } th { "role" } th { "status" } th { "last sign-in" } th { "" } } }
+                thead { tr { th { "email" } th { "role" } th { "status" } th { "second factor" } th { "last sign-in" } th { "" } } }
                 tbody {
                     @for u in users {
                         tr data-user=(u.email) data-status=(u.status) {
@@ -480,6 +642,7 @@ pub fn users(
                                 (u.status)
                                 @if u.locked_until.is_some_and(|l| l > now) { " (locked)" }
                             }
+                            td { @if u.totp_secret.is_some() { "on" } @else { "off" } }
                             td { @if let Some(t) = u.last_login_at { (crate::workflow::jobs::rfc3339(t)) } @else { "never" } }
                             td.actions {
                                 @if u.id != who.user.id {
@@ -490,8 +653,13 @@ pub fn users(
                                     form method="post" action={ "/console/users/" (u.id) "/reset" } {
                                         (csrf(who)) button.danger type="submit" { "Reset password" }
                                     }
+                                    @if u.totp_secret.is_some() {
+                                        form method="post" action={ "/console/users/" (u.id) "/remove-2fa" } {
+                                            (csrf(who)) button.danger type="submit" { "Remove second factor" }
+                                        }
+                                    }
                                 } @else {
-                                    a href="/console/password" { "Change my password" }
+                                    a href="/console/security" { "My password and second factor" }
                                 }
                             }
                         }

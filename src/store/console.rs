@@ -25,23 +25,34 @@ pub struct UserRow {
     pub created_at: i64,
     /// Unix seconds of the last sign-in.
     pub last_login_at: Option<i64>,
+    /// The TOTP secret, sealed (`None`: no second factor).
+    pub totp_secret: Option<Vec<u8>>,
+    /// The last 30-second step a code was accepted for.
+    pub totp_last_step: Option<i64>,
 }
 
 const USER_COLUMNS: &str = "id, tenant_id, email, role, password_hash, status, failed_logins, \
-                            locked_until, created_at, last_login_at";
+                            locked_until, created_at, last_login_at, totp_secret, totp_last_step";
 
 fn user(r: &Row<'_>) -> Result<UserRow> {
+    user_at(r, 0)
+}
+
+/// A user read from the columns starting at `o`.
+fn user_at(r: &Row<'_>, o: usize) -> Result<UserRow> {
     Ok(UserRow {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        email: r.get(2)?,
-        role: r.get(3)?,
-        password_hash: r.get(4)?,
-        status: r.get(5)?,
-        failed_logins: r.get(6)?,
-        locked_until: r.get(7)?,
-        created_at: r.get(8)?,
-        last_login_at: r.get(9)?,
+        id: r.get(o)?,
+        tenant_id: r.get(o + 1)?,
+        email: r.get(o + 2)?,
+        role: r.get(o + 3)?,
+        password_hash: r.get(o + 4)?,
+        status: r.get(o + 5)?,
+        failed_logins: r.get(o + 6)?,
+        locked_until: r.get(o + 7)?,
+        created_at: r.get(o + 8)?,
+        last_login_at: r.get(o + 9)?,
+        totp_secret: r.get(o + 10)?,
+        totp_last_step: r.get(o + 11)?,
     })
 }
 
@@ -49,7 +60,7 @@ fn user(r: &Row<'_>) -> Result<UserRow> {
 pub fn insert_user(tx: &Tx<'_>, u: &UserRow) -> Result<()> {
     tx.execute(
         &format!(
-            "INSERT INTO console_users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO console_users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         ),
         params![
             u.id,
@@ -61,7 +72,9 @@ pub fn insert_user(tx: &Tx<'_>, u: &UserRow) -> Result<()> {
             u.failed_logins,
             u.locked_until,
             u.created_at,
-            u.last_login_at
+            u.last_login_at,
+            u.totp_secret,
+            u.totp_last_step
         ],
     )?;
     Ok(())
@@ -133,14 +146,16 @@ pub struct SessionRow {
     pub last_seen: i64,
     /// Unix seconds after which it is over whatever happens (absolute expiry).
     pub expires_at: i64,
+    /// The password was right; the second factor is still to come.
+    pub mfa_pending: bool,
 }
 
 /// Inserts a session.
 pub fn insert_session(tx: &Tx<'_>, s: &SessionRow) -> Result<()> {
     tx.execute(
-        "INSERT INTO console_sessions (token_hash, user_id, csrf, created_at, last_seen, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![s.token_hash, s.user_id, s.csrf, s.created_at, s.last_seen, s.expires_at],
+        "INSERT INTO console_sessions (token_hash, user_id, csrf, created_at, last_seen, expires_at, mfa_pending) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![s.token_hash, s.user_id, s.csrf, s.created_at, s.last_seen, s.expires_at, i64::from(s.mfa_pending)],
     )?;
     Ok(())
 }
@@ -149,8 +164,8 @@ pub fn insert_session(tx: &Tx<'_>, s: &SessionRow) -> Result<()> {
 pub fn session(conn: &Conn<'_>, token_hash: &[u8]) -> Result<Option<(SessionRow, UserRow)>> {
     conn.query_row(
         &format!(
-            "SELECT s.token_hash, s.user_id, s.csrf, s.created_at, s.last_seen, s.expires_at, {} \
-             FROM console_sessions s JOIN console_users u ON u.id = s.user_id \
+            "SELECT s.token_hash, s.user_id, s.csrf, s.created_at, s.last_seen, s.expires_at, \
+             s.mfa_pending, {} FROM console_sessions s JOIN console_users u ON u.id = s.user_id \
              WHERE s.token_hash = ?1",
             USER_COLUMNS
                 .split(", ")
@@ -160,6 +175,7 @@ pub fn session(conn: &Conn<'_>, token_hash: &[u8]) -> Result<Option<(SessionRow,
         ),
         params![token_hash],
         |r| {
+            let mfa: i64 = r.get(6)?;
             let s = SessionRow {
                 token_hash: r.get(0)?,
                 user_id: r.get(1)?,
@@ -167,20 +183,9 @@ pub fn session(conn: &Conn<'_>, token_hash: &[u8]) -> Result<Option<(SessionRow,
                 created_at: r.get(3)?,
                 last_seen: r.get(4)?,
                 expires_at: r.get(5)?,
+                mfa_pending: mfa != 0,
             };
-            let u = UserRow {
-                id: r.get(6)?,
-                tenant_id: r.get(7)?,
-                email: r.get(8)?,
-                role: r.get(9)?,
-                password_hash: r.get(10)?,
-                status: r.get(11)?,
-                failed_logins: r.get(12)?,
-                locked_until: r.get(13)?,
-                created_at: r.get(14)?,
-                last_login_at: r.get(15)?,
-            };
-            Ok((s, u))
+            Ok((s, user_at(r, 7)?))
         },
     )
     .optional()
@@ -191,6 +196,15 @@ pub fn touch_session(tx: &Tx<'_>, token_hash: &[u8], now: i64) -> Result<()> {
     tx.execute(
         "UPDATE console_sessions SET last_seen = ?2 WHERE token_hash = ?1",
         params![token_hash, now],
+    )?;
+    Ok(())
+}
+
+/// Sets when a session ends whatever happens.
+pub fn extend_session(tx: &Tx<'_>, token_hash: &[u8], expires_at: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE console_sessions SET expires_at = ?2 WHERE token_hash = ?1",
+        params![token_hash, expires_at],
     )?;
     Ok(())
 }
@@ -290,6 +304,49 @@ pub fn review_queue(
     )
 }
 
+/// What the verifications list is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// `queued`, `running`, `completed`, `failed`.
+    pub status: Option<String>,
+    /// `accepted`, `review`, `rejected`.
+    pub decision: Option<String>,
+    /// Created at or after (Unix seconds).
+    pub from: Option<i64>,
+    /// Created before (Unix seconds).
+    pub to: Option<i64>,
+    /// The client's reference, exactly.
+    pub reference: Option<String>,
+}
+
+/// A tenant's jobs matching `f`, newest first.
+pub fn search_jobs(
+    conn: &Conn<'_>,
+    tenant_id: &str,
+    f: &JobFilter,
+    limit: i64,
+) -> Result<Vec<super::jobs::JobRow>> {
+    conn.query_map(
+        &format!(
+            "SELECT {} FROM jobs WHERE tenant_id = ?1 AND (status = ?2 OR ?2 IS NULL) \
+             AND (decision = ?3 OR ?3 IS NULL) AND (created_at >= ?4 OR ?4 IS NULL) \
+             AND (created_at < ?5 OR ?5 IS NULL) AND (reference = ?6 OR ?6 IS NULL) \
+             ORDER BY created_at DESC, id DESC LIMIT ?7",
+            super::jobs::COLUMNS
+        ),
+        params![
+            tenant_id,
+            f.status,
+            f.decision,
+            f.from,
+            f.to,
+            f.reference,
+            limit
+        ],
+        super::jobs::row,
+    )
+}
+
 /// A tenant's jobs created in `[from, to)`, counted by status and decision.
 pub fn job_counts(
     conn: &Conn<'_>,
@@ -305,9 +362,9 @@ pub fn job_counts(
     )
 }
 
-/// Seconds from claim to result of a tenant's jobs finished in `[from, to)` (at most `limit`,
-/// the latest).
-pub fn run_seconds(
+/// Milliseconds from claim to result of a tenant's jobs finished in `[from, to)` (at most
+/// `limit`, the latest).
+pub fn run_ms(
     conn: &Conn<'_>,
     tenant_id: &str,
     from: i64,
@@ -315,12 +372,63 @@ pub fn run_seconds(
     limit: i64,
 ) -> Result<Vec<i64>> {
     conn.query_map(
-        "SELECT finished_at - started_at FROM jobs WHERE tenant_id = ?1 \
-         AND finished_at >= ?2 AND finished_at < ?3 AND started_at IS NOT NULL \
+        "SELECT run_ms FROM jobs WHERE tenant_id = ?1 \
+         AND finished_at >= ?2 AND finished_at < ?3 AND run_ms IS NOT NULL \
          ORDER BY finished_at DESC LIMIT ?4",
         params![tenant_id, from, to, limit],
         |r| r.get(0),
     )
+}
+
+/// A tenant's jobs created in `[from, from + n·width)`, counted per bucket of `width` seconds
+/// and outcome (the decision of a completed job, else its status): `(bucket, outcome, count)`.
+pub fn job_histogram(
+    conn: &Conn<'_>,
+    tenant_id: &str,
+    from: i64,
+    width: i64,
+    n: i64,
+) -> Result<Vec<(i64, String, i64)>> {
+    conn.query_map(
+        "SELECT (created_at - ?2) / ?3 AS bucket, COALESCE(decision, status) AS outcome, COUNT(*) \
+         FROM jobs WHERE tenant_id = ?1 AND created_at >= ?2 AND created_at < ?4 \
+         GROUP BY bucket, outcome",
+        params![tenant_id, from, width, from + n * width],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
+/// Stores a user's sealed TOTP secret (`None` removes the second factor); whether the user
+/// exists.
+pub fn set_totp(tx: &Tx<'_>, tenant_id: &str, id: &str, sealed: Option<&[u8]>) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE console_users SET totp_secret = ?3, totp_last_step = NULL \
+         WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id, sealed],
+    )?;
+    Ok(n == 1)
+}
+
+/// Takes the TOTP step `step` for a user: `false` when a code of that step (or a later one) was
+/// accepted already, so each code is good once.
+pub fn take_totp_step(tx: &Tx<'_>, id: &str, step: i64) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE console_users SET totp_last_step = ?2 \
+         WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+        params![id, step],
+    )?;
+    Ok(n == 1)
+}
+
+/// Turns a pending session into a full one under a new cookie hash (the second factor was
+/// given); whether it was pending.
+pub fn complete_mfa(tx: &Tx<'_>, old_hash: &[u8], new_hash: &[u8], now: i64) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE console_sessions SET token_hash = ?2, mfa_pending = 0, last_seen = ?3 \
+         WHERE token_hash = ?1 AND mfa_pending = 1",
+        params![old_hash, new_hash, now],
+    )?;
+    Ok(n == 1)
 }
 
 /// Sets a user's status (`active`, `disabled`); whether the user exists. Disabling ends their

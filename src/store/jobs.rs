@@ -46,11 +46,11 @@ pub struct JobRow {
     pub sandbox: bool,
 }
 
-const COLUMNS: &str = "id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
+pub(super) const COLUMNS: &str = "id, tenant_id, key_id, request_id, subject_id, reference, idempotency_key, \
     callback_url, status, attempts, score, decision, error, result, created_at, started_at, finished_at, \
     sandbox";
 
-fn row(r: &Row<'_>) -> Result<JobRow> {
+pub(super) fn row(r: &Row<'_>) -> Result<JobRow> {
     Ok(JobRow {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
@@ -185,8 +185,8 @@ pub fn claim_next(
     };
     tx.execute(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?2, \
-         claimed_by = ?3, lease_until = ?4 WHERE id = ?1",
-        params![id, now, node, lease_until],
+         claimed_by = ?3, lease_until = ?4, started_ms = ?5 WHERE id = ?1",
+        params![id, now, node, lease_until, super::now_ms()],
     )?;
     let job = tx.query_row(
         &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
@@ -249,8 +249,9 @@ pub fn complete(
 ) -> Result<bool> {
     let changed = tx.execute(
         "UPDATE jobs SET status = 'completed', score = ?2, decision = ?3, result = ?4, finished_at = ?5, \
-         lease_until = NULL WHERE id = ?1 AND status = 'running' AND claimed_by = ?6",
-        params![id, score, decision, sealed_result, now, node],
+         lease_until = NULL, run_ms = ?7 - started_ms \
+         WHERE id = ?1 AND status = 'running' AND claimed_by = ?6",
+        params![id, score, decision, sealed_result, now, node, super::now_ms()],
     )?;
     if changed == 1 {
         tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", params![id])?;
@@ -263,9 +264,9 @@ pub fn complete(
 /// was not running there.
 pub fn fail(tx: &Tx<'_>, id: &str, node: &str, error: &str, now: i64) -> Result<bool> {
     let changed = tx.execute(
-        "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3, lease_until = NULL \
-         WHERE id = ?1 AND status = 'running' AND claimed_by = ?4",
-        params![id, error, now, node],
+        "UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3, lease_until = NULL, \
+         run_ms = ?5 - started_ms WHERE id = ?1 AND status = 'running' AND claimed_by = ?4",
+        params![id, error, now, node, super::now_ms()],
     )?;
     if changed == 1 {
         tx.execute("DELETE FROM job_inputs WHERE job_id = ?1", params![id])?;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_shared_state.sql"),
     include_str!("migrations/0010_faces.sql"),
     include_str!("migrations/0011_console.sql"),
+    include_str!("migrations/0012_console_security.sql"),
 ];
 
 /// PostgreSQL's migrations, in order; index + 1 is its version.
@@ -30,6 +31,7 @@ const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0002_shared_state.sql"),
     include_str!("migrations/postgres/0003_faces.sql"),
     include_str!("migrations/postgres/0004_console.sql"),
+    include_str!("migrations/postgres/0005_console_security.sql"),
 ];
 
 /// Brings a PostgreSQL schema up to the latest version, one transaction per migration.

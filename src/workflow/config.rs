@@ -24,6 +24,16 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step.
+    pub const ALL: [Step; 6] = [
+        Step::Liveness,
+        Step::Ocr,
+        Step::Validate,
+        Step::FaceMatch,
+        Step::Kya,
+        Step::Dedup,
+    ];
+
     /// The steps of the default workflow, in order (`dedup` is opt-in: it needs enrolled faces).
     pub const DEFAULT: [Step; 5] = [
         Step::Liveness,
@@ -155,6 +165,34 @@ pub enum Condition {
     KyaFailed,
     /// The `dedup` step found the selfie's face enrolled under another subject.
     DuplicateFace,
+}
+
+impl Condition {
+    /// Every condition.
+    pub const ALL: [Condition; 8] = [
+        Condition::SpoofDetected,
+        Condition::FaceMismatch,
+        Condition::DocumentExpired,
+        Condition::AgeBelow,
+        Condition::MrzChecksumFailed,
+        Condition::MandatoryFieldMissing,
+        Condition::KyaFailed,
+        Condition::DuplicateFace,
+    ];
+
+    /// The condition's name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::DocumentExpired => "document_expired",
+            Condition::AgeBelow => "age_below",
+            Condition::SpoofDetected => "spoof_detected",
+            Condition::MrzChecksumFailed => "mrz_checksum_failed",
+            Condition::FaceMismatch => "face_mismatch",
+            Condition::MandatoryFieldMissing => "mandatory_field_missing",
+            Condition::KyaFailed => "kya_failed",
+            Condition::DuplicateFace => "duplicate_face",
+        }
+    }
 }
 
 /// `when` holds → at least `decision` (rules only make a decision stricter).
@@ -657,6 +695,16 @@ impl WorkflowConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_json_names() {
+        for c in Condition::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name());
+        }
+        for s in Step::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+    }
 
     fn err(json: &str) -> FieldError {
         from_json(json.as_bytes()).unwrap_err()

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod egress;
+pub mod endpoints;
 pub mod jobs;
 pub mod pipeline;
 pub mod review;

@@ -40,11 +40,12 @@ fn shot(tab: &Tab, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-/// Clicks `selector` (a submit button or a link) and waits until the next document has loaded.
-fn click_and_wait(tab: &Tab, selector: &str) {
+/// Does `act` (a click, a navigation) and waits until the next document has loaded (polled
+/// every 50 ms: DevTools' own navigation wait sleeps far longer).
+fn and_wait(tab: &Tab, what: &str, act: impl FnOnce()) {
     tab.evaluate("window.__previous_document = true", false)
         .unwrap();
-    tab.find_element(selector).unwrap().click().unwrap();
+    act();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let fresh = tab
@@ -58,19 +59,23 @@ fn click_and_wait(tab: &Tab, selector: &str) {
         if fresh {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no new page after clicking {selector}"
-        );
+        assert!(Instant::now() < deadline, "no new page after {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
+/// Clicks `selector` (a submit button or a link) and waits until the next document has loaded.
+fn click_and_wait(tab: &Tab, selector: &str) {
+    and_wait(tab, selector, || {
+        tab.find_element(selector).unwrap().click().unwrap();
+    });
+}
+
 fn go(tab: &Tab, app: &TestApp, path: &str) {
-    tab.navigate_to(&format!("{}{path}", app.base))
-        .unwrap()
-        .wait_until_navigated()
-        .unwrap();
+    let url = format!("{}{path}", app.base);
+    and_wait(tab, &url, || {
+        tab.navigate_to(&url).unwrap();
+    });
 }
 
 fn html(tab: &Tab) -> String {
@@ -477,8 +482,16 @@ fn roles_tenants_csrf_and_lockout_are_enforced_by_the_server() {
         &[("outcome", "approved")],
     );
     assert_eq!(status, 403);
-    let (status, page) = so.post("/console/keys", &[("_csrf", &so.csrf()), ("label", "real")]);
+    let (status, page) = so.post(
+        "/console/keys",
+        &[("_csrf", &so.csrf()), ("label", "real"), ("scopes", "ocr")],
+    );
     assert_eq!(status, 200, "{page}");
+    let (status, page) = so.post(
+        "/console/keys",
+        &[("_csrf", &so.csrf()), ("label", "no modules")],
+    );
+    assert_eq!(status, 422, "a key with no module is refused: {page}");
 
     // Five wrong passwords lock the account, even against the right one, for a while.
     let context_c = browser.new_context().unwrap();
@@ -610,4 +623,353 @@ fn an_owner_adds_a_reviewer_who_changes_the_password_and_is_then_disabled() {
         )
     });
     assert_eq!(audit, 2);
+}
+
+/// Sets a form field's value in the page (number and text inputs that hold a value already).
+fn set_value(tab: &Tab, name: &str, value: &str) {
+    let js = format!(
+        "(() => {{ const e = document.querySelector('[name=\"{name}\"]'); e.value = {}; return e.value; }})()",
+        serde_json::to_string(value).unwrap()
+    );
+    let got = tab.evaluate(&js, false).unwrap().value.unwrap();
+    assert_eq!(got, Value::String(value.into()), "{name}");
+}
+
+/// Waits until `path` (reloaded) contains `needle`.
+fn wait_for_text(tab: &Tab, app: &TestApp, path: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        go(tab, app, path);
+        let page = html(tab);
+        if page.contains(needle) {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{needle} never on {path}: {page}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn webhooks_workflow_filters_keys_and_a_second_factor_from_the_console() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn();
+    let tenant = app.create_tenant("Settings Bank");
+    let key = app.create_key(&tenant);
+    let job = job_in_review(&app, &key);
+    let password = user(&app, &tenant, "admin@settings.example", "owner");
+    let (hook, got) = receiver(0);
+
+    let tab = browser.new_tab().unwrap();
+    sign_in(&tab, &app, "admin@settings.example", &password);
+
+    // The overview's chart counts the verification of the last 24 hours, and p95 is in ms.
+    let page = html(&tab);
+    assert!(
+        page.contains("data-range=\"24h\" data-total=\"1\""),
+        "{page}"
+    );
+    assert!(page.contains(" ms</span>"), "p95 in milliseconds: {page}");
+    go(&tab, &app, "/console/?range=30d");
+    assert!(html(&tab).contains("data-range=\"30d\" data-total=\"1\""));
+    shot(&tab, "13-overview-30d");
+
+    // Verifications, filtered by decision, reference and date.
+    go(
+        &tab,
+        &app,
+        "/console/verifications?decision=review&reference=applicant-7",
+    );
+    assert!(html(&tab).contains(&format!("data-job=\"{job}\"")));
+    shot(&tab, "14-verifications-filtered");
+    go(&tab, &app, "/console/verifications?reference=someone-else");
+    assert!(!html(&tab).contains(&format!("data-job=\"{job}\"")));
+    assert!(html(&tab).contains("No verifications match."));
+    go(&tab, &app, "/console/verifications?decision=accepted");
+    assert!(!html(&tab).contains(&format!("data-job=\"{job}\"")));
+    let today = kycd::workflow::jobs::rfc3339(crate::common::now())[..10].to_owned();
+    go(
+        &tab,
+        &app,
+        &format!("/console/verifications?from={today}&to={today}"),
+    );
+    assert!(html(&tab).contains(&format!("data-job=\"{job}\"")));
+    go(&tab, &app, "/console/verifications?from=2099-01-01");
+    assert!(!html(&tab).contains(&format!("data-job=\"{job}\"")));
+
+    // Webhooks: a URL the egress rules refuse is shown beside the field; a good one gets its
+    // secret once.
+    go(&tab, &app, "/console/webhooks");
+    tab.wait_for_element("input[name=url]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character("ftp://files.example/kyc").unwrap();
+    click_and_wait(&tab, "#add-webhook");
+    let error = tab
+        .wait_for_element("#url-error")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert!(error.contains("url"), "{error}");
+    shot(&tab, "15-webhook-refused");
+    go(&tab, &app, "/console/webhooks");
+    tab.wait_for_element("input[name=url]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character(&hook).unwrap();
+    click_and_wait(&tab, "#add-webhook");
+    let secret = tab
+        .wait_for_element("#secret")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    shot(&tab, "16-webhook-created");
+    go(&tab, &app, "/console/webhooks");
+    assert!(!html(&tab).contains(&secret), "the secret is shown once");
+    let listed = app.signed(&key, "GET", "/v1/webhooks", b"");
+    let endpoint = listed.body["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed.body["data"][0]["url"], hook.as_str());
+    assert_eq!(
+        listed.body["data"][0]["events"],
+        json!(["kyc.completed", "kyc.failed", "kyc.reviewed"])
+    );
+
+    // A test ping arrives signed with that secret; the log shows it, and redelivery sends it
+    // again as a second attempt.
+    click_and_wait(&tab, &format!("tr[data-webhook=\"{endpoint}\"] a"));
+    click_and_wait(&tab, "#test-ping");
+    let path = format!("/console/webhooks/{endpoint}");
+    wait_for_text(
+        &tab,
+        &app,
+        &path,
+        "data-status=\"delivered\" data-event=\"webhook.test\"",
+    );
+    {
+        let requests = got.lock().unwrap();
+        let (headers, body) = requests.last().unwrap();
+        let event: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(event["type"], "webhook.test");
+        let sig = &headers["x-kycd-signature"];
+        let t: i64 = sig.split(',').next().unwrap()[2..].parse().unwrap();
+        assert_eq!(
+            sig,
+            &kycd::workflow::webhooks::signature(secret.as_bytes(), t, body)
+        );
+    }
+    click_and_wait(&tab, "tr[data-event=\"webhook.test\"] form button");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "redelivery never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = wait_for_text(&tab, &app, &path, "<li>#2 ");
+    assert!(page.contains("HTTP 200"), "{page}");
+    shot(&tab, "17-webhook-deliveries");
+    let audit = app.signed(&key, "GET", "/v1/audit?q=webhook", b"");
+    for action in ["webhook.create", "webhook.test", "webhook.redeliver"] {
+        assert!(
+            audit.body["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == action && e["actor"] == "user:admin@settings.example"),
+            "{action}: {}",
+            audit.text
+        );
+    }
+
+    // Workflow settings: a value below the operator's floor is refused beside its field; a good
+    // change is what the API then reads.
+    go(&tab, &app, "/console/workflow");
+    tab.wait_for_element("#save-workflow").unwrap();
+    set_value(&tab, "thresholds.face_match", "0.3");
+    click_and_wait(&tab, "#save-workflow");
+    let error = tab
+        .wait_for_element("span.field-error[data-field=\"thresholds.face_match\"]")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert!(error.contains("floor"), "{error}");
+    // What was typed stays, to be corrected.
+    assert!(html(&tab).contains("value=\"0.3\""));
+    shot(&tab, "18-workflow-refused");
+    set_value(&tab, "thresholds.face_match", "0.8");
+    set_value(&tab, "weights.kya", "10");
+    set_value(&tab, "bands.accepted", "85");
+    click_and_wait(&tab, "#save-workflow");
+    assert!(html(&tab).contains("Saved."), "{}", html(&tab));
+    shot(&tab, "19-workflow-saved");
+    let w = app.signed(&key, "GET", "/v1/workflow", b"");
+    assert_eq!(w.body["bands"]["accepted"], 85, "{}", w.text);
+    assert_eq!(w.body["weights"]["kya"], 10);
+    assert!((w.body["thresholds"]["face_match"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+    // The rules survived the round trip through the form.
+    assert_eq!(
+        w.body["rules"].as_array().unwrap().len(),
+        kycd::workflow::config::WorkflowConfig::default()
+            .rules
+            .len()
+    );
+    // An age rule without its age is refused on its row.
+    go(&tab, &app, "/console/workflow");
+    let spare = w.body["rules"].as_array().unwrap().len();
+    tab.evaluate(
+        &format!("document.querySelector('[name=\"rules[{spare}].when\"]').value = 'age_below'"),
+        false,
+    )
+    .unwrap();
+    click_and_wait(&tab, "#save-workflow");
+    assert!(
+        html(&tab).contains(&format!("data-rule=\"{spare}\" class=\"invalid\"")),
+        "{}",
+        html(&tab)
+    );
+
+    // Keys: made with one module, rotated with the new secret shown once and working.
+    go(&tab, &app, "/console/keys");
+    tab.wait_for_element("input[name=label]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character("ocr only").unwrap();
+    for m in ["liveness", "validation", "face_match"] {
+        tab.find_element(&format!("input[name=scopes][value={m}]"))
+            .unwrap()
+            .click()
+            .unwrap();
+    }
+    click_and_wait(&tab, "#create-key");
+    let page = html(&tab);
+    let made = page
+        .split("data-key=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .find(|id| id != &key.key_id)
+        .unwrap();
+    assert!(page.contains(">ocr</td>"), "{page}");
+    click_and_wait(&tab, &format!("tr[data-key=\"{made}\"] form.rotate button"));
+    let rotated = tab
+        .wait_for_element("#secret")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    shot(&tab, "20-key-rotated");
+    let new_key = crate::common::Key {
+        tenant_id: tenant.clone(),
+        key_id: made.clone(),
+        secret: rotated.trim().to_owned(),
+    };
+    let r = app.signed(&new_key, "GET", "/v1/ping", b"");
+    assert_eq!(r.status, 200, "the rotated secret signs: {}", r.text);
+
+    // A second factor: set up from the page (the code computed as an app would), then asked
+    // for at the next sign-in; a wrong code is refused, a used one too.
+    go(&tab, &app, "/console/security");
+    let encoded = tab
+        .wait_for_element("#totp-secret")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    // The QR code as Chromium drew it decodes to the otpauth URL of this key.
+    let png = tab
+        .find_element(".qr svg")
+        .unwrap()
+        .capture_screenshot(CaptureScreenshotFormatOption::Png)
+        .unwrap();
+    let luma = image::load_from_memory(&png).unwrap().to_luma8();
+    let (w, h) = luma.dimensions();
+    let decoded = rxing::helpers::detect_in_luma(luma.into_raw(), w, h, None).unwrap();
+    assert_eq!(
+        decoded.getText(),
+        kycd::console::totp::otpauth_url("admin@settings.example", encoded.trim())
+    );
+    shot(&tab, "21-second-factor-setup");
+    let raw = kycd::console::totp::decode(&encoded).unwrap();
+    tab.find_element("form.create input[name=code]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character(&kycd::console::totp::code_at(&raw, crate::common::now()))
+        .unwrap();
+    click_and_wait(&tab, "#totp-enable");
+    let status = tab
+        .wait_for_element("#totp-status")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert!(status.contains("on"), "{status}");
+    click_and_wait(&tab, "form.signout button");
+    sign_in(&tab, &app, "admin@settings.example", &password);
+    assert!(
+        tab.get_url().ends_with("/console/login/code"),
+        "{}",
+        tab.get_url()
+    );
+    shot(&tab, "22-second-factor-asked");
+    // The pending session opens no page.
+    go(&tab, &app, "/console/keys");
+    assert!(
+        tab.get_url().ends_with("/console/login/code"),
+        "{}",
+        tab.get_url()
+    );
+    tab.wait_for_element("input[name=code]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character("000000").unwrap();
+    click_and_wait(&tab, "form.login button");
+    assert!(html(&tab).contains("wrong or was used"), "{}", html(&tab));
+    // The next step's code (the current one was used to turn the factor on).
+    tab.wait_for_element("input[name=code]")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.send_character(&kycd::console::totp::code_at(
+        &raw,
+        crate::common::now() + 30,
+    ))
+    .unwrap();
+    click_and_wait(&tab, "form.login button");
+    assert!(
+        tab.get_url().ends_with("/console/"),
+        "{} {}",
+        tab.get_url(),
+        html(&tab)
+    );
+    let audit = app.signed(&key, "GET", "/v1/audit?q=totp", b"");
+    assert!(audit.text.contains("user.totp_enable"), "{}", audit.text);
+
+    // Sign-in attempts from one address are throttled (20 a minute): the 21st is refused with
+    // Retry-After, whatever the account.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let r = agent
+            .post(&format!("{}/console/login", app.base))
+            .send_form([
+                ("email", format!("nobody{i}@x.example").as_str()),
+                ("password", "wrong wrong wrong"),
+            ])
+            .unwrap();
+        statuses.push((
+            r.status().as_u16(),
+            r.headers().get("retry-after").is_some(),
+        ));
+    }
+    assert!(statuses.iter().any(|(s, _)| *s == 401), "{statuses:?}");
+    let throttled: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!throttled.is_empty(), "{statuses:?}");
+    assert!(throttled.iter().all(|(_, retry)| *retry), "{statuses:?}");
 }

@@ -6,12 +6,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::NewEntry;
-use crate::error::{ApiError, Code};
+use crate::error::ApiError;
 use crate::http::extract::{need, Authorized};
 use crate::http::{resource, AppState};
-use crate::store::{self, webhooks::WebhookRow, StoreError};
-use crate::workflow::webhooks::{self as hooks, EVENTS, FAMILY};
+use crate::workflow::endpoints;
+use crate::workflow::webhooks as hooks;
 
 /// Registers the routes (inside the signed `/v1` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -49,10 +48,6 @@ struct CreateRequest {
     events: Option<Vec<String>>,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(Code::InvalidInput, message).with_details(json!({ "field": field }))
-}
-
 /// Adds an endpoint; its signing secret is in this response only.
 #[utoipa::path(post, path = "/v1/webhooks", security(("X-API-SIGN" = ["webhooks:write"])), tag = "workflow",
     request_body(content = CreateRequest, description = "`url` and `events` (kyc.completed, kyc.failed, kyc.reviewed, quota.threshold)",
@@ -64,70 +59,22 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let events = body.events.unwrap_or_else(|| {
-        vec![
-            "kyc.completed".into(),
-            "kyc.failed".into(),
-            "kyc.reviewed".into(),
-        ]
-    });
-    if events.is_empty() {
-        return Err(invalid("events", "at least one event"));
-    }
-    for (i, e) in events.iter().enumerate() {
-        if events[..i].contains(e) {
-            return Err(invalid(
-                &format!("events[{i}]"),
-                format!("`{e}` is listed twice"),
-            ));
-        }
-        if !EVENTS.contains(&e.as_str()) {
-            return Err(invalid(
-                &format!("events[{i}]"),
-                format!("unknown event `{e}`; known: {}", EVENTS.join(", ")),
-            ));
-        }
-    }
-    let st = state.clone();
-    let out = web::block(move || -> Result<_, ApiError> {
-        // Judged now (the host resolved) and again before every delivery.
-        st.jobs
-            .egress()
-            .check(&body.url, !principal.sandbox)
-            .map_err(|e| invalid("url", format!("url {e}")))?;
-        let secret = format!("whsec_{}", hooks::random_hex(24));
-        let row = WebhookRow {
-            id: format!("whk_{}", hooks::random_hex(12)),
-            tenant_id: principal.tenant_id.clone(),
-            url: body.url,
+    let CreateRequest { url, events } = body.into_inner();
+    let actor = format!("key:{}", principal.key_id);
+    let made = crate::http::blocking(move || {
+        endpoints::create(
+            &state.store,
+            state.jobs.egress(),
+            &principal.tenant_id,
+            !principal.sandbox,
+            url,
             events,
-            created_at: store::now(),
-        };
-        let key = st.store.data_key(FAMILY)?;
-        st.store.write(|tx| {
-            if store::webhooks::list(tx, &row.tenant_id)?.len() >= hooks::MAX_ENDPOINTS {
-                return Err(StoreError::Invalid {
-                    field: "url",
-                    reason: format!(
-                        "a tenant may have at most {} webhook endpoints; delete one first",
-                        hooks::MAX_ENDPOINTS
-                    ),
-                });
-            }
-            let sealed = key.seal(secret.as_bytes(), row.id.as_bytes())?;
-            store::webhooks::insert(tx, &row, &sealed)?;
-            let entry = NewEntry::new(format!("key:{}", principal.key_id), "webhook.create")
-                .tenant(&row.tenant_id)
-                .target(&row.id);
-            store::audit::append(tx, &entry, row.created_at)?;
-            Ok(())
-        })?;
-        Ok(json!({ "id": row.id, "url": row.url, "events": row.events, "created_at": row.created_at, "secret": secret }))
+            &actor,
+        )
     })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(HttpResponse::Created().json(out))
+    .await?;
+    let row = made.endpoint;
+    Ok(HttpResponse::Created().json(json!({ "id": row.id, "url": row.url, "events": row.events, "created_at": row.created_at, "secret": made.secret })))
 }
 
 /// Makes (or replaces) the secret that signs job `callback_url` deliveries; shown only here.
@@ -154,13 +101,8 @@ async fn list(
     principal: Authorized<need::WebhooksRead>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let rows = web::block(move || {
-        st.store
-            .read(|c| store::webhooks::list(c, &principal.tenant_id))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let rows =
+        crate::http::blocking(move || endpoints::list(&state.store, &principal.tenant_id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "data": rows })))
 }
 
@@ -172,22 +114,11 @@ async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    web::block(move || -> Result<(), ApiError> {
-        st.store.write(|tx| {
-            if !store::webhooks::delete(tx, &principal.tenant_id, &id, store::now())? {
-                return Err(StoreError::NotFound("webhook"));
-            }
-            let entry = NewEntry::new(format!("key:{}", principal.key_id), "webhook.delete")
-                .tenant(&principal.tenant_id)
-                .target(id.as_str());
-            store::audit::append(tx, &entry, store::now())?;
-            Ok(())
-        })?;
-        Ok(())
+    let actor = format!("key:{}", principal.key_id);
+    crate::http::blocking(move || {
+        endpoints::delete(&state.store, &principal.tenant_id, &id, &actor)
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -200,28 +131,19 @@ async fn deliveries(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let out = web::block(move || -> Result<_, ApiError> {
-        st.store
-            .read(|c| {
-                if store::webhooks::get(c, &principal.tenant_id, &id)?.is_none() {
-                    return Err(StoreError::NotFound("webhook"));
-                }
-                let rows = store::webhooks::deliveries(c, &principal.tenant_id, Some(&id), 100)?;
-                let mut data = Vec::new();
-                for d in rows {
-                    let attempts = store::webhooks::attempts(c, &d.id)?;
-                    let mut v = serde_json::to_value(&d).unwrap_or_default();
-                    v["attempt_log"] = json!(attempts);
-                    data.push(v);
-                }
-                Ok(json!({ "data": data }))
-            })
-            .map_err(ApiError::from)
+    let rows = crate::http::blocking(move || {
+        endpoints::deliveries(&state.store, &principal.tenant_id, &id)
     })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(HttpResponse::Ok().json(out))
+    .await?;
+    let data: Vec<_> = rows
+        .into_iter()
+        .map(|(d, attempts)| {
+            let mut v = serde_json::to_value(&d).unwrap_or_default();
+            v["attempt_log"] = json!(attempts);
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }
 
 /// Queues a `webhook.test` event to this endpoint only.
@@ -232,29 +154,11 @@ async fn test_ping(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let delivery = web::block(move || -> Result<_, ApiError> {
-        let hook = st
-            .store
-            .read(|c| store::webhooks::get(c, &principal.tenant_id, &id))?
-            .ok_or_else(|| ApiError::new(Code::NotFound, "no such webhook"))?;
-        let body = hooks::event_body("webhook.test", json!({ "webhook_id": hook.id }));
-        let key = st.store.data_key(FAMILY)?;
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let target = hooks::Target {
-            tenant_id: &hook.tenant_id,
-            webhook_id: Some(hook.id.clone()),
-            url: hook.url.clone(),
-            key_id: None,
-            subject_id: None,
-        };
-        let id = st.store.write(|tx| {
-            hooks::enqueue_one(&key, tx, target, "webhook.test", &bytes, store::now())
-        })?;
-        Ok(id)
+    let (st, actor) = (state.clone(), format!("key:{}", principal.key_id));
+    let delivery = crate::http::blocking(move || {
+        endpoints::test_ping(&st.store, &principal.tenant_id, &id, &actor)
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     state.jobs.deliverer.wake.notify_one();
     Ok(HttpResponse::Accepted().json(json!({ "delivery_id": delivery, "status": "pending" })))
 }
@@ -267,15 +171,15 @@ async fn redeliver(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let id2 = id.clone();
-    web::block(move || -> Result<(), ApiError> {
-        st.store
-            .write(|tx| store::webhooks::redeliver(tx, &principal.tenant_id, &id2, store::now()))?;
-        Ok(())
+    let (st, actor, id2) = (
+        state.clone(),
+        format!("key:{}", principal.key_id),
+        id.clone(),
+    );
+    crate::http::blocking(move || {
+        endpoints::redeliver(&st.store, &principal.tenant_id, &id2, &actor)
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     state.jobs.deliverer.wake.notify_one();
     Ok(HttpResponse::Accepted()
         .json(json!({ "delivery_id": id.into_inner(), "status": "pending" })))

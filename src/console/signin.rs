@@ -1,0 +1,278 @@
+//! Signing in past the password: the per-address throttle on sign-in attempts, the second-factor
+//! step of a sign-in, and the page where a user turns their own second factor (TOTP) on or off.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use maud::{html, Markup, PreEscaped};
+use serde::Deserialize;
+
+use super::users::{self, SignedIn, UserError};
+use super::views::{csrf, page};
+use super::{blocking, internal, ok, Console, ConsoleError, COOKIE};
+use crate::http::AppState;
+use crate::tenancy::plans::Budget;
+
+/// Sign-in attempts (passwords and codes) one address may make: a burst of 20, then 20 a
+/// minute, at most 500 a day. Shared by every node (the API's rate buckets).
+pub const SIGNIN_BUDGET: Budget = Budget {
+    per_minute: 20,
+    per_day: 500,
+};
+
+/// Registers the routes (inside `/console`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login/code", web::get().to(code_form))
+        .route("/login/code", web::post().to(code))
+        .route("/security", web::get().to(security))
+        .route("/security/enable", web::post().to(enable))
+        .route("/security/disable", web::post().to(disable));
+}
+
+/// The address a sign-in comes from: the peer, or — when the peer is this host (a reverse
+/// proxy beside kycd) — the last address the proxy appended to `X-Forwarded-For`.
+pub fn client_addr(req: &HttpRequest) -> String {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let forwarded = || {
+        req.headers()
+            .get("x-forwarded-for")?
+            .to_str()
+            .ok()?
+            .rsplit(',')
+            .next()?
+            .trim()
+            .parse::<IpAddr>()
+            .ok()
+    };
+    match peer {
+        Some(ip) if ip.is_loopback() => forwarded().unwrap_or(ip).to_string(),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+/// Counts a sign-in attempt from the request's address; refuses past [`SIGNIN_BUDGET`].
+pub fn throttle(req: &HttpRequest, state: &AppState) -> Result<(), ConsoleError> {
+    let addr = client_addr(req);
+    let d = state
+        .rate_limiter
+        .check(&format!("console-signin:{addr}"), "signin", SIGNIN_BUDGET);
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(ConsoleError::Throttled(d.retry_after_secs.unwrap_or(60)))
+    }
+}
+
+/// A session whose password was right and whose second factor is awaited.
+pub struct Pending(pub SignedIn);
+
+impl FromRequest for Pending {
+    type Error = ConsoleError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(token), Some(state)) = (token, state) else {
+                return Err(ConsoleError::SignIn);
+            };
+            let found =
+                blocking(move || users::session(&state.store, &token).map_err(internal)).await?;
+            match found {
+                Some(s) if s.mfa_pending => Ok(Pending(s)),
+                _ => Err(ConsoleError::SignIn),
+            }
+        })
+    }
+}
+
+fn code_page(who: &SignedIn, error: Option<&str>) -> Markup {
+    page(
+        "Sign in: code",
+        None,
+        html! {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.login method="post" action="/console/login/code" {
+                (csrf(who))
+                p { "Enter the 6-digit code your authenticator app shows for kycd (" (who.user.email) ")." }
+                label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus; }
+                button type="submit" { "Continue" }
+            }
+        },
+    )
+}
+
+async fn code_form(who: Pending) -> HttpResponse {
+    ok(code_page(&who.0, None))
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    _csrf: Option<String>,
+    #[serde(default)]
+    code: String,
+    /// The secret being set up (enrolment only).
+    #[serde(default)]
+    secret: String,
+}
+
+fn check_csrf(who: &SignedIn, sent: Option<&str>) -> Result<(), ConsoleError> {
+    let ok = sent.is_some_and(|s| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            s.as_bytes(),
+            who.csrf.as_bytes(),
+        ))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConsoleError::Csrf)
+    }
+}
+
+async fn code(
+    req: HttpRequest,
+    who: Pending,
+    state: web::Data<AppState>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    check_csrf(&who.0, form._csrf.as_deref())?;
+    throttle(&req, &state)?;
+    let (st, signed, code) = (state.clone(), who.0.clone(), form.into_inner().code);
+    let done = web::block(move || super::totp::complete_sign_in(&st.store, &signed, &code))
+        .await
+        .map_err(internal)?;
+    match done {
+        Ok(token) => Ok(HttpResponse::SeeOther()
+            .cookie(super::session_cookie(&req, token, users::ABSOLUTE_SECS))
+            .insert_header((header::LOCATION, "/console/"))
+            .finish()),
+        Err(UserError::Store(e)) => Err(internal(e)),
+        Err(e @ UserError::Locked { .. }) => Ok(super::html(
+            StatusCode::UNAUTHORIZED,
+            super::views::login(Some(&e.to_string())),
+        )),
+        Err(e) => Ok(super::html(
+            StatusCode::UNAUTHORIZED,
+            code_page(&who.0, Some(&e.to_string())),
+        )),
+    }
+}
+
+fn security_page(
+    who: &SignedIn,
+    setup: Option<(&str, &str)>,
+    message: Option<(&str, bool)>,
+) -> Markup {
+    page(
+        "Sign-in security",
+        Some(who),
+        html! {
+            @if let Some((m, good)) = message {
+                p class=(if good { "saved" } else { "error" }) role="alert" { (m) }
+            }
+            @if who.user.totp_secret.is_some() {
+                p id="totp-status" { "Second factor: " strong { "on" } " — signing in asks for a code from your authenticator app." }
+                form.create method="post" action="/console/security/disable" {
+                    (csrf(who))
+                    label { "Current code (to turn it off)" input type="text" name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required; }
+                    button.danger id="totp-disable" type="submit" { "Turn off" }
+                }
+            } @else if let Some((secret, qr)) = setup {
+                p id="totp-status" { "Second factor: " strong { "off" } ". Scan the code with an authenticator app (or type the key), then enter the code it shows." }
+                div.qr { (PreEscaped(qr)) }
+                p { "Key: " code id="totp-secret" { (secret) } }
+                form.create method="post" action="/console/security/enable" {
+                    (csrf(who))
+                    input type="hidden" name="secret" value=(secret);
+                    label { "Code from the app" input type="text" name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required; }
+                    button id="totp-enable" type="submit" { "Turn on" }
+                }
+            }
+            p { a href="/console/password" { "Change password" } }
+        },
+    )
+}
+
+fn setup_page(who: &SignedIn, message: Option<(&str, bool)>, secret: Option<String>) -> Markup {
+    let secret = secret.unwrap_or_else(|| super::totp::new_secret().1);
+    let qr = super::totp::qr_svg(&super::totp::otpauth_url(&who.user.email, &secret));
+    security_page(who, Some((&secret, &qr)), message)
+}
+
+async fn security(who: Console) -> HttpResponse {
+    ok(setup_page(&who.0, None, None))
+}
+
+async fn enable(
+    who: Console,
+    state: web::Data<AppState>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    let CodeForm { code, secret, .. } = form.into_inner();
+    let Some(raw) = super::totp::decode(&secret) else {
+        return Ok(super::html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            setup_page(
+                &who.0,
+                Some(("The key is not valid; start again.", false)),
+                None,
+            ),
+        ));
+    };
+    let (st, signed) = (state.clone(), who.0.clone());
+    let done = web::block(move || super::totp::enable(&st.store, &signed, &raw, &code))
+        .await
+        .map_err(internal)?;
+    match done {
+        Ok(()) => {
+            let mut now_on = who.0.clone();
+            now_on.user.totp_secret = Some(Vec::new());
+            Ok(ok(security_page(
+                &now_on,
+                None,
+                Some(("Second factor is on.", true)),
+            )))
+        }
+        Err(UserError::Store(e)) => Err(internal(e)),
+        Err(e) => Ok(super::html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            setup_page(&who.0, Some((&e.to_string(), false)), Some(secret)),
+        )),
+    }
+}
+
+async fn disable(
+    who: Console,
+    state: web::Data<AppState>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    let code = form.into_inner().code;
+    let (st, signed) = (state.clone(), who.0.clone());
+    let done = web::block(move || super::totp::disable(&st.store, &signed, &code))
+        .await
+        .map_err(internal)?;
+    match done {
+        Ok(()) => {
+            let mut now_off = who.0.clone();
+            now_off.user.totp_secret = None;
+            Ok(ok(setup_page(
+                &now_off,
+                Some(("Second factor is off.", true)),
+                None,
+            )))
+        }
+        Err(UserError::Store(e)) => Err(internal(e)),
+        Err(e) => Ok(super::html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            security_page(&who.0, None, Some((&e.to_string(), false))),
+        )),
+    }
+}
