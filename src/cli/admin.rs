@@ -52,6 +52,29 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The operator's people, who sign in to `/admin`.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+/// Operator-account subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator account; prints a generated password once (or reads one from
+    /// KYCD_USER_PASSWORD) and, for a superadmin, the second factor's secret once.
+    Create {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// superadmin, support or billing.
+        #[arg(long)]
+        role: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Console-user subcommands.
@@ -298,7 +321,15 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 Ok(p) if !p.is_empty() => (p, false),
                 _ => (users::generate_password(), true),
             };
-            let u = users::create_user(&store, &tenant, &email, role, &password, ACTOR)?;
+            let u = users::create_user(
+                &store,
+                crate::store::console::Realm::Tenant,
+                &tenant,
+                &email,
+                role.as_str(),
+                &password,
+                ACTOR,
+            )?;
             let mut out = serde_json::json!({ "user_id": u.id, "tenant_id": u.tenant_id, "email": u.email, "role": u.role });
             if generated {
                 out["password"] = serde_json::json!(password);
@@ -313,6 +344,42 @@ pub fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     "created {} user {} for tenant {}{shown}",
                     u.role, u.email, u.tenant_id
                 )
+            });
+        }
+        AdminCommand::Operator {
+            command: OperatorCommand::Create { email, role, json },
+        } => {
+            use crate::console::{operators, totp, users};
+            let Some(role) = operators::OperatorRole::parse(&role) else {
+                anyhow::bail!("--role is superadmin, support or billing");
+            };
+            let (password, generated) = match std::env::var("KYCD_USER_PASSWORD") {
+                Ok(p) if !p.is_empty() => (p, false),
+                _ => (users::generate_password(), true),
+            };
+            let made = operators::create_operator(&store, &email, role, &password, ACTOR)?;
+            let u = &made.user;
+            let mut out =
+                serde_json::json!({ "operator_id": u.id, "email": u.email, "role": u.role });
+            if generated {
+                out["password"] = serde_json::json!(password);
+            }
+            if let Some(secret) = &made.totp_secret {
+                out["totp_secret"] = serde_json::json!(secret);
+                out["totp_url"] = serde_json::json!(totp::otpauth_url(&u.email, secret));
+            }
+            print(json, &out, |_| {
+                let mut text = format!("created {} operator {}", u.role, u.email);
+                if generated {
+                    text.push_str(&format!("; password (shown once): {password}"));
+                }
+                if let Some(secret) = &made.totp_secret {
+                    text.push_str(&format!(
+                        "\nsecond factor (shown once; add it to an authenticator app): {}",
+                        totp::otpauth_url(&u.email, secret)
+                    ));
+                }
+                text
             });
         }
         AdminCommand::Plan { command } => super::billing::run_plan(&store, command)?,

@@ -7,6 +7,8 @@
 //! changes something carries the session's CSRF token, checked before anything else; the
 //! session cookie is HttpOnly and SameSite=Strict (and Secure when the request came over TLS).
 
+mod admin;
+pub mod operators;
 mod signin;
 pub mod totp;
 pub mod users;
@@ -25,6 +27,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::http::AppState;
+use crate::store::console::Realm;
 use crate::store::{self, StoreError};
 use crate::tenancy::plans::Module;
 use crate::workflow::review::{self, Outcome, Reviewer};
@@ -35,6 +38,12 @@ pub const COOKIE: &str = "kycd_console";
 
 /// Largest form the console accepts, bytes.
 pub const FORM_BYTES: usize = 64 * 1024;
+
+/// Registers the operator console at `/admin` (after the `/admin/v1` API scope, which keeps
+/// its own routes).
+pub fn configure_operator(cfg: &mut web::ServiceConfig) {
+    admin::configure(cfg);
+}
 
 /// Registers the console's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -81,6 +90,10 @@ pub enum ConsoleError {
     SignIn,
     /// The password was right; the second factor is still to come.
     SecondFactor,
+    /// No live operator session: go and sign in at `/admin/login`.
+    OperatorSignIn,
+    /// An operator's password was right; the second factor is still to come.
+    OperatorSecondFactor,
     /// Too many sign-in attempts from this address: try again after this many seconds.
     Throttled(u64),
     /// The role does not allow it (the page and the action both refuse).
@@ -100,7 +113,10 @@ impl std::fmt::Display for ConsoleError {
         // Never the user row (it holds the password hash).
         f.write_str(match self {
             ConsoleError::SignIn => "not signed in",
-            ConsoleError::SecondFactor => "second factor awaited",
+            ConsoleError::SecondFactor | ConsoleError::OperatorSecondFactor => {
+                "second factor awaited"
+            }
+            ConsoleError::OperatorSignIn => "not signed in",
             ConsoleError::Throttled(_) => "too many sign-in attempts",
             ConsoleError::Forbidden(_) => "not allowed for this role",
             ConsoleError::NotFound(_) => "not found",
@@ -114,7 +130,10 @@ impl std::fmt::Display for ConsoleError {
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ConsoleError::SignIn | ConsoleError::SecondFactor => StatusCode::SEE_OTHER,
+            ConsoleError::SignIn
+            | ConsoleError::SecondFactor
+            | ConsoleError::OperatorSignIn
+            | ConsoleError::OperatorSecondFactor => StatusCode::SEE_OTHER,
             ConsoleError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Forbidden(_) | ConsoleError::Csrf => StatusCode::FORBIDDEN,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -127,13 +146,16 @@ impl ResponseError for ConsoleError {
         let markup = match self {
             ConsoleError::SignIn => return see_other("/console/login"),
             ConsoleError::SecondFactor => return see_other("/console/login/code"),
+            ConsoleError::OperatorSignIn => return see_other("/admin/login"),
+            ConsoleError::OperatorSecondFactor => return see_other("/admin/login/code"),
             ConsoleError::Throttled(secs) => {
                 let mut r = html(
                     self.status_code(),
-                    views::login(Some(&format!(
-                        "Too many sign-in attempts from your address: try again in {} seconds.",
-                        secs
-                    ))),
+                    views::message(
+                        "Too many sign-in attempts",
+                        None,
+                        &format!("Too many sign-in attempts from your address: try again in {secs} seconds."),
+                    ),
                 );
                 if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -143,7 +165,7 @@ impl ResponseError for ConsoleError {
             ConsoleError::Forbidden(who) => views::message(
                 "Not allowed",
                 Some(who.as_ref()),
-                &format!("Your role ({}) does not allow this.", who.role.as_str()),
+                &format!("Your role ({}) does not allow this.", who.user.role),
             ),
             ConsoleError::NotFound(who) => {
                 views::message("Not found", who.as_deref(), "There is nothing here.")
@@ -171,7 +193,7 @@ pub(super) fn html(status: StatusCode, markup: Markup) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             "Content-Security-Policy",
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
         ))
         .insert_header(("X-Frame-Options", "DENY"))
         .body(markup.into_string())
@@ -202,7 +224,7 @@ impl FromRequest for Console {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ConsoleError::SignIn);
             };
-            let found = web::block(move || users::session(&state.store, &token))
+            let found = web::block(move || users::session(&state.store, Realm::Tenant, &token))
                 .await
                 .map_err(|e| ConsoleError::Internal(e.to_string()))?
                 .map_err(|e| ConsoleError::Internal(e.to_string()))?;
@@ -239,7 +261,7 @@ impl Console {
     }
 
     pub(super) fn actor(&self) -> String {
-        format!("user:{}", self.0.user.email)
+        self.0.actor()
     }
 }
 
@@ -298,7 +320,7 @@ async fn login(
     signin::throttle(&req, &state)?;
     let LoginForm { email, password } = form.into_inner();
     let st = state.clone();
-    let result = web::block(move || users::sign_in(&st.store, &email, &password))
+    let result = web::block(move || users::sign_in(&st.store, Realm::Tenant, &email, &password))
         .await
         .map_err(internal)?;
     match result {
@@ -1050,7 +1072,7 @@ async fn users_list(
     let (st, tenant) = (state.clone(), tenant.to_owned());
     blocking(move || {
         st.store
-            .read(|c| store::console::users(c, &tenant))
+            .read(|c| store::console::users(c, Realm::Tenant, &tenant))
             .map_err(internal)
     })
     .await
@@ -1112,9 +1134,19 @@ async fn add_user(
     let password = users::generate_password();
     let made = {
         let password = password.clone();
-        web::block(move || users::create_user(&st.store, &tenant, &email, role, &password, &actor))
-            .await
-            .map_err(internal)?
+        web::block(move || {
+            users::create_user(
+                &st.store,
+                Realm::Tenant,
+                &tenant,
+                &email,
+                role.as_str(),
+                &password,
+                &actor,
+            )
+        })
+        .await
+        .map_err(internal)?
     };
     let user = made.map_err(|e| refused(&who, e))?;
     let list = users_list(&state, who.tenant()).await?;

@@ -81,8 +81,11 @@ impl FromRequest for Pending {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ConsoleError::SignIn);
             };
-            let found =
-                blocking(move || users::session(&state.store, &token).map_err(internal)).await?;
+            let found = blocking(move || {
+                users::session(&state.store, crate::store::console::Realm::Tenant, &token)
+                    .map_err(internal)
+            })
+            .await?;
             match found {
                 Some(s) if s.mfa_pending => Ok(Pending(s)),
                 _ => Err(ConsoleError::SignIn),

@@ -111,13 +111,41 @@ pub fn enable(store: &Store, who: &SignedIn, secret: &[u8], code: &str) -> Resul
         .map_err(StoreError::from)?;
     let (tenant, id) = (&who.user.tenant_id, &who.user.id);
     store.write(|tx| {
-        store::console::set_totp(tx, tenant, id, Some(&sealed))?;
-        store::console::take_totp_step(tx, id, step)?;
+        store::console::set_totp(tx, who.realm, tenant, id, Some(&sealed))?;
+        store::console::take_totp_step(tx, who.realm, id, step)?;
         store::audit::append(
             tx,
-            &NewEntry::new(format!("user:{}", who.user.email), "user.totp_enable")
+            &NewEntry::new(who.actor(), "user.totp_enable")
                 .tenant(tenant)
                 .target(id),
+            now,
+        )
+        .map(drop)
+    })?;
+    Ok(())
+}
+
+/// Gives an account its second factor without a code (made with the account, its secret shown
+/// once to whoever made it); audited.
+pub fn provision(
+    store: &Store,
+    realm: store::console::Realm,
+    user: &store::console::UserRow,
+    secret: &[u8],
+    actor: &str,
+) -> Result<(), UserError> {
+    let now = store::now();
+    let sealed = store
+        .data_key(FAMILY)?
+        .seal(secret, user.id.as_bytes())
+        .map_err(StoreError::from)?;
+    store.write(|tx| {
+        store::console::set_totp(tx, realm, &user.tenant_id, &user.id, Some(&sealed))?;
+        store::audit::append(
+            tx,
+            &NewEntry::new(actor, "user.totp_enable")
+                .tenant(&user.tenant_id)
+                .target(&user.id),
             now,
         )
         .map(drop)
@@ -128,6 +156,7 @@ pub fn enable(store: &Store, who: &SignedIn, secret: &[u8], code: &str) -> Resul
 /// Checks a code of `user` and takes its step; `Ok(false)` when it is wrong or used.
 fn take_code(
     store: &Store,
+    realm: store::console::Realm,
     user: &store::console::UserRow,
     code: &str,
     now: i64,
@@ -142,21 +171,21 @@ fn take_code(
     let Some(step) = matching_step(&secret, code, now) else {
         return Ok(false);
     };
-    Ok(store.write(|tx| store::console::take_totp_step(tx, &user.id, step))?)
+    Ok(store.write(|tx| store::console::take_totp_step(tx, realm, &user.id, step))?)
 }
 
 /// Turns the second factor off (a current code proves the user holds it); audited.
 pub fn disable(store: &Store, who: &SignedIn, code: &str) -> Result<(), UserError> {
     let now = store::now();
-    if !take_code(store, &who.user, code, now)? {
+    if !take_code(store, who.realm, &who.user, code, now)? {
         return Err(wrong_code());
     }
     let (tenant, id) = (&who.user.tenant_id, &who.user.id);
     store.write(|tx| {
-        store::console::set_totp(tx, tenant, id, None)?;
+        store::console::set_totp(tx, who.realm, tenant, id, None)?;
         store::audit::append(
             tx,
-            &NewEntry::new(format!("user:{}", who.user.email), "user.totp_disable")
+            &NewEntry::new(who.actor(), "user.totp_disable")
                 .tenant(tenant)
                 .target(id),
             now,
@@ -173,9 +202,9 @@ pub fn complete_sign_in(store: &Store, who: &SignedIn, code: &str) -> Result<Str
     if !who.mfa_pending {
         return Err(wrong_code());
     }
-    if !take_code(store, &who.user, code, now)? {
-        if users::failed(store, &who.user, now)? {
-            store.write(|tx| store::console::delete_session(tx, &who.token_hash))?;
+    if !take_code(store, who.realm, &who.user, code, now)? {
+        if users::failed(store, who.realm, &who.user, now)? {
+            store.write(|tx| store::console::delete_session(tx, who.realm, &who.token_hash))?;
             return Err(UserError::Locked {
                 minutes: users::LOCK_SECS / 60,
             });
@@ -185,11 +214,11 @@ pub fn complete_sign_in(store: &Store, who: &SignedIn, code: &str) -> Result<Str
     let token = users::new_token();
     let new_hash = users::token_hash(&token);
     store.write(|tx| {
-        if !store::console::complete_mfa(tx, &who.token_hash, &new_hash, now)? {
+        if !store::console::complete_mfa(tx, who.realm, &who.token_hash, &new_hash, now)? {
             return Err(StoreError::NotFound("session"));
         }
-        store::console::extend_session(tx, &new_hash, now + users::ABSOLUTE_SECS)?;
-        users::signed_in(tx, &who.user, now)
+        store::console::extend_session(tx, who.realm, &new_hash, now + users::ABSOLUTE_SECS)?;
+        users::signed_in(tx, who.realm, &who.user, now)
     })?;
     Ok(token)
 }

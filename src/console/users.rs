@@ -7,7 +7,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::audit::NewEntry;
-use crate::store::console::{SessionRow, UserRow};
+use crate::store::console::{Realm, SessionRow, UserRow};
 use crate::store::{self, Store, StoreError};
 
 /// Wrong passwords in a row that lock an account.
@@ -132,6 +132,23 @@ pub struct SignedIn {
     /// The password was right but the second factor is still to come: no page but the code
     /// form opens.
     pub mfa_pending: bool,
+    /// A tenant's console or the operator's.
+    pub realm: Realm,
+}
+
+impl SignedIn {
+    /// How the audit log names this person.
+    pub fn actor(&self) -> String {
+        actor_of(self.realm, &self.user.email)
+    }
+}
+
+/// How the audit log names a person of `realm`: `user:<email>` or `operator:<email>`.
+pub fn actor_of(realm: Realm, email: &str) -> String {
+    match realm {
+        Realm::Tenant => format!("user:{email}"),
+        Realm::Operator => format!("operator:{email}"),
+    }
 }
 
 /// A new session cookie value.
@@ -189,9 +206,10 @@ pub fn generate_password() -> String {
 /// Creates a console user of `tenant_id`; audited.
 pub fn create_user(
     store: &Store,
+    realm: Realm,
     tenant_id: &str,
     email: &str,
-    role: Role,
+    role: &str,
     password: &str,
     actor: &str,
 ) -> Result<UserRow, UserError> {
@@ -210,10 +228,13 @@ pub fn create_user(
     }
     let now = store::now();
     let row = UserRow {
-        id: format!("usr_{}", random_hex(12)),
+        id: match realm {
+            Realm::Tenant => format!("usr_{}", random_hex(12)),
+            Realm::Operator => format!("opr_{}", random_hex(12)),
+        },
         tenant_id: tenant_id.to_owned(),
         email: email.clone(),
-        role: role.as_str().to_owned(),
+        role: role.to_owned(),
         password_hash: hash_password(password)?,
         status: "active".into(),
         failed_logins: 0,
@@ -224,21 +245,21 @@ pub fn create_user(
         totp_last_step: None,
     };
     store.write(|tx| {
-        if store::tenants::get(tx, tenant_id)?.is_none() {
+        if realm == Realm::Tenant && store::tenants::get(tx, tenant_id)?.is_none() {
             return Err(StoreError::NotFound("tenant"));
         }
-        if store::console::user_by_email(tx, &email)?.is_some() {
+        if store::console::user_by_email(tx, realm, &email)?.is_some() {
             return Err(StoreError::Conflict(format!(
                 "{email} has an account already"
             )));
         }
-        store::console::insert_user(tx, &row)?;
+        store::console::insert_user(tx, realm, &row)?;
         store::audit::append(
             tx,
             &NewEntry::new(actor, "user.create")
                 .tenant(tenant_id)
                 .target(&row.id)
-                .details(serde_json::json!({ "role": role.as_str() })),
+                .details(serde_json::json!({ "role": role })),
             now,
         )
         .map(drop)
@@ -249,12 +270,13 @@ pub fn create_user(
 /// Signs in: on success a new session (its cookie value returned once, stored only hashed).
 pub fn sign_in(
     store: &Store,
+    realm: Realm,
     email: &str,
     password: &str,
 ) -> Result<(String, SignedIn), UserError> {
     let email = email.trim().to_lowercase();
     let now = store::now();
-    let Some(user) = store.read(|c| store::console::user_by_email(c, &email))? else {
+    let Some(user) = store.read(|c| store::console::user_by_email(c, realm, &email))? else {
         password_matches(password, decoy_hash());
         return Err(UserError::BadCredentials);
     };
@@ -267,7 +289,7 @@ pub fn sign_in(
         return Err(UserError::Disabled);
     }
     if !password_matches(password, &user.password_hash) {
-        if failed(store, &user, now)? {
+        if failed(store, realm, &user, now)? {
             return Err(UserError::Locked {
                 minutes: LOCK_SECS / 60,
             });
@@ -288,10 +310,10 @@ pub fn sign_in(
         mfa_pending: pending,
     };
     store.write(|tx| {
-        store::console::delete_stale_sessions(tx, now, now - IDLE_SECS)?;
-        store::console::insert_session(tx, &session)?;
+        store::console::delete_stale_sessions(tx, realm, now, now - IDLE_SECS)?;
+        store::console::insert_session(tx, realm, &session)?;
         if !pending {
-            signed_in(tx, &user, now)?;
+            signed_in(tx, realm, &user, now)?;
         }
         Ok(())
     })?;
@@ -304,16 +326,22 @@ pub fn sign_in(
             csrf: session.csrf,
             token_hash: session.token_hash,
             mfa_pending: pending,
+            realm,
         },
     ))
 }
 
 /// Records a complete sign-in: failures cleared, last sign-in set, audited.
-pub(super) fn signed_in(tx: &store::Tx<'_>, user: &UserRow, now: i64) -> Result<(), StoreError> {
-    store::console::login_succeeded(tx, &user.id, now)?;
+pub(super) fn signed_in(
+    tx: &store::Tx<'_>,
+    realm: Realm,
+    user: &UserRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    store::console::login_succeeded(tx, realm, &user.id, now)?;
     store::audit::append(
         tx,
-        &NewEntry::new(format!("user:{}", user.email), "user.login")
+        &NewEntry::new(actor_of(realm, &user.email), "user.login")
             .tenant(&user.tenant_id)
             .target(&user.id),
         now,
@@ -323,13 +351,18 @@ pub(super) fn signed_in(tx: &store::Tx<'_>, user: &UserRow, now: i64) -> Result<
 
 /// Counts a wrong password or code against the account (audited when it locks); whether the
 /// account is now locked.
-pub(super) fn failed(store: &Store, user: &UserRow, now: i64) -> Result<bool, StoreError> {
+pub(super) fn failed(
+    store: &Store,
+    realm: Realm,
+    user: &UserRow,
+    now: i64,
+) -> Result<bool, StoreError> {
     let failures = store.write(|tx| {
-        let n = store::console::login_failed(tx, &user.id, now, LOCK_AFTER, LOCK_SECS)?;
+        let n = store::console::login_failed(tx, realm, &user.id, now, LOCK_AFTER, LOCK_SECS)?;
         if n == LOCK_AFTER {
             store::audit::append(
                 tx,
-                &NewEntry::new(format!("user:{}", user.email), "user.locked")
+                &NewEntry::new(actor_of(realm, &user.email), "user.locked")
                     .tenant(&user.tenant_id)
                     .target(&user.id),
                 now,
@@ -341,18 +374,18 @@ pub(super) fn failed(store: &Store, user: &UserRow, now: i64) -> Result<bool, St
 }
 
 /// The signed-in user of a cookie, if its session is alive (touching it at most once a minute).
-pub fn session(store: &Store, token: &str) -> Result<Option<SignedIn>, StoreError> {
+pub fn session(store: &Store, realm: Realm, token: &str) -> Result<Option<SignedIn>, StoreError> {
     let hash = token_hash(token);
     let now = store::now();
-    let Some((s, user)) = store.read(|c| store::console::session(c, &hash))? else {
+    let Some((s, user)) = store.read(|c| store::console::session(c, realm, &hash))? else {
         return Ok(None);
     };
     if s.expires_at <= now || s.last_seen + IDLE_SECS < now || user.status != "active" {
-        store.write(|tx| store::console::delete_session(tx, &hash))?;
+        store.write(|tx| store::console::delete_session(tx, realm, &hash))?;
         return Ok(None);
     }
     if now - s.last_seen >= 60 {
-        store.write(|tx| store::console::touch_session(tx, &hash, now))?;
+        store.write(|tx| store::console::touch_session(tx, realm, &hash, now))?;
     }
     let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
     Ok(Some(SignedIn {
@@ -361,6 +394,7 @@ pub fn session(store: &Store, token: &str) -> Result<Option<SignedIn>, StoreErro
         csrf: s.csrf,
         token_hash: hash,
         mfa_pending: s.mfa_pending,
+        realm,
     }))
 }
 
@@ -368,10 +402,10 @@ pub fn session(store: &Store, token: &str) -> Result<Option<SignedIn>, StoreErro
 pub fn sign_out(store: &Store, who: &SignedIn) -> Result<(), StoreError> {
     let now = store::now();
     store.write(|tx| {
-        store::console::delete_session(tx, &who.token_hash)?;
+        store::console::delete_session(tx, who.realm, &who.token_hash)?;
         store::audit::append(
             tx,
-            &NewEntry::new(format!("user:{}", who.user.email), "user.logout")
+            &NewEntry::new(who.actor(), "user.logout")
                 .tenant(&who.user.tenant_id)
                 .target(&who.user.id),
             now,
@@ -401,8 +435,29 @@ pub fn change_user(
     user_id: &str,
     change: Change,
 ) -> Result<Option<String>, UserError> {
-    let tenant = &by.user.tenant_id;
-    if change == Change::Disable && user_id == by.user.id {
+    change_user_in(
+        store,
+        by.realm,
+        &by.user.tenant_id,
+        &by.user.id,
+        &by.actor(),
+        user_id,
+        change,
+    )
+}
+
+/// A change to user `user_id` of `tenant` in `realm`, made by the account `by_id` (an owner of
+/// the tenant, or an operator — `""`) and audited as `actor`.
+pub fn change_user_in(
+    store: &Store,
+    realm: Realm,
+    tenant: &str,
+    by_id: &str,
+    actor: &str,
+    user_id: &str,
+    change: Change,
+) -> Result<Option<String>, UserError> {
+    if change == Change::Disable && user_id == by_id {
         return Err(UserError::Invalid {
             field: "user",
             reason: "you cannot disable yourself".into(),
@@ -413,15 +468,22 @@ pub fn change_user(
     let now = store::now();
     store.write(|tx| {
         let found = match change {
-            Change::Disable => store::console::set_user_status(tx, tenant, user_id, "disabled")?,
-            Change::Enable => store::console::set_user_status(tx, tenant, user_id, "active")?,
+            Change::Disable => {
+                store::console::set_user_status(tx, realm, tenant, user_id, "disabled")?
+            }
+            Change::Enable => {
+                store::console::set_user_status(tx, realm, tenant, user_id, "active")?
+            }
             Change::ResetPassword => store::console::set_password(
                 tx,
+                realm,
                 tenant,
                 user_id,
                 hash.as_deref().unwrap_or_default(),
             )?,
-            Change::RemoveSecondFactor => store::console::set_totp(tx, tenant, user_id, None)?,
+            Change::RemoveSecondFactor => {
+                store::console::set_totp(tx, realm, tenant, user_id, None)?
+            }
         };
         if !found {
             return Err(StoreError::NotFound("user"));
@@ -434,9 +496,7 @@ pub fn change_user(
         };
         store::audit::append(
             tx,
-            &NewEntry::new(format!("user:{}", by.user.email), action)
-                .tenant(tenant)
-                .target(user_id),
+            &NewEntry::new(actor, action).tenant(tenant).target(user_id),
             now,
         )
         .map(drop)
@@ -465,10 +525,10 @@ pub fn change_own_password(
     let now = store::now();
     let (tenant, id) = (&who.user.tenant_id, &who.user.id);
     store.write(|tx| {
-        store::console::set_password(tx, tenant, id, &hash)?;
+        store::console::set_password(tx, who.realm, tenant, id, &hash)?;
         store::audit::append(
             tx,
-            &NewEntry::new(format!("user:{}", who.user.email), "user.change_password")
+            &NewEntry::new(who.actor(), "user.change_password")
                 .tenant(tenant)
                 .target(id),
             now,

@@ -4,7 +4,9 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
+use super::operators::{OpAction, OperatorRole};
 use super::users::{Action, SignedIn};
+use crate::store::console::Realm;
 
 /// The stylesheet, served from `/console/assets/console.css`.
 pub const CSS: &str = include_str!("../../assets/console/console.css");
@@ -22,44 +24,76 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
             }
             body {
                 @if let Some(who) = who {
-                    header {
-                        nav {
-                            a.brand href="/console/" { "kycd" }
-                            a href="/console/" { "Overview" }
-                            a href="/console/verifications" { "Verifications" }
-                            @if who.role.allows(Action::Review) {
-                                a href="/console/review" { "Review queue" }
-                            }
-                            @if who.role.allows(Action::ManageKeys) {
-                                a href="/console/keys" { "API keys" }
-                            }
-                            @if who.role.allows(Action::EditWorkflow) {
-                                a href="/console/workflow" { "Workflow" }
-                            }
-                            @if who.role.allows(Action::ManageWebhooks) {
-                                a href="/console/webhooks" { "Webhooks" }
-                            }
-                            @if who.role.allows(Action::ViewBilling) {
-                                a href="/console/usage" { "Usage" }
-                            }
-                            @if who.role.allows(Action::ViewAudit) {
-                                a href="/console/audit" { "Audit log" }
-                            }
-                            @if who.role.allows(Action::ManageUsers) {
-                                a href="/console/users" { "Users" }
-                            }
-                        }
-                        form.signout method="post" action="/console/logout" {
-                            (csrf(who))
-                            a.who href="/console/security" title="password and second factor" { (who.user.email) " · " (who.role.as_str()) }
-                            button type="submit" { "Sign out" }
-                        }
+                    @if who.realm == Realm::Operator {
+                        (operator_header(who))
+                    } @else {
+                        (tenant_header(who))
                     }
                 }
                 main {
                     h1 { (title) }
                     (body)
                 }
+            }
+        }
+    }
+}
+
+fn tenant_header(who: &SignedIn) -> Markup {
+    html! {
+        header {
+            nav {
+                a.brand href="/console/" { "kycd" }
+                a href="/console/" { "Overview" }
+                a href="/console/verifications" { "Verifications" }
+                @if who.role.allows(Action::Review) {
+                    a href="/console/review" { "Review queue" }
+                }
+                @if who.role.allows(Action::ManageKeys) {
+                    a href="/console/keys" { "API keys" }
+                }
+                @if who.role.allows(Action::EditWorkflow) {
+                    a href="/console/workflow" { "Workflow" }
+                }
+                @if who.role.allows(Action::ManageWebhooks) {
+                    a href="/console/webhooks" { "Webhooks" }
+                }
+                @if who.role.allows(Action::ViewBilling) {
+                    a href="/console/usage" { "Usage" }
+                }
+                @if who.role.allows(Action::ViewAudit) {
+                    a href="/console/audit" { "Audit log" }
+                }
+                @if who.role.allows(Action::ManageUsers) {
+                    a href="/console/users" { "Users" }
+                }
+            }
+            form.signout method="post" action="/console/logout" {
+                (csrf(who))
+                a.who href="/console/security" title="password and second factor" { (who.user.email) " · " (who.role.as_str()) }
+                button type="submit" { "Sign out" }
+            }
+        }
+    }
+}
+
+fn operator_header(who: &SignedIn) -> Markup {
+    let role = OperatorRole::parse(&who.user.role);
+    let may = |a: OpAction| role.is_some_and(|r| r.allows(a));
+    html! {
+        header.operator {
+            nav {
+                a.brand href="/admin/" { "kycd operator" }
+                a href="/admin/" { "Tenants" }
+                @if may(OpAction::ViewPlans) { a href="/admin/plans" { "Plans" } }
+                @if may(OpAction::ViewRevenue) { a href="/admin/revenue" { "Revenue" } }
+                @if may(OpAction::ViewSystem) { a href="/admin/system" { "System" } }
+                @if may(OpAction::ViewAudit) { a href="/admin/audit" { "Audit" } }
+            }
+            form.signout method="post" action="/admin/logout" {
+                (csrf(who))
+                span.who { (who.user.email) " · " (who.user.role) }
+                button type="submit" { "Sign out" }
             }
         }
     }
@@ -77,12 +111,17 @@ pub fn csrf(who: &SignedIn) -> Markup {
 
 /// The sign-in form, with what went wrong last time.
 pub fn login(error: Option<&str>) -> Markup {
+    login_at("Sign in", "/console/login", error)
+}
+
+/// A sign-in form posting to `action`.
+pub fn login_at(title: &str, action: &str, error: Option<&str>) -> Markup {
     page(
-        "Sign in",
+        title,
         None,
         html! {
             @if let Some(e) = error { p.error role="alert" { (e) } }
-            form.login method="post" action="/console/login" {
+            form.login method="post" action=(action) {
                 label { "Email" input type="email" name="email" autocomplete="username" required autofocus; }
                 label { "Password" input type="password" name="password" autocomplete="current-password" required; }
                 button type="submit" { "Sign in" }

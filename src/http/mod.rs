@@ -193,6 +193,7 @@ pub fn build_app(
                 .configure(scoped("/admin/v1", routes::audit::configure_admin))
                 .configure(scoped("/admin/v1", routes::billing::configure_admin)),
         )
+        .configure(crate::console::configure_operator)
         .service(
             web::scope("/v1")
                 .wrap(from_fn(signed::middleware))

@@ -2,6 +2,26 @@
 
 use super::{params, Conn, Optional, Result, Row, Tx};
 
+/// Whose accounts: a tenant's console users, or the operator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    /// People of a tenant (`/console`).
+    Tenant,
+    /// The operator's people (`/admin`).
+    Operator,
+}
+
+impl Realm {
+    /// The users table and the sessions table. Both realms' tables have the same columns
+    /// (an operator's `tenant_id` is always empty), so every statement serves both.
+    pub fn tables(self) -> (&'static str, &'static str) {
+        match self {
+            Realm::Tenant => ("console_users", "console_sessions"),
+            Realm::Operator => ("operators", "operator_sessions"),
+        }
+    }
+}
+
 /// A console user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -57,10 +77,11 @@ fn user_at(r: &Row<'_>, o: usize) -> Result<UserRow> {
 }
 
 /// Inserts a user.
-pub fn insert_user(tx: &Tx<'_>, u: &UserRow) -> Result<()> {
+pub fn insert_user(tx: &Tx<'_>, realm: Realm, u: &UserRow) -> Result<()> {
+    let ut = realm.tables().0;
     tx.execute(
         &format!(
-            "INSERT INTO console_users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            "INSERT INTO {ut} ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         ),
         params![
             u.id,
@@ -81,9 +102,10 @@ pub fn insert_user(tx: &Tx<'_>, u: &UserRow) -> Result<()> {
 }
 
 /// The user signing in as `email`.
-pub fn user_by_email(conn: &Conn<'_>, email: &str) -> Result<Option<UserRow>> {
+pub fn user_by_email(conn: &Conn<'_>, realm: Realm, email: &str) -> Result<Option<UserRow>> {
+    let ut = realm.tables().0;
     conn.query_row(
-        &format!("SELECT {USER_COLUMNS} FROM console_users WHERE email = ?1"),
+        &format!("SELECT {USER_COLUMNS} FROM {ut} WHERE email = ?1"),
         params![email],
         user,
     )
@@ -91,9 +113,10 @@ pub fn user_by_email(conn: &Conn<'_>, email: &str) -> Result<Option<UserRow>> {
 }
 
 /// A tenant's users, by email.
-pub fn users(conn: &Conn<'_>, tenant_id: &str) -> Result<Vec<UserRow>> {
+pub fn users(conn: &Conn<'_>, realm: Realm, tenant_id: &str) -> Result<Vec<UserRow>> {
+    let ut = realm.tables().0;
     conn.query_map(
-        &format!("SELECT {USER_COLUMNS} FROM console_users WHERE tenant_id = ?1 ORDER BY email"),
+        &format!("SELECT {USER_COLUMNS} FROM {ut} WHERE tenant_id = ?1 ORDER BY email"),
         params![tenant_id],
         user,
     )
@@ -103,29 +126,36 @@ pub fn users(conn: &Conn<'_>, tenant_id: &str) -> Result<Vec<UserRow>> {
 /// `now + lock_secs`. Returns the count.
 pub fn login_failed(
     tx: &Tx<'_>,
+    realm: Realm,
     id: &str,
     now: i64,
     lock_after: i64,
     lock_secs: i64,
 ) -> Result<i64> {
+    let ut = realm.tables().0;
     tx.execute(
-        "UPDATE console_users SET failed_logins = failed_logins + 1, \
+        &format!(
+            "UPDATE {ut} SET failed_logins = failed_logins + 1, \
          locked_until = CASE WHEN failed_logins + 1 >= ?3 THEN ?2 ELSE locked_until END \
-         WHERE id = ?1",
+         WHERE id = ?1"
+        ),
         params![id, now + lock_secs, lock_after],
     )?;
     tx.query_row(
-        "SELECT failed_logins FROM console_users WHERE id = ?1",
+        &format!("SELECT failed_logins FROM {ut} WHERE id = ?1"),
         params![id],
         |r| r.get(0),
     )
 }
 
 /// A successful sign-in: the failure count and lock are cleared.
-pub fn login_succeeded(tx: &Tx<'_>, id: &str, now: i64) -> Result<()> {
+pub fn login_succeeded(tx: &Tx<'_>, realm: Realm, id: &str, now: i64) -> Result<()> {
+    let ut = realm.tables().0;
     tx.execute(
-        "UPDATE console_users SET failed_logins = 0, locked_until = NULL, last_login_at = ?2 \
-         WHERE id = ?1",
+        &format!(
+            "UPDATE {ut} SET failed_logins = 0, locked_until = NULL, last_login_at = ?2 \
+         WHERE id = ?1"
+        ),
         params![id, now],
     )?;
     Ok(())
@@ -151,21 +181,27 @@ pub struct SessionRow {
 }
 
 /// Inserts a session.
-pub fn insert_session(tx: &Tx<'_>, s: &SessionRow) -> Result<()> {
+pub fn insert_session(tx: &Tx<'_>, realm: Realm, s: &SessionRow) -> Result<()> {
+    let st = realm.tables().1;
     tx.execute(
-        "INSERT INTO console_sessions (token_hash, user_id, csrf, created_at, last_seen, expires_at, mfa_pending) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        &format!("INSERT INTO {st} (token_hash, user_id, csrf, created_at, last_seen, expires_at, mfa_pending) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
         params![s.token_hash, s.user_id, s.csrf, s.created_at, s.last_seen, s.expires_at, i64::from(s.mfa_pending)],
     )?;
     Ok(())
 }
 
 /// The session with this cookie hash and its user.
-pub fn session(conn: &Conn<'_>, token_hash: &[u8]) -> Result<Option<(SessionRow, UserRow)>> {
+pub fn session(
+    conn: &Conn<'_>,
+    realm: Realm,
+    token_hash: &[u8],
+) -> Result<Option<(SessionRow, UserRow)>> {
+    let (ut, st) = realm.tables();
     conn.query_row(
         &format!(
             "SELECT s.token_hash, s.user_id, s.csrf, s.created_at, s.last_seen, s.expires_at, \
-             s.mfa_pending, {} FROM console_sessions s JOIN console_users u ON u.id = s.user_id \
+             s.mfa_pending, {} FROM {st} s JOIN {ut} u ON u.id = s.user_id \
              WHERE s.token_hash = ?1",
             USER_COLUMNS
                 .split(", ")
@@ -192,36 +228,45 @@ pub fn session(conn: &Conn<'_>, token_hash: &[u8]) -> Result<Option<(SessionRow,
 }
 
 /// Records a request on the session.
-pub fn touch_session(tx: &Tx<'_>, token_hash: &[u8], now: i64) -> Result<()> {
+pub fn touch_session(tx: &Tx<'_>, realm: Realm, token_hash: &[u8], now: i64) -> Result<()> {
+    let st = realm.tables().1;
     tx.execute(
-        "UPDATE console_sessions SET last_seen = ?2 WHERE token_hash = ?1",
+        &format!("UPDATE {st} SET last_seen = ?2 WHERE token_hash = ?1"),
         params![token_hash, now],
     )?;
     Ok(())
 }
 
 /// Sets when a session ends whatever happens.
-pub fn extend_session(tx: &Tx<'_>, token_hash: &[u8], expires_at: i64) -> Result<()> {
+pub fn extend_session(tx: &Tx<'_>, realm: Realm, token_hash: &[u8], expires_at: i64) -> Result<()> {
+    let st = realm.tables().1;
     tx.execute(
-        "UPDATE console_sessions SET expires_at = ?2 WHERE token_hash = ?1",
+        &format!("UPDATE {st} SET expires_at = ?2 WHERE token_hash = ?1"),
         params![token_hash, expires_at],
     )?;
     Ok(())
 }
 
 /// Ends a session.
-pub fn delete_session(tx: &Tx<'_>, token_hash: &[u8]) -> Result<()> {
+pub fn delete_session(tx: &Tx<'_>, realm: Realm, token_hash: &[u8]) -> Result<()> {
+    let st = realm.tables().1;
     tx.execute(
-        "DELETE FROM console_sessions WHERE token_hash = ?1",
+        &format!("DELETE FROM {st} WHERE token_hash = ?1"),
         params![token_hash],
     )?;
     Ok(())
 }
 
 /// Deletes sessions past their absolute expiry or idle since `idle_before`.
-pub fn delete_stale_sessions(tx: &Tx<'_>, now: i64, idle_before: i64) -> Result<usize> {
+pub fn delete_stale_sessions(
+    tx: &Tx<'_>,
+    realm: Realm,
+    now: i64,
+    idle_before: i64,
+) -> Result<usize> {
+    let st = realm.tables().1;
     tx.execute(
-        "DELETE FROM console_sessions WHERE expires_at <= ?1 OR last_seen < ?2",
+        &format!("DELETE FROM {st} WHERE expires_at <= ?1 OR last_seen < ?2"),
         params![now, idle_before],
     )
 }
@@ -400,10 +445,19 @@ pub fn job_histogram(
 
 /// Stores a user's sealed TOTP secret (`None` removes the second factor); whether the user
 /// exists.
-pub fn set_totp(tx: &Tx<'_>, tenant_id: &str, id: &str, sealed: Option<&[u8]>) -> Result<bool> {
+pub fn set_totp(
+    tx: &Tx<'_>,
+    realm: Realm,
+    tenant_id: &str,
+    id: &str,
+    sealed: Option<&[u8]>,
+) -> Result<bool> {
+    let ut = realm.tables().0;
     let n = tx.execute(
-        "UPDATE console_users SET totp_secret = ?3, totp_last_step = NULL \
-         WHERE tenant_id = ?1 AND id = ?2",
+        &format!(
+            "UPDATE {ut} SET totp_secret = ?3, totp_last_step = NULL \
+         WHERE tenant_id = ?1 AND id = ?2"
+        ),
         params![tenant_id, id, sealed],
     )?;
     Ok(n == 1)
@@ -411,10 +465,13 @@ pub fn set_totp(tx: &Tx<'_>, tenant_id: &str, id: &str, sealed: Option<&[u8]>) -
 
 /// Takes the TOTP step `step` for a user: `false` when a code of that step (or a later one) was
 /// accepted already, so each code is good once.
-pub fn take_totp_step(tx: &Tx<'_>, id: &str, step: i64) -> Result<bool> {
+pub fn take_totp_step(tx: &Tx<'_>, realm: Realm, id: &str, step: i64) -> Result<bool> {
+    let ut = realm.tables().0;
     let n = tx.execute(
-        "UPDATE console_users SET totp_last_step = ?2 \
-         WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+        &format!(
+            "UPDATE {ut} SET totp_last_step = ?2 \
+         WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)"
+        ),
         params![id, step],
     )?;
     Ok(n == 1)
@@ -422,10 +479,19 @@ pub fn take_totp_step(tx: &Tx<'_>, id: &str, step: i64) -> Result<bool> {
 
 /// Turns a pending session into a full one under a new cookie hash (the second factor was
 /// given); whether it was pending.
-pub fn complete_mfa(tx: &Tx<'_>, old_hash: &[u8], new_hash: &[u8], now: i64) -> Result<bool> {
+pub fn complete_mfa(
+    tx: &Tx<'_>,
+    realm: Realm,
+    old_hash: &[u8],
+    new_hash: &[u8],
+    now: i64,
+) -> Result<bool> {
+    let st = realm.tables().1;
     let n = tx.execute(
-        "UPDATE console_sessions SET token_hash = ?2, mfa_pending = 0, last_seen = ?3 \
-         WHERE token_hash = ?1 AND mfa_pending = 1",
+        &format!(
+            "UPDATE {st} SET token_hash = ?2, mfa_pending = 0, last_seen = ?3 \
+         WHERE token_hash = ?1 AND mfa_pending = 1"
+        ),
         params![old_hash, new_hash, now],
     )?;
     Ok(n == 1)
@@ -433,32 +499,42 @@ pub fn complete_mfa(tx: &Tx<'_>, old_hash: &[u8], new_hash: &[u8], now: i64) -> 
 
 /// Sets a user's status (`active`, `disabled`); whether the user exists. Disabling ends their
 /// sessions.
-pub fn set_user_status(tx: &Tx<'_>, tenant_id: &str, id: &str, status: &str) -> Result<bool> {
+pub fn set_user_status(
+    tx: &Tx<'_>,
+    realm: Realm,
+    tenant_id: &str,
+    id: &str,
+    status: &str,
+) -> Result<bool> {
+    let (ut, st) = realm.tables();
     let n = tx.execute(
-        "UPDATE console_users SET status = ?3 WHERE tenant_id = ?1 AND id = ?2",
+        &format!("UPDATE {ut} SET status = ?3 WHERE tenant_id = ?1 AND id = ?2"),
         params![tenant_id, id, status],
     )?;
     if status != "active" {
-        tx.execute(
-            "DELETE FROM console_sessions WHERE user_id = ?1",
-            params![id],
-        )?;
+        tx.execute(&format!("DELETE FROM {st} WHERE user_id = ?1"), params![id])?;
     }
     Ok(n == 1)
 }
 
 /// Replaces a user's password hash, clears a lock and ends their sessions; whether the user
 /// exists.
-pub fn set_password(tx: &Tx<'_>, tenant_id: &str, id: &str, hash: &str) -> Result<bool> {
+pub fn set_password(
+    tx: &Tx<'_>,
+    realm: Realm,
+    tenant_id: &str,
+    id: &str,
+    hash: &str,
+) -> Result<bool> {
+    let (ut, st) = realm.tables();
     let n = tx.execute(
-        "UPDATE console_users SET password_hash = ?3, failed_logins = 0, locked_until = NULL \
-         WHERE tenant_id = ?1 AND id = ?2",
+        &format!(
+            "UPDATE {ut} SET password_hash = ?3, failed_logins = 0, locked_until = NULL \
+         WHERE tenant_id = ?1 AND id = ?2"
+        ),
         params![tenant_id, id, hash],
     )?;
-    tx.execute(
-        "DELETE FROM console_sessions WHERE user_id = ?1",
-        params![id],
-    )?;
+    tx.execute(&format!("DELETE FROM {st} WHERE user_id = ?1"), params![id])?;
     Ok(n == 1)
 }
 

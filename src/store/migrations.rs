@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_faces.sql"),
     include_str!("migrations/0011_console.sql"),
     include_str!("migrations/0012_console_security.sql"),
+    include_str!("migrations/0013_operators.sql"),
 ];
 
 /// PostgreSQL's migrations, in order; index + 1 is its version.
@@ -32,6 +33,7 @@ const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0003_faces.sql"),
     include_str!("migrations/postgres/0004_console.sql"),
     include_str!("migrations/postgres/0005_console_security.sql"),
+    include_str!("migrations/postgres/0006_operators.sql"),
 ];
 
 /// Brings a PostgreSQL schema up to the latest version, one transaction per migration.

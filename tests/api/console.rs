@@ -15,7 +15,7 @@ use crate::workflow::{face_b64, passport_b64, receiver, submit, wait};
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A headless Chromium, or `None` (failing under CI=true) where there is none.
-fn browser() -> Option<Browser> {
+pub(crate) fn browser() -> Option<Browser> {
     if !Path::new(CHROMIUM).exists() {
         crate::common::tool_missing("chromium", "the console's browser tests");
         return None;
@@ -31,7 +31,7 @@ fn browser() -> Option<Browser> {
     Some(Browser::new(options).expect("chromium starts"))
 }
 
-fn shot(tab: &Tab, name: &str) {
+pub(crate) fn shot(tab: &Tab, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     let png = tab
@@ -42,7 +42,7 @@ fn shot(tab: &Tab, name: &str) {
 
 /// Does `act` (a click, a navigation) and waits until the next document has loaded (polled
 /// every 50 ms: DevTools' own navigation wait sleeps far longer).
-fn and_wait(tab: &Tab, what: &str, act: impl FnOnce()) {
+pub(crate) fn and_wait(tab: &Tab, what: &str, act: impl FnOnce()) {
     tab.evaluate("window.__previous_document = true", false)
         .unwrap();
     act();
@@ -65,24 +65,24 @@ fn and_wait(tab: &Tab, what: &str, act: impl FnOnce()) {
 }
 
 /// Clicks `selector` (a submit button or a link) and waits until the next document has loaded.
-fn click_and_wait(tab: &Tab, selector: &str) {
+pub(crate) fn click_and_wait(tab: &Tab, selector: &str) {
     and_wait(tab, selector, || {
         tab.find_element(selector).unwrap().click().unwrap();
     });
 }
 
-fn go(tab: &Tab, app: &TestApp, path: &str) {
+pub(crate) fn go(tab: &Tab, app: &TestApp, path: &str) {
     let url = format!("{}{path}", app.base);
     and_wait(tab, &url, || {
         tab.navigate_to(&url).unwrap();
     });
 }
 
-fn html(tab: &Tab) -> String {
+pub(crate) fn html(tab: &Tab) -> String {
     tab.get_content().unwrap()
 }
 
-fn sign_in(tab: &Tab, app: &TestApp, email: &str, password: &str) {
+pub(crate) fn sign_in(tab: &Tab, app: &TestApp, email: &str, password: &str) {
     go(tab, app, "/console/login");
     tab.wait_for_element("input[name=email]")
         .unwrap()
@@ -98,7 +98,7 @@ fn sign_in(tab: &Tab, app: &TestApp, email: &str, password: &str) {
 }
 
 /// A console user made with the CLI, as an operator would; returns the generated password.
-fn user(app: &TestApp, tenant: &str, email: &str, role: &str) -> String {
+pub(crate) fn user(app: &TestApp, tenant: &str, email: &str, role: &str) -> String {
     let (code, out, err) = crate::cli::kycd(
         app.data_dir.path(),
         &[
@@ -626,7 +626,7 @@ fn an_owner_adds_a_reviewer_who_changes_the_password_and_is_then_disabled() {
 }
 
 /// Sets a form field's value in the page (number and text inputs that hold a value already).
-fn set_value(tab: &Tab, name: &str, value: &str) {
+pub(crate) fn set_value(tab: &Tab, name: &str, value: &str) {
     let js = format!(
         "(() => {{ const e = document.querySelector('[name=\"{name}\"]'); e.value = {}; return e.value; }})()",
         serde_json::to_string(value).unwrap()
@@ -636,7 +636,7 @@ fn set_value(tab: &Tab, name: &str, value: &str) {
 }
 
 /// Waits until `path` (reloaded) contains `needle`.
-fn wait_for_text(tab: &Tab, app: &TestApp, path: &str, needle: &str) -> String {
+pub(crate) fn wait_for_text(tab: &Tab, app: &TestApp, path: &str, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         go(tab, app, path);

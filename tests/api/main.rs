@@ -4,6 +4,7 @@
 mod common;
 
 mod admin;
+mod admin_console;
 mod audit;
 mod billing;
 mod cli;

@@ -1,0 +1,344 @@
+//! The operator console at `/admin` in a real browser (Debian's Chromium, headless, as for the
+//! tenant console): a superadmin with a second factor runs a tenant's plan, quota, suspension and
+//! a plan's price; support looks but cannot change a plan; the system page agrees with
+//! `/metrics`; the audit page finds the operator's actions and verifies the chain.
+
+use serde_json::Value;
+
+use crate::common::{Key, TestApp};
+use crate::console::{browser, click_and_wait, go, html, set_value, shot};
+
+/// An operator account made with the CLI; returns (password, TOTP secret bytes if any).
+fn operator(app: &TestApp, email: &str, role: &str) -> (String, Option<Vec<u8>>) {
+    let (code, out, err) = crate::cli::kycd(
+        app.data_dir.path(),
+        &[
+            "admin", "operator", "create", "--email", email, "--role", role, "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let secret = v["totp_secret"]
+        .as_str()
+        .map(|s| kycd::console::totp::decode(s).unwrap());
+    if role == "superadmin" {
+        assert!(secret.is_some(), "a superadmin gets a second factor: {out}");
+        assert!(v["totp_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/kycd:"));
+    }
+    (v["password"].as_str().unwrap().to_owned(), secret)
+}
+
+fn type_into(tab: &headless_chrome::Tab, selector: &str, text: &str) {
+    tab.wait_for_element(selector).unwrap().click().unwrap();
+    tab.send_character(text).unwrap();
+}
+
+fn sign_in(tab: &headless_chrome::Tab, app: &TestApp, email: &str, password: &str) {
+    go(tab, app, "/admin/login");
+    type_into(tab, "input[name=email]", email);
+    type_into(tab, "input[name=password]", password);
+    click_and_wait(tab, "form.login button");
+}
+
+fn validate(app: &TestApp, key: &Key) -> crate::common::Resp {
+    app.signed(
+        key,
+        "POST",
+        "/v1/document/validate",
+        br#"{"mrz":["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<","L898902C36UTO7408122F1204159ZE184226B<<<<<10"]}"#,
+    )
+}
+
+fn ocr(app: &TestApp, key: &Key) -> crate::common::Resp {
+    let (doc, _) = crate::workflow::passport_b64(11, "obama.jpg", false);
+    app.signed(
+        key,
+        "POST",
+        "/v1/document/ocr",
+        &serde_json::to_vec(&serde_json::json!({ "image_front_base64": doc })).unwrap(),
+    )
+}
+
+#[test]
+fn a_superadmin_runs_a_tenant_and_a_plan_and_support_only_looks() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn();
+    let (root_pw, root_totp) = operator(&app, "root@operator.example", "superadmin");
+    let root_totp = root_totp.unwrap();
+    let (support_pw, support_totp) = operator(&app, "help@operator.example", "support");
+    assert!(support_totp.is_none());
+
+    // Sign-in: password, then the code (the password alone opens nothing).
+    let tab = browser.new_tab().unwrap();
+    go(&tab, &app, "/admin/");
+    assert!(tab.get_url().ends_with("/admin/login"), "{}", tab.get_url());
+    shot(&tab, "30-admin-sign-in");
+    sign_in(&tab, &app, "root@operator.example", &root_pw);
+    assert!(
+        tab.get_url().ends_with("/admin/login/code"),
+        "{}",
+        tab.get_url()
+    );
+    go(&tab, &app, "/admin/plans");
+    assert!(
+        tab.get_url().ends_with("/admin/login/code"),
+        "pending opens nothing"
+    );
+    type_into(
+        &tab,
+        "input[name=code]",
+        &kycd::console::totp::code_at(&root_totp, crate::common::now()),
+    );
+    click_and_wait(&tab, "form.login button");
+    assert!(
+        tab.get_url().ends_with("/admin/"),
+        "{} {}",
+        tab.get_url(),
+        html(&tab)
+    );
+
+    // A tenant, created from the list.
+    type_into(&tab, "input[name=name]", "Operator Bank");
+    click_and_wait(&tab, "#create-tenant");
+    let url = tab.get_url();
+    let tenant = url.rsplit('/').next().unwrap().to_owned();
+    assert!(tenant.starts_with("ten_"), "{url}");
+    shot(&tab, "31-admin-tenant");
+
+    // Pro with an OCR quota of 150: a refused value is shown beside its field first.
+    tab.evaluate(
+        "document.querySelector('select[name=plan]').value = 'pro'",
+        false,
+    )
+    .unwrap();
+    set_value(&tab, "overrides.modules.ocr.price", "lots");
+    click_and_wait(&tab, "#save-plan");
+    let page = html(&tab);
+    assert!(
+        page.contains("data-field=\"overrides.modules.ocr.price\""),
+        "{page}"
+    );
+    shot(&tab, "32-admin-plan-refused");
+    tab.evaluate(
+        "document.querySelector('select[name=plan]').value = 'pro'",
+        false,
+    )
+    .unwrap();
+    set_value(&tab, "overrides.modules.ocr.price", "");
+    set_value(&tab, "overrides.modules.ocr.monthly_quota", "150");
+    click_and_wait(&tab, "#save-plan");
+    let plan = tab
+        .wait_for_element("#plan")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert_eq!(plan, "pro", "{}", html(&tab));
+    let sub = app.admin("GET", &format!("/tenants/{tenant}/plan"), None);
+    assert_eq!(
+        sub.body["effective"]["modules"]["ocr"]["monthly_quota"],
+        150
+    );
+
+    // A key made here; 150 OCR units pass, the 151st is refused. The first 149 units are put
+    // in the month's counter as earlier use (an OCR call takes about a second); the 150th and
+    // 151st are real calls.
+    click_and_wait(&tab, "#create-key");
+    let page = html(&tab);
+    let key_id = page
+        .split("Secret of key ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let secret = tab
+        .wait_for_element("#secret")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    let key = Key {
+        tenant_id: tenant.clone(),
+        key_id,
+        secret: secret.trim().to_owned(),
+    };
+    let period = kycd::tenancy::meter::period_of(crate::common::now());
+    app.write_store(|c| {
+        c.execute(
+            "INSERT INTO usage_counters (tenant_id, module, period, used, billed) VALUES (?1, 'ocr', ?2, 149, 149)",
+            kycd::store::params![tenant, period],
+        )
+    });
+    let r = ocr(&app, &key);
+    assert_eq!(r.status, 200, "the 150th: {}", r.text);
+    let r = ocr(&app, &key);
+    r.assert_error(429, "quota_exceeded");
+    assert_eq!(r.body["error"]["details"]["limit"], 150);
+
+    // Suspended: signed calls are refused; reactivated: they pass again.
+    go(&tab, &app, &format!("/admin/tenants/{tenant}"));
+    click_and_wait(&tab, "#suspend");
+    assert_eq!(
+        tab.wait_for_element("#status")
+            .unwrap()
+            .get_inner_text()
+            .unwrap(),
+        "suspended"
+    );
+    validate(&app, &key).assert_error(403, "tenant_suspended");
+    click_and_wait(&tab, "#activate");
+    assert_eq!(validate(&app, &key).status, 200);
+
+    // A plan's price: the preview names the change and the tenant; once saved, the next use is
+    // invoiced at it.
+    go(&tab, &app, "/admin/plans/pro");
+    set_value(&tab, "modules.validation.price", "0.33");
+    click_and_wait(&tab, "#preview-plan");
+    let page = html(&tab);
+    assert!(page.contains("id=\"preview\""), "{page}");
+    assert!(
+        page.contains("modules.validation.unit_price_micros: ") && page.contains("→ 330000"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("data-tenant=\"{tenant}\"")),
+        "{page}"
+    );
+    shot(&tab, "33-admin-plan-preview");
+    click_and_wait(&tab, "#save-plan");
+    assert!(html(&tab).contains("Saved."), "{}", html(&tab));
+    assert_eq!(validate(&app, &key).status, 200);
+    let month = kycd::tenancy::invoice::current_month();
+    let inv = app.admin("GET", &format!("/tenants/{tenant}/invoices/{month}"), None);
+    assert!(
+        inv.body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["module"] == "validation" && l["unit_price_micros"] == 330_000),
+        "{}",
+        inv.text
+    );
+    go(&tab, &app, &format!("/admin/revenue?month={month}"));
+    assert!(html(&tab).contains(&format!(
+        "data-tenant=\"{tenant}\" data-module=\"validation\""
+    )));
+    shot(&tab, "34-admin-revenue");
+
+    // The system page's queue depth is the one /metrics reports.
+    go(&tab, &app, "/admin/system");
+    let depth: i64 = tab
+        .wait_for_element("#queue-depth")
+        .unwrap()
+        .get_inner_text()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let metrics = app.raw(
+        "GET",
+        "/metrics",
+        &[(
+            "Authorization",
+            format!("Bearer {}", crate::common::ADMIN_TOKEN),
+        )],
+        b"",
+    );
+    let reported: i64 = metrics
+        .text
+        .lines()
+        .find(|l| l.starts_with("kycd_jobs{") && l.contains("status=\"queued\""))
+        .map_or(0, |l| {
+            l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as i64
+        });
+    assert_eq!(depth, reported, "{}", metrics.text);
+    assert!(html(&tab).contains("yunet_2023mar_dynamic.onnx"));
+    shot(&tab, "35-admin-system");
+
+    // The audit page: the suspension by this operator, and the chain verifies.
+    go(&tab, &app, "/admin/audit?q=suspend");
+    let page = html(&tab);
+    assert!(
+        page.contains(
+            "data-action=\"tenant.suspend\" data-actor=\"operator:root@operator.example\""
+        ),
+        "{page}"
+    );
+    click_and_wait(&tab, "#verify-chain");
+    let chain = tab.wait_for_element("#chain").unwrap();
+    assert_eq!(
+        chain.get_attribute_value("data-ok").unwrap().as_deref(),
+        Some("true")
+    );
+    let head = tab
+        .wait_for_element("#head-hash")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert_eq!(head.len(), 64, "{head}");
+    shot(&tab, "36-admin-audit");
+
+    // Support looks but cannot change a plan: no control, and the POST is refused.
+    let context = browser.new_context().unwrap();
+    let tab = context.new_tab().unwrap();
+    sign_in(&tab, &app, "help@operator.example", &support_pw);
+    assert!(tab.get_url().ends_with("/admin/"), "{}", tab.get_url());
+    go(&tab, &app, "/admin/plans/pro");
+    let page = html(&tab);
+    assert!(!page.contains("save-plan"), "no save for support");
+    assert!(page.contains("disabled"), "inputs are read-only");
+    shot(&tab, "37-admin-support-plan");
+    go(&tab, &app, "/admin/revenue");
+    assert!(
+        html(&tab).contains("does not allow this"),
+        "support sees no money"
+    );
+    let csrf = {
+        let page = html(&tab);
+        let at = page.find("name=\"_csrf\" value=\"").unwrap() + 20;
+        page[at..at + 32].to_owned()
+    };
+    let cookie = tab
+        .get_cookies()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "kycd_admin")
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let r = agent
+        .post(&format!("{}/admin/plans/pro", app.base))
+        .header("Cookie", &format!("kycd_admin={}", cookie.value))
+        .send_form([
+            ("_csrf", csrf.as_str()),
+            ("intent", "save"),
+            ("name", "Pro"),
+            ("currency", "USD"),
+            ("quota_mode", "hard"),
+        ])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = agent
+        .post(&format!("{}/admin/tenants/{tenant}/suspend", app.base))
+        .header("Cookie", &format!("kycd_admin={}", cookie.value))
+        .send_form([("_csrf", csrf.as_str())])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "support cannot suspend");
+    // A tenant's console session opens nothing here, and the other way round.
+    let r = agent
+        .get(&format!("{}/console/", app.base))
+        .header("Cookie", &format!("kycd_console={}", cookie.value))
+        .call()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        303,
+        "an operator cookie is not a console session"
+    );
+}
