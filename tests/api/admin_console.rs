@@ -281,6 +281,63 @@ fn a_superadmin_runs_a_tenant_and_a_plan_and_support_only_looks() {
     assert_eq!(head.len(), 64, "{head}");
     shot(&tab, "36-admin-audit");
 
+    // A verification's images, for a superadmin only with a reason, audited before shown.
+    let reader = app.create_key_with(
+        &tenant,
+        serde_json::json!({ "permissions": ["results:read", "workflow:write"] }),
+    );
+    let r = app.signed(
+        &reader,
+        "PUT",
+        "/v1/workflow",
+        br#"{"steps": ["liveness"], "mandatory_fields": []}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (doc, _) = crate::workflow::passport_b64(12, "obama.jpg", false);
+    let job = crate::workflow::submit(
+        &app,
+        &reader,
+        &serde_json::json!({ "selfie": crate::workflow::face_b64("obama2.jpg"), "document_front": doc }),
+    );
+    crate::workflow::wait(&app, &reader, &job);
+    go(&tab, &app, &format!("/admin/tenants/{tenant}"));
+    type_into(&tab, "input[name=job]", &job);
+    type_into(&tab, "input[name=reason]", "curious");
+    click_and_wait(&tab, "#open-verification");
+    assert!(
+        html(&tab).contains("data-field=\"reason\""),
+        "a reason is required"
+    );
+    assert!(!html(&tab).contains("data:image/jpeg"));
+    type_into(&tab, "input[name=job]", &job);
+    type_into(
+        &tab,
+        "input[name=reason]",
+        "ticket OPS-1234: applicant disputes the decision",
+    );
+    click_and_wait(&tab, "#open-verification");
+    assert!(
+        html(&tab).contains("src=\"data:image/jpeg;base64,"),
+        "{}",
+        html(&tab)
+    );
+    let audit = app.admin("GET", "/audit?q=personal_data", None);
+    let entry = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "operator.personal_data")
+        .unwrap_or_else(|| panic!("{}", audit.text))
+        .clone();
+    assert_eq!(entry["actor"], "operator:root@operator.example");
+    assert_eq!(entry["target"], job.as_str());
+    assert!(entry["details"].to_string().contains("OPS-1234"), "{entry}");
+    go(&tab, &app, "/admin/");
+    assert!(html(&tab).contains(&format!("data-tenant=\"{tenant}\"")));
+    shot(&tab, "38-admin-tenants");
+    go(&tab, &app, "/admin/plans");
+    shot(&tab, "39-admin-plans");
+
     // Support looks but cannot change a plan: no control, and the POST is refused.
     let context = browser.new_context().unwrap();
     let tab = context.new_tab().unwrap();

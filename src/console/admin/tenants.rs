@@ -391,7 +391,7 @@ fn tenant_page(op: &Op, d: &Detail, x: Extra<'_>) -> Markup {
                 form.search method="post" action=(base("verification")) {
                     (csrf(&op.who))
                     input type="text" name="job" placeholder="job_…" required maxlength="64";
-                    input type="text" name="reason" placeholder="reason (ticket, request) — audited" required minlength="10" maxlength="500";
+                    input type="text" name="reason" placeholder="reason (ticket, request) — audited" required maxlength="500";
                     button id="open-verification" type="submit" { "Open" }
                     (field_error(bad, "reason"))
                 }
