@@ -8,6 +8,7 @@
 //! session cookie is HttpOnly and SameSite=Strict (and Secure when the request came over TLS).
 
 mod admin;
+pub mod door;
 pub mod operators;
 mod signin;
 pub mod totp;
@@ -19,7 +20,6 @@ mod workflow;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use maud::Markup;
@@ -31,10 +31,11 @@ use crate::store::console::Realm;
 use crate::store::{self, StoreError};
 use crate::tenancy::plans::Module;
 use crate::workflow::review::{self, Outcome, Reviewer};
+use door::{Door, TenantDoor};
 use users::{Action, SignedIn, UserError};
 
 /// The session cookie's name.
-pub const COOKIE: &str = "kycd_console";
+pub const COOKIE: &str = TenantDoor::COOKIE;
 
 /// Largest form the console accepts, bytes.
 pub const FORM_BYTES: usize = 64 * 1024;
@@ -50,8 +51,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/console")
             .route("/assets/console.css", web::get().to(css))
-            .route("/login", web::get().to(login_form))
-            .route("/login", web::post().to(login))
+            .route("/login", web::get().to(door::login_form::<TenantDoor>))
+            .route("/login", web::post().to(door::login::<TenantDoor>))
+            .route("/login/code", web::get().to(door::code_form::<TenantDoor>))
+            .route("/login/code", web::post().to(door::code::<TenantDoor>))
             .route("/logout", web::post().to(logout))
             .route("/", web::get().to(overview))
             .route("", web::get().to(overview))
@@ -199,6 +202,27 @@ pub(super) fn html(status: StatusCode, markup: Markup) -> HttpResponse {
         .body(markup.into_string())
 }
 
+/// CSV's media type.
+pub(super) const CSV: &str = "text/csv; charset=utf-8";
+/// JSON lines' media type.
+pub(super) const JSONL: &str = "application/x-ndjson";
+
+/// A file the browser saves as `name` (never cached).
+pub(super) fn download(
+    kind: &str,
+    name: &str,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
 pub(super) fn ok(markup: Markup) -> HttpResponse {
     html(StatusCode::OK, markup)
 }
@@ -218,22 +242,16 @@ impl FromRequest for Console {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let (Some(token), Some(state)) = (token, state) else {
-                return Err(ConsoleError::SignIn);
-            };
-            let found = web::block(move || users::session(&state.store, Realm::Tenant, &token))
-                .await
-                .map_err(|e| ConsoleError::Internal(e.to_string()))?
-                .map_err(|e| ConsoleError::Internal(e.to_string()))?;
-            match found {
-                Some(s) if s.mfa_pending => Err(ConsoleError::SecondFactor),
-                Some(s) => Ok(Console(s)),
-                None => Err(ConsoleError::SignIn),
-            }
-        })
+        let found = door::session::<TenantDoor>(req);
+        Box::pin(async move { door::signed_in::<TenantDoor>(found).await.map(Console) })
+    }
+}
+
+/// Refuses a change whose form does not carry `who`'s session token (constant time).
+pub(super) fn check_csrf(who: &SignedIn, sent: Option<&str>) -> Result<(), ConsoleError> {
+    match sent {
+        Some(s) if bool::from(s.as_bytes().ct_eq(who.csrf.as_bytes())) => Ok(()),
+        _ => Err(ConsoleError::Csrf),
     }
 }
 
@@ -249,11 +267,7 @@ impl Console {
 
     /// Refuses a change whose form does not carry this session's token.
     pub(super) fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
-        let expected = self.0.csrf.as_bytes();
-        match sent {
-            Some(s) if bool::from(s.as_bytes().ct_eq(expected)) => Ok(()),
-            _ => Err(ConsoleError::Csrf),
-        }
+        check_csrf(&self.0, sent)
     }
 
     pub(super) fn tenant(&self) -> &str {
@@ -287,60 +301,6 @@ async fn css() -> HttpResponse {
 
 async fn not_found() -> Result<HttpResponse, ConsoleError> {
     Err(ConsoleError::NotFound(None))
-}
-
-async fn login_form() -> HttpResponse {
-    ok(views::login(None))
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    email: String,
-    password: String,
-}
-
-pub(super) fn session_cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
-    let mut cookie = Cookie::build(COOKIE, value)
-        .path("/console")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
-        .finish();
-    if req.connection_info().scheme() == "https" {
-        cookie.set_secure(true);
-    }
-    cookie
-}
-
-async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
-) -> Result<HttpResponse, ConsoleError> {
-    signin::throttle(&req, &state)?;
-    let LoginForm { email, password } = form.into_inner();
-    let st = state.clone();
-    let result = web::block(move || users::sign_in(&st.store, Realm::Tenant, &email, &password))
-        .await
-        .map_err(internal)?;
-    match result {
-        Ok((token, who)) => {
-            let (age, to) = if who.mfa_pending {
-                (users::MFA_SECS, "/console/login/code")
-            } else {
-                (users::ABSOLUTE_SECS, "/console/")
-            };
-            Ok(HttpResponse::SeeOther()
-                .cookie(session_cookie(&req, token, age))
-                .insert_header((header::LOCATION, to))
-                .finish())
-        }
-        Err(UserError::Store(e)) => Err(internal(e)),
-        Err(e) => Ok(html(
-            StatusCode::UNAUTHORIZED,
-            views::login(Some(&e.to_string())),
-        )),
-    }
 }
 
 #[derive(Deserialize)]
@@ -383,14 +343,7 @@ async fn logout(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     who.check_csrf(form._csrf.as_deref())?;
-    let signed = who.0.clone();
-    blocking(move || users::sign_out(&state.store, &signed).map_err(internal)).await?;
-    let mut gone = session_cookie(&req, String::new(), 0);
-    gone.make_removal();
-    Ok(HttpResponse::SeeOther()
-        .cookie(gone)
-        .insert_header((header::LOCATION, "/console/login"))
-        .finish())
+    door::sign_out::<TenantDoor>(&req, &state, who.0).await
 }
 
 #[derive(Deserialize)]
@@ -951,13 +904,7 @@ async fn usage_csv(
         crate::tenancy::invoice::invoice(&state.store, &tenant, &month).map_err(internal)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .body(invoice.to_csv()))
+    Ok(download(CSV, &name, invoice.to_csv()))
 }
 
 #[derive(Deserialize)]
@@ -969,16 +916,19 @@ struct AuditQuery {
 /// Entries shown or exported at most.
 const AUDIT_ROWS: i64 = 1_000;
 
-async fn audit_rows(
+/// Audit entries matching `q` (of `tenant` only, when given), newest first, at most
+/// [`AUDIT_ROWS`]; a query the search cannot read is refused on a page for `who`.
+pub(super) async fn audit_search(
     state: &web::Data<AppState>,
-    who: &Console,
+    who: &SignedIn,
     q: Option<String>,
+    tenant: Option<String>,
 ) -> Result<Vec<store::audit::AuditRow>, ConsoleError> {
-    let (st, tenant, signed) = (state.clone(), who.tenant().to_owned(), who.0.clone());
+    let (st, signed) = (state.clone(), who.clone());
     blocking(move || {
         let search = store::audit::Search {
             query: q.as_deref().map(str::trim).filter(|q| !q.is_empty()),
-            tenant_id: Some(&tenant),
+            tenant_id: tenant.as_deref().map(str::trim).filter(|t| !t.is_empty()),
             from: None,
             to: None,
             limit: AUDIT_ROWS,
@@ -1003,7 +953,13 @@ async fn audit(
 ) -> Result<HttpResponse, ConsoleError> {
     who.may(Action::ViewAudit)?;
     let q = query.into_inner().q.unwrap_or_default();
-    let rows = audit_rows(&state, &who, Some(q.clone())).await?;
+    let rows = audit_search(
+        &state,
+        &who.0,
+        Some(q.clone()),
+        Some(who.tenant().to_owned()),
+    )
+    .await?;
     Ok(ok(views::audit(&who.0, &q, &rows)))
 }
 
@@ -1022,13 +978,13 @@ async fn audit_export(
 ) -> Result<HttpResponse, ConsoleError> {
     who.may(Action::ViewAudit)?;
     let AuditQuery { q, format } = query.into_inner();
-    let rows = audit_rows(&state, &who, q).await?;
+    let rows = audit_search(&state, &who.0, q, Some(who.tenant().to_owned())).await?;
     let (body, kind, ext) = match format.as_deref().unwrap_or("jsonl") {
         "jsonl" => (
             rows.iter()
                 .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
                 .collect::<String>(),
-            "application/x-ndjson",
+            JSONL,
             "jsonl",
         ),
         "csv" => {
@@ -1045,7 +1001,7 @@ async fn audit_export(
                     r.hash
                 ));
             }
-            (out, "text/csv; charset=utf-8", "csv")
+            (out, CSV, "csv")
         }
         _ => {
             return Err(ConsoleError::Refused(
@@ -1055,14 +1011,7 @@ async fn audit_export(
             ))
         }
     };
-    Ok(HttpResponse::Ok()
-        .content_type(kind)
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"kycd-audit.{ext}\""),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body))
+    Ok(download(kind, &format!("kycd-audit.{ext}"), body))
 }
 
 async fn users_list(

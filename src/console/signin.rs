@@ -1,18 +1,16 @@
 //! Signing in past the password: the per-address throttle on sign-in attempts, the second-factor
 //! step of a sign-in, and the page where a user turns their own second factor (TOTP) on or off.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 
-use super::users::{self, SignedIn, UserError};
+use super::users::{SignedIn, UserError};
 use super::views::{csrf, page};
-use super::{blocking, internal, ok, Console, ConsoleError, COOKIE};
+use super::{internal, ok, Console, ConsoleError};
 use crate::http::AppState;
 use crate::tenancy::plans::Budget;
 
@@ -25,9 +23,7 @@ pub const SIGNIN_BUDGET: Budget = Budget {
 
 /// Registers the routes (inside `/console`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login/code", web::get().to(code_form))
-        .route("/login/code", web::post().to(code))
-        .route("/security", web::get().to(security))
+    cfg.route("/security", web::get().to(security))
         .route("/security/enable", web::post().to(enable))
         .route("/security/disable", web::post().to(disable));
 }
@@ -67,53 +63,6 @@ pub fn throttle(req: &HttpRequest, state: &AppState) -> Result<(), ConsoleError>
     }
 }
 
-/// A session whose password was right and whose second factor is awaited.
-pub struct Pending(pub SignedIn);
-
-impl FromRequest for Pending {
-    type Error = ConsoleError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let (Some(token), Some(state)) = (token, state) else {
-                return Err(ConsoleError::SignIn);
-            };
-            let found = blocking(move || {
-                users::session(&state.store, crate::store::console::Realm::Tenant, &token)
-                    .map_err(internal)
-            })
-            .await?;
-            match found {
-                Some(s) if s.mfa_pending => Ok(Pending(s)),
-                _ => Err(ConsoleError::SignIn),
-            }
-        })
-    }
-}
-
-fn code_page(who: &SignedIn, error: Option<&str>) -> Markup {
-    page(
-        "Sign in: code",
-        None,
-        html! {
-            @if let Some(e) = error { p.error role="alert" { (e) } }
-            form.login method="post" action="/console/login/code" {
-                (csrf(who))
-                p { "Enter the 6-digit code your authenticator app shows for kycd (" (who.user.email) ")." }
-                label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus; }
-                button type="submit" { "Continue" }
-            }
-        },
-    )
-}
-
-async fn code_form(who: Pending) -> HttpResponse {
-    ok(code_page(&who.0, None))
-}
-
 #[derive(Deserialize)]
 struct CodeForm {
     _csrf: Option<String>,
@@ -122,49 +71,6 @@ struct CodeForm {
     /// The secret being set up (enrolment only).
     #[serde(default)]
     secret: String,
-}
-
-fn check_csrf(who: &SignedIn, sent: Option<&str>) -> Result<(), ConsoleError> {
-    let ok = sent.is_some_and(|s| {
-        bool::from(subtle::ConstantTimeEq::ct_eq(
-            s.as_bytes(),
-            who.csrf.as_bytes(),
-        ))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(ConsoleError::Csrf)
-    }
-}
-
-async fn code(
-    req: HttpRequest,
-    who: Pending,
-    state: web::Data<AppState>,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, ConsoleError> {
-    check_csrf(&who.0, form._csrf.as_deref())?;
-    throttle(&req, &state)?;
-    let (st, signed, code) = (state.clone(), who.0.clone(), form.into_inner().code);
-    let done = web::block(move || super::totp::complete_sign_in(&st.store, &signed, &code))
-        .await
-        .map_err(internal)?;
-    match done {
-        Ok(token) => Ok(HttpResponse::SeeOther()
-            .cookie(super::session_cookie(&req, token, users::ABSOLUTE_SECS))
-            .insert_header((header::LOCATION, "/console/"))
-            .finish()),
-        Err(UserError::Store(e)) => Err(internal(e)),
-        Err(e @ UserError::Locked { .. }) => Ok(super::html(
-            StatusCode::UNAUTHORIZED,
-            super::views::login(Some(&e.to_string())),
-        )),
-        Err(e) => Ok(super::html(
-            StatusCode::UNAUTHORIZED,
-            code_page(&who.0, Some(&e.to_string())),
-        )),
-    }
 }
 
 fn security_page(

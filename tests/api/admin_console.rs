@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::common::{Key, TestApp};
-use crate::console::{browser, click_and_wait, go, html, set_value, shot};
+use crate::console::{browser, click_and_wait, go, html, set_value, shot, sign_in_at, type_into};
 
 /// An operator account made with the CLI; returns (password, TOTP secret bytes if any).
 fn operator(app: &TestApp, email: &str, role: &str) -> (String, Option<Vec<u8>>) {
@@ -31,16 +31,8 @@ fn operator(app: &TestApp, email: &str, role: &str) -> (String, Option<Vec<u8>>)
     (v["password"].as_str().unwrap().to_owned(), secret)
 }
 
-fn type_into(tab: &headless_chrome::Tab, selector: &str, text: &str) {
-    tab.wait_for_element(selector).unwrap().click().unwrap();
-    tab.send_character(text).unwrap();
-}
-
 fn sign_in(tab: &headless_chrome::Tab, app: &TestApp, email: &str, password: &str) {
-    go(tab, app, "/admin/login");
-    type_into(tab, "input[name=email]", email);
-    type_into(tab, "input[name=password]", password);
-    click_and_wait(tab, "form.login button");
+    sign_in_at(tab, app, "/admin/login", email, password);
 }
 
 fn validate(app: &TestApp, key: &Key) -> crate::common::Resp {

@@ -82,19 +82,22 @@ pub(crate) fn html(tab: &Tab) -> String {
     tab.get_content().unwrap()
 }
 
-pub(crate) fn sign_in(tab: &Tab, app: &TestApp, email: &str, password: &str) {
-    go(tab, app, "/console/login");
-    tab.wait_for_element("input[name=email]")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.send_character(email).unwrap();
-    tab.find_element("input[name=password]")
-        .unwrap()
-        .click()
-        .unwrap();
-    tab.send_character(password).unwrap();
+/// Clicks into `selector` and types `text`, key by key.
+pub(crate) fn type_into(tab: &Tab, selector: &str, text: &str) {
+    tab.wait_for_element(selector).unwrap().click().unwrap();
+    tab.send_character(text).unwrap();
+}
+
+/// Signs in at `path` (`/console/login` or `/admin/login`).
+pub(crate) fn sign_in_at(tab: &Tab, app: &TestApp, path: &str, email: &str, password: &str) {
+    go(tab, app, path);
+    type_into(tab, "input[name=email]", email);
+    type_into(tab, "input[name=password]", password);
     click_and_wait(tab, "form.login button");
+}
+
+pub(crate) fn sign_in(tab: &Tab, app: &TestApp, email: &str, password: &str) {
+    sign_in_at(tab, app, "/console/login", email, password);
 }
 
 /// A console user made with the CLI, as an operator would; returns the generated password.

@@ -11,30 +11,28 @@ mod tenants;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::door::{self, OperatorDoor};
 use super::operators::{OpAction, OperatorRole};
-use super::users::{self, SignedIn, UserError};
-use super::views::{self, csrf, page};
-use super::{blocking, html as page_response, internal, see_other, ConsoleError};
+use super::users::SignedIn;
+use super::{see_other, ConsoleError};
 use crate::http::AppState;
-use crate::store::console::Realm;
-
-/// The operator session cookie's name.
-pub const COOKIE: &str = "kycd_admin";
 
 /// Registers the routes (after `/admin/v1`, which keeps its own scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
-            .route("/login", web::get().to(login_form))
-            .route("/login", web::post().to(login))
-            .route("/login/code", web::get().to(code_form))
-            .route("/login/code", web::post().to(code))
+            .route("/login", web::get().to(door::login_form::<OperatorDoor>))
+            .route("/login", web::post().to(door::login::<OperatorDoor>))
+            .route(
+                "/login/code",
+                web::get().to(door::code_form::<OperatorDoor>),
+            )
+            .route("/login/code", web::post().to(door::code::<OperatorDoor>))
             .route("/logout", web::post().to(logout))
             .configure(tenants::configure)
             .configure(plans::configure)
@@ -62,21 +60,9 @@ impl FromRequest for Op {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let found = door::session::<OperatorDoor>(req);
         Box::pin(async move {
-            let (Some(token), Some(state)) = (token, state) else {
-                return Err(ConsoleError::OperatorSignIn);
-            };
-            let found = blocking(move || {
-                users::session(&state.store, Realm::Operator, &token).map_err(internal)
-            })
-            .await?;
-            let who = match found {
-                Some(s) if s.mfa_pending => return Err(ConsoleError::OperatorSecondFactor),
-                Some(s) => s,
-                None => return Err(ConsoleError::OperatorSignIn),
-            };
+            let who = door::signed_in::<OperatorDoor>(found).await?;
             let Some(role) = OperatorRole::parse(&who.user.role) else {
                 return Err(ConsoleError::OperatorSignIn);
             };
@@ -105,17 +91,7 @@ impl Op {
 
     /// Refuses a change whose form does not carry this session's token.
     pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
-        let ok = sent.is_some_and(|s| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(
-                s.as_bytes(),
-                self.who.csrf.as_bytes(),
-            ))
-        });
-        if ok {
-            Ok(())
-        } else {
-            Err(ConsoleError::Csrf)
-        }
+        super::check_csrf(&self.who, sent)
     }
 
     /// `operator:<email>`.
@@ -134,148 +110,6 @@ impl Op {
     }
 }
 
-fn cookie(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'static> {
-    let mut c = Cookie::build(COOKIE, value)
-        .path("/admin")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
-        .finish();
-    if req.connection_info().scheme() == "https" {
-        c.set_secure(true);
-    }
-    c
-}
-
-async fn login_form() -> HttpResponse {
-    super::ok(views::login_at("Operator sign-in", "/admin/login", None))
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    email: String,
-    password: String,
-}
-
-async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
-) -> Result<HttpResponse, ConsoleError> {
-    super::signin::throttle(&req, &state)?;
-    let LoginForm { email, password } = form.into_inner();
-    let st = state.clone();
-    let result = web::block(move || users::sign_in(&st.store, Realm::Operator, &email, &password))
-        .await
-        .map_err(internal)?;
-    match result {
-        Ok((token, who)) => {
-            let (age, to) = if who.mfa_pending {
-                (users::MFA_SECS, "/admin/login/code")
-            } else {
-                (users::ABSOLUTE_SECS, "/admin/")
-            };
-            Ok(HttpResponse::SeeOther()
-                .cookie(cookie(&req, token, age))
-                .insert_header((header::LOCATION, to))
-                .finish())
-        }
-        Err(UserError::Store(e)) => Err(internal(e)),
-        Err(e) => Ok(page_response(
-            StatusCode::UNAUTHORIZED,
-            views::login_at("Operator sign-in", "/admin/login", Some(&e.to_string())),
-        )),
-    }
-}
-
-/// An operator session waiting for its second factor.
-struct Pending(SignedIn);
-
-impl FromRequest for Pending {
-    type Error = ConsoleError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = req.cookie(COOKIE).map(|c| c.value().to_owned());
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let (Some(token), Some(state)) = (token, state) else {
-                return Err(ConsoleError::OperatorSignIn);
-            };
-            let found = blocking(move || {
-                users::session(&state.store, Realm::Operator, &token).map_err(internal)
-            })
-            .await?;
-            match found {
-                Some(s) if s.mfa_pending => Ok(Pending(s)),
-                _ => Err(ConsoleError::OperatorSignIn),
-            }
-        })
-    }
-}
-
-fn code_page(who: &SignedIn, error: Option<&str>) -> Markup {
-    page(
-        "Operator sign-in: code",
-        None,
-        html! {
-            @if let Some(e) = error { p.error role="alert" { (e) } }
-            form.login method="post" action="/admin/login/code" {
-                (csrf(who))
-                p { "Enter the 6-digit code your authenticator app shows for kycd (" (who.user.email) ")." }
-                label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus; }
-                button type="submit" { "Continue" }
-            }
-        },
-    )
-}
-
-async fn code_form(who: Pending) -> HttpResponse {
-    super::ok(code_page(&who.0, None))
-}
-
-#[derive(Deserialize)]
-struct CodeForm {
-    _csrf: Option<String>,
-    #[serde(default)]
-    code: String,
-}
-
-async fn code(
-    req: HttpRequest,
-    who: Pending,
-    state: web::Data<AppState>,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, ConsoleError> {
-    let sent = form._csrf.as_deref().unwrap_or_default();
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        sent.as_bytes(),
-        who.0.csrf.as_bytes(),
-    )) {
-        return Err(ConsoleError::Csrf);
-    }
-    super::signin::throttle(&req, &state)?;
-    let (st, signed, code) = (state.clone(), who.0.clone(), form.into_inner().code);
-    let done = web::block(move || super::totp::complete_sign_in(&st.store, &signed, &code))
-        .await
-        .map_err(internal)?;
-    match done {
-        Ok(token) => Ok(HttpResponse::SeeOther()
-            .cookie(cookie(&req, token, users::ABSOLUTE_SECS))
-            .insert_header((header::LOCATION, "/admin/"))
-            .finish()),
-        Err(UserError::Store(e)) => Err(internal(e)),
-        Err(e @ UserError::Locked { .. }) => Ok(page_response(
-            StatusCode::UNAUTHORIZED,
-            views::login_at("Operator sign-in", "/admin/login", Some(&e.to_string())),
-        )),
-        Err(e) => Ok(page_response(
-            StatusCode::UNAUTHORIZED,
-            code_page(&who.0, Some(&e.to_string())),
-        )),
-    }
-}
-
 #[derive(Deserialize)]
 struct CsrfForm {
     _csrf: Option<String>,
@@ -288,14 +122,7 @@ async fn logout(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleError> {
     op.check_csrf(form._csrf.as_deref())?;
-    let who = op.who.clone();
-    blocking(move || users::sign_out(&state.store, &who).map_err(internal)).await?;
-    let mut gone = cookie(&req, String::new(), 0);
-    gone.make_removal();
-    Ok(HttpResponse::SeeOther()
-        .cookie(gone)
-        .insert_header((header::LOCATION, "/admin/login"))
-        .finish())
+    door::sign_out::<OperatorDoor>(&req, &state, op.who).await
 }
 
 /// Micro-units as an amount with two decimals.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -14,10 +14,8 @@ use crate::console::operators::OpAction;
 use crate::console::views::{csrf, page, when};
 use crate::console::{blocking, internal, ok, ConsoleError};
 use crate::http::AppState;
-use crate::store::{self, Backend, StoreError};
+use crate::store::{self, Backend};
 
-/// Audit entries shown or exported at most.
-const AUDIT_ROWS: i64 = 1_000;
 /// Failed jobs the system page lists.
 const RECENT_FAILURES: i64 = 20;
 /// Files counted when measuring the data directory, at most.
@@ -320,47 +318,17 @@ async fn revenue_csv(
             ));
         }
     }
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"kycd-revenue-{month}.csv\""),
-        ))
-        .body(out))
+    Ok(crate::console::download(
+        crate::console::CSV,
+        &format!("kycd-revenue-{month}.csv"),
+        out,
+    ))
 }
 
 #[derive(Deserialize)]
 struct AuditQuery {
     q: Option<String>,
     tenant: Option<String>,
-}
-
-async fn audit_rows(
-    op: &Op,
-    state: &web::Data<AppState>,
-    q: Option<String>,
-    tenant: Option<String>,
-) -> Result<Vec<store::audit::AuditRow>, ConsoleError> {
-    let (st, who) = (state.clone(), op.who.clone());
-    blocking(move || {
-        let search = store::audit::Search {
-            query: q.as_deref().map(str::trim).filter(|q| !q.is_empty()),
-            tenant_id: tenant.as_deref().map(str::trim).filter(|t| !t.is_empty()),
-            from: None,
-            to: None,
-            limit: AUDIT_ROWS,
-        };
-        match st.store.read(|c| store::audit::search(c, &search)) {
-            Ok(rows) => Ok(rows),
-            Err(StoreError::Conflict(why)) => Err(ConsoleError::Refused(
-                Box::new(who),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("The search is not understood: {why}"),
-            )),
-            Err(e) => Err(internal(e)),
-        }
-    })
-    .await
 }
 
 fn audit_page(
@@ -418,7 +386,7 @@ async fn audit(
 ) -> Result<HttpResponse, ConsoleError> {
     op.may(OpAction::ViewAudit)?;
     let AuditQuery { q, tenant } = query.into_inner();
-    let rows = audit_rows(&op, &state, q.clone(), tenant.clone()).await?;
+    let rows = crate::console::audit_search(&state, &op.who, q.clone(), tenant.clone()).await?;
     Ok(ok(audit_page(
         &op,
         q.as_deref().unwrap_or(""),
@@ -442,7 +410,7 @@ async fn verify(
     op.may(OpAction::ViewAudit)?;
     let st = state.clone();
     let v = blocking(move || crate::audit::verify(&st.store).map_err(internal)).await?;
-    let rows = audit_rows(&op, &state, None, None).await?;
+    let rows = crate::console::audit_search(&state, &op.who, None, None).await?;
     Ok(ok(audit_page(&op, "", "", &rows, Some(&v))))
 }
 
@@ -454,12 +422,9 @@ async fn export(op: Op, state: web::Data<AppState>) -> Result<HttpResponse, Cons
         Ok(out)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"kycd-audit.jsonl\"",
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body))
+    Ok(crate::console::download(
+        crate::console::JSONL,
+        "kycd-audit.jsonl",
+        body,
+    ))
 }

@@ -222,6 +222,37 @@ async fn render(
     Ok(crate::console::html(status, tenant_page(op, &d, extra)))
 }
 
+/// The tenant page again with `refused` (field, why) beside its field, and the plan form as sent.
+async fn refused_at(
+    op: &Op,
+    state: &web::Data<AppState>,
+    id: &str,
+    refused: (&str, &str),
+    plan_form: Option<&Fields>,
+) -> Result<HttpResponse, ConsoleError> {
+    let extra = Extra {
+        refused: Some(refused),
+        plan_form,
+        ..Extra::default()
+    };
+    render(op, state, id, StatusCode::UNPROCESSABLE_ENTITY, extra).await
+}
+
+/// The tenant page with a secret or password made just now, shown this once.
+async fn with_secret(
+    op: &Op,
+    state: &web::Data<AppState>,
+    id: &str,
+    what: &str,
+    value: &str,
+) -> Result<HttpResponse, ConsoleError> {
+    let extra = Extra {
+        shown: Some((what, value)),
+        ..Extra::default()
+    };
+    render(op, state, id, StatusCode::OK, extra).await
+}
+
 /// The plan form's value for `name`: as sent, or from the stored overrides.
 fn plan_value(d: &Detail, sent: Option<&Fields>, name: &str) -> String {
     if let Some(f) = sent {
@@ -462,18 +493,7 @@ async fn set_plan(
         overrides.insert("modules".into(), Value::Object(modules));
     }
     if let Some((field, why)) = &refused {
-        return render(
-            &op,
-            &state,
-            &id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Extra {
-                refused: Some((field.as_str(), why.as_str())),
-                plan_form: Some(&f),
-                ..Extra::default()
-            },
-        )
-        .await;
+        return refused_at(&op, &state, &id, (field.as_str(), why.as_str()), Some(&f)).await;
     }
     let overrides = if overrides.is_empty() {
         Value::Null
@@ -496,16 +516,12 @@ async fn set_plan(
     match done {
         Ok(_) => Ok(back(&format!("/admin/tenants/{id}"))),
         Err(TenancyError::InvalidField { field, reason }) => {
-            render(
+            refused_at(
                 &op,
                 &state,
                 &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Extra {
-                    refused: Some((field.as_str(), reason.as_str())),
-                    plan_form: Some(&f),
-                    ..Extra::default()
-                },
+                (field.as_str(), reason.as_str()),
+                Some(&f),
             )
             .await
         }
@@ -577,15 +593,12 @@ async fn set_floors(
     match done {
         Ok(_) => Ok(back(&format!("/admin/tenants/{id}"))),
         Err(ConfigError::Invalid(e)) => {
-            render(
+            refused_at(
                 &op,
                 &state,
                 &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Extra {
-                    refused: Some((e.field.as_str(), e.message.as_str())),
-                    ..Extra::default()
-                },
+                (e.field.as_str(), e.message.as_str()),
+                None,
             )
             .await
         }
@@ -606,15 +619,12 @@ async fn set_media(
     let id = id.into_inner();
     let days = f.get("media_retention_days").unwrap_or_default().trim();
     let Ok(days) = days.parse::<i64>() else {
-        return render(
+        return refused_at(
             &op,
             &state,
             &id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Extra {
-                refused: Some(("media_retention_days", "a whole number of days")),
-                ..Extra::default()
-            },
+            ("media_retention_days", "a whole number of days"),
+            None,
         )
         .await;
     };
@@ -637,17 +647,7 @@ async fn set_media(
     match done {
         Ok(_) => Ok(back(&format!("/admin/tenants/{id}"))),
         Err(TenancyError::Invalid { field, reason }) => {
-            render(
-                &op,
-                &state,
-                &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Extra {
-                    refused: Some((field, reason.as_str())),
-                    ..Extra::default()
-                },
-            )
-            .await
+            refused_at(&op, &state, &id, (field, reason.as_str()), None).await
         }
         Err(e) => Err(tenancy_error(&op, e)),
     }
@@ -673,17 +673,7 @@ async fn create_key(
     .map_err(internal)?
     .map_err(|e| tenancy_error(&op, e))?;
     let what = format!("Secret of key {}", made.key.id);
-    render(
-        &op,
-        &state,
-        &id,
-        StatusCode::OK,
-        Extra {
-            shown: Some((&what, &made.secret)),
-            ..Extra::default()
-        },
-    )
-    .await
+    with_secret(&op, &state, &id, &what, &made.secret).await
 }
 
 async fn change_key(
@@ -724,17 +714,7 @@ async fn change_key(
         None => Ok(back(&format!("/admin/tenants/{id}"))),
         Some(secret) => {
             let what = format!("New secret of key {key}");
-            render(
-                &op,
-                &state,
-                &id,
-                StatusCode::OK,
-                Extra {
-                    shown: Some((&what, &secret)),
-                    ..Extra::default()
-                },
-            )
-            .await
+            with_secret(&op, &state, &id, &what, &secret).await
         }
     }
 }
@@ -774,17 +754,7 @@ async fn invite(
     match made {
         Ok(u) => {
             let what = format!("Temporary password of {}", u.email);
-            render(
-                &op,
-                &state,
-                &id,
-                StatusCode::OK,
-                Extra {
-                    shown: Some((&what, &password)),
-                    ..Extra::default()
-                },
-            )
-            .await
+            with_secret(&op, &state, &id, &what, &password).await
         }
         Err(UserError::Store(StoreError::Conflict(why))) => {
             Err(op.refused(StatusCode::CONFLICT, why))
@@ -792,17 +762,7 @@ async fn invite(
         Err(UserError::Store(StoreError::NotFound(_))) => Err(op.not_found()),
         Err(UserError::Store(e)) => Err(internal(e)),
         Err(UserError::Invalid { field, reason }) => {
-            render(
-                &op,
-                &state,
-                &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Extra {
-                    refused: Some((field, reason.as_str())),
-                    ..Extra::default()
-                },
-            )
-            .await
+            refused_at(&op, &state, &id, (field, reason.as_str()), None).await
         }
         Err(e) => Err(op.refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
     }
@@ -841,17 +801,7 @@ async fn change_user(
     match done {
         Ok(Some(password)) => {
             let what = "Temporary password".to_owned();
-            render(
-                &op,
-                &state,
-                &id,
-                StatusCode::OK,
-                Extra {
-                    shown: Some((&what, &password)),
-                    ..Extra::default()
-                },
-            )
-            .await
+            with_secret(&op, &state, &id, &what, &password).await
         }
         Ok(None) => Ok(back(&format!("/admin/tenants/{id}"))),
         Err(UserError::Store(StoreError::NotFound(_))) => Err(op.not_found()),
@@ -876,15 +826,12 @@ async fn open_verification(
     let job_id = f.get("job").unwrap_or_default().trim().to_owned();
     let reason = f.get("reason").unwrap_or_default().trim().to_owned();
     if reason.chars().count() < 10 {
-        return render(
+        return refused_at(
             &op,
             &state,
             &id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Extra {
-                refused: Some(("reason", "say why (at least 10 characters): it is audited")),
-                ..Extra::default()
-            },
+            ("reason", "say why (at least 10 characters): it is audited"),
+            None,
         )
         .await;
     }
