@@ -158,7 +158,9 @@ impl Default for WebhooksConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkflowRunConfig {
-    /// Jobs run at once (inference inside them is still bounded by the per-core slots).
+    /// Jobs run at once (inference inside them is still bounded by the per-core slots). 0: this
+    /// node accepts verifications but runs none — an API-only node of a cluster whose other
+    /// nodes run the jobs (on a single node, nothing would ever finish).
     pub workers: usize,
     /// Multiplies the webhook retry schedule (1 = 30 s … 8 h; tests use 0.01).
     pub webhook_retry_scale: f64,

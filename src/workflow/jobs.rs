@@ -372,7 +372,12 @@ impl Jobs {
             );
         }
         tokio::spawn(self.deliverer.clone().run());
-        for _ in 0..workers.max(1) {
+        if workers == 0 {
+            tracing::warn!(
+                "workflow.workers = 0: this node runs no verification jobs (other nodes must)"
+            );
+        }
+        for _ in 0..workers {
             let me = self.clone();
             tokio::spawn(async move { me.work().await });
         }

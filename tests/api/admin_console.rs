@@ -391,3 +391,50 @@ fn a_superadmin_runs_a_tenant_and_a_plan_and_support_only_looks() {
         "an operator cookie is not a console session"
     );
 }
+
+/// With the job workers paused, submitted verifications wait in the queue: the system page shows
+/// the same depth as `/metrics` (and a support operator may see it).
+#[test]
+fn the_system_page_shows_the_queue_that_metrics_reports() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn_with(|c| c.workflow.workers = 0);
+    let key = app.tenant_with_key();
+    let (doc, _) = crate::workflow::passport_b64(13, "obama.jpg", false);
+    for _ in 0..3 {
+        crate::workflow::submit(
+            &app,
+            &key,
+            &serde_json::json!({ "selfie": crate::workflow::face_b64("obama2.jpg"), "document_front": doc }),
+        );
+    }
+    let (password, _) = operator(&app, "watch@operator.example", "support");
+    let tab = browser.new_tab().unwrap();
+    sign_in(&tab, &app, "watch@operator.example", &password);
+    go(&tab, &app, "/admin/system");
+    let depth = tab
+        .wait_for_element("#queue-depth")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert_eq!(depth, "3", "{}", html(&tab));
+    let metrics = app.raw(
+        "GET",
+        "/metrics",
+        &[(
+            "Authorization",
+            format!("Bearer {}", crate::common::ADMIN_TOKEN),
+        )],
+        b"",
+    );
+    let reported = metrics
+        .text
+        .lines()
+        .find(|l| l.starts_with("kycd_jobs{") && l.contains("status=\"queued\""))
+        .unwrap_or_else(|| panic!("{}", metrics.text))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reported, depth, "{}", metrics.text);
+    shot(&tab, "40-admin-system-queue");
+}
