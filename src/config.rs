@@ -51,6 +51,42 @@ pub struct Config {
     pub objects: crate::media::s3::ObjectsConfig,
     /// Redis for the rate buckets several nodes share.
     pub redis: RedisConfig,
+    /// HTTPS served by kycd itself (rustls), instead of or behind a reverse proxy.
+    pub tls: TlsConfig,
+}
+
+/// TLS on the main listener (see `server::tls`). Both `cert` and `key`, or neither.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first (env `KYCD_TLS_CERT`, flag `--tls-cert`). Read again,
+    /// with `key`, on SIGHUP: new connections get the new certificate, open ones keep theirs.
+    pub cert: Option<PathBuf>,
+    /// PEM private key: PKCS#8, PKCS#1 or SEC1 (env `KYCD_TLS_KEY`, flag `--tls-key`).
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates: when set, `/admin/v1` also needs a client certificate issued by one
+    /// of them (mutual TLS) besides the bearer token (env `KYCD_TLS_ADMIN_CLIENT_CA`).
+    pub admin_client_ca: Option<PathBuf>,
+    /// `Strict-Transport-Security: max-age=` sent on every TLS response (0 = no header).
+    pub hsts_max_age_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            admin_client_ca: None,
+            hsts_max_age_secs: 31_536_000,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether the main listener serves TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some()
+    }
 }
 
 /// Redis (see `tenancy::ratelimit`).
@@ -366,6 +402,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             objects: Default::default(),
             redis: RedisConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -454,6 +491,10 @@ pub struct Overrides {
     pub objects: Option<String>,
     /// `--redis`.
     pub redis: Option<String>,
+    /// `serve --tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `serve --tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -495,6 +536,12 @@ impl Config {
         if let Some(url) = &overrides.redis {
             config.redis.url = Some(url.clone());
         }
+        if let Some(path) = &overrides.tls_cert {
+            config.tls.cert = Some(path.clone());
+        }
+        if let Some(path) = &overrides.tls_key {
+            config.tls.key = Some(path.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -531,6 +578,15 @@ impl Config {
         }
         if let Some(v) = env("KYCD_REDIS_URL") {
             self.redis.url = Some(v);
+        }
+        if let Some(v) = env("KYCD_TLS_CERT") {
+            self.tls.cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("KYCD_TLS_KEY") {
+            self.tls.key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("KYCD_TLS_ADMIN_CLIENT_CA") {
+            self.tls.admin_client_ca = Some(PathBuf::from(v));
         }
         if let Some(v) = env("KYCD_LISTEN") {
             self.listen = parse("KYCD_LISTEN", v)?;
@@ -634,6 +690,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "tls.cert",
+                reason: "tls.cert and tls.key go together (--tls-cert and --tls-key)".into(),
+            });
+        }
+        if self.tls.admin_client_ca.is_some() && !self.tls.enabled() {
+            return Err(ConfigError::Invalid {
+                field: "tls.admin_client_ca",
+                reason: "client certificates need TLS: set tls.cert and tls.key".into(),
+            });
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 field: "http.max_body_bytes",

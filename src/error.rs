@@ -57,6 +57,7 @@ error_codes! {
     ReplayedRequest => UNAUTHORIZED, "replayed_request";
     KeyRevoked => UNAUTHORIZED, "key_revoked";
     InvalidAdminToken => UNAUTHORIZED, "invalid_admin_token";
+    ClientCertificateRequired => UNAUTHORIZED, "client_certificate_required";
     TenantSuspended => FORBIDDEN, "tenant_suspended";
     ForbiddenModule => FORBIDDEN, "forbidden_module";
     ForbiddenScope => FORBIDDEN, "forbidden_scope";

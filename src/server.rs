@@ -21,7 +21,10 @@ use crate::vision::service::Vision;
 
 /// Opens the store and secrets for `config`; shared by the server and the admin CLI.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&config.data_dir)
+    // A new data directory is the service user's alone (an existing one keeps its mode;
+    // `kycd doctor` says when it is open to others).
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let master = MasterKey::load_or_create(&config.master_key_path())?;
     Store::connect(
@@ -182,8 +185,18 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     );
     state.rate_limiter = rate_limiter;
     let state = web::Data::new(state);
-    let (server, addr) =
-        http::bind(state.clone(), listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let tls = match state.config.tls.enabled() {
+        true => {
+            let (config, certificates) =
+                http::tls::server_config(&state.config.tls).context("cannot set up TLS")?;
+            actix_web::rt::spawn(http::tls::reload_on_sighup(certificates));
+            Some(config)
+        }
+        false => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (server, addr) = http::bind(state.clone(), listen, tls)
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let mut listeners = vec![addr];
     if let Some(metrics_listen) = state.config.metrics.listen {
         let (metrics_server, metrics_addr) = http::bind_metrics(state.clone(), metrics_listen)
@@ -214,7 +227,7 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     jobs.start(job_workers)
         .context("cannot queue the jobs left by the previous process")?;
     state.ready.store(true, Ordering::Release);
-    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "kycd ready");
+    tracing::info!(%addr, scheme, version = env!("CARGO_PKG_VERSION"), "kycd ready");
     Ok(Running {
         addr,
         handle: server.handle(),

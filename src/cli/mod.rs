@@ -3,11 +3,14 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod bench;
 mod billing;
+mod doctor;
 mod document;
 mod face;
 mod faces;
+mod health;
 mod mrz;
 mod openapi;
 mod store;
@@ -57,6 +60,13 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:8080; env KYCD_LISTEN).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key; env KYCD_TLS_CERT).
+        /// SIGHUP reads the pair again without dropping connections.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key (env KYCD_TLS_KEY).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Operator tasks on the data directory (safe while `kycd serve` runs).
     Admin {
@@ -73,6 +83,16 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Back the node up while it serves (database snapshot, media, keys), encrypted; or
+    /// `kycd backup verify FILE`.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory (`--data-dir`), after verifying all of it.
+    Restore(backup::RestoreArgs),
+    /// Ask the local server's /readyz: exit 0 when ready (container HEALTHCHECK, probes).
+    Health(health::HealthArgs),
+    /// Check the configuration, data directory, master key, disk, clock, database, TLS and
+    /// models, and say what to fix (exit 1 when a check fails).
+    Doctor(doctor::DoctorArgs),
     /// Verify a person offline: selfie + document → score, decision and reasons.
     Verify(verify::VerifyArgs),
     /// Document tools, offline.
@@ -133,9 +153,13 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
-        _ => None,
+    let (listen, tls_cert, tls_key) = match &cli.command {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => (*listen, tls_cert.clone(), tls_key.clone()),
+        _ => (None, None, None),
     };
     let overrides = Overrides {
         config_file: cli.config,
@@ -145,6 +169,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         database: cli.database,
         objects: cli.objects,
         redis: cli.redis,
+        tls_cert,
+        tls_key,
     };
     match cli.command {
         Command::Version { json } => {
@@ -169,6 +195,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Faces { command } => faces::run(&Config::load(&overrides)?, command),
         Command::Document { command } => document::run(&Config::load(&overrides)?, command),
         Command::Verify(args) => verify::run(&Config::load(&overrides)?, args),
+        Command::Health(args) => health::run(&Config::load(&overrides)?, args),
+        Command::Doctor(args) => doctor::run(&Config::load(&overrides)?, args),
+        Command::Backup(args) => backup::run(&Config::load(&overrides)?, args),
+        Command::Restore(args) => backup::restore(&Config::load(&overrides)?, args),
         Command::Openapi(args) => openapi::run(&args),
         Command::Bench { command } => bench::run(&Config::load(&overrides)?, command),
         Command::Serve { .. } => {

@@ -178,6 +178,20 @@ impl FromRequest for Operator {
                 .map(str::trim)
                 .unwrap_or_default();
             if !token.is_empty() && state.admin_token.matches(token) {
+                if state.config.tls.admin_client_ca.is_some()
+                    && req
+                        .conn_data::<crate::http::tls::ClientCertificate>()
+                        .is_none()
+                {
+                    state
+                        .auth
+                        .failures
+                        .add(Code::ClientCertificateRequired.as_str(), None);
+                    return Err(ApiError::new(
+                        Code::ClientCertificateRequired,
+                        "the admin API needs a client certificate issued by tls.admin_client_ca",
+                    ));
+                }
                 Ok(Operator)
             } else {
                 state

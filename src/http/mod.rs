@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod routes;
 pub mod signed;
+pub mod tls;
 pub mod upload;
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 use crate::auth::admin::AdminToken;
@@ -173,6 +174,11 @@ pub fn build_app(
     >,
 > {
     let max_body = state.config.http.max_body_bytes;
+    // HSTS only where kycd itself serves TLS (behind a proxy, the proxy sends it).
+    let hsts = match state.config.tls.enabled() {
+        true => state.config.tls.hsts_max_age_secs,
+        false => 0,
+    };
     App::new()
         .app_data(state)
         .app_data(
@@ -211,6 +217,13 @@ pub fn build_app(
         )
         .default_service(web::to(route_not_found))
         .wrap(from_fn(request_id::middleware))
+        .wrap(Condition::new(
+            hsts > 0,
+            DefaultHeaders::new().add((
+                actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                format!("max-age={hsts}"),
+            )),
+        ))
 }
 
 /// Binds the internal metrics listener (`/metrics` only, no token).
@@ -235,6 +248,7 @@ pub fn bind_metrics(
 pub fn bind(
     state: web::Data<AppState>,
     listen: SocketAddr,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<(Server, SocketAddr)> {
     let workers = match state.config.http.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -245,7 +259,11 @@ pub fn bind(
     let server = HttpServer::new(move || build_app(factory_state.clone()))
         .workers(workers)
         .shutdown_timeout(shutdown)
-        .bind(listen)?;
+        .on_connect(tls::on_connect);
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(listen, config)?,
+        None => server.bind(listen)?,
+    };
     let addr = server.addrs()[0];
     Ok((server.run(), addr))
 }

@@ -137,6 +137,38 @@ impl MasterKey {
         Ok(MasterKey(Key(Arc::new(Zeroizing::new(array)))))
     }
 
+    /// Reads an existing key file (never creates one).
+    pub fn load(path: &Path) -> Result<MasterKey, CryptoError> {
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?);
+        MasterKey::from_bytes(&bytes).map_err(|reason| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// The key of `bytes` (a key file's content: 32 bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, String> {
+        let array: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| format!("expected {KEY_LEN} bytes, found {}", bytes.len()))?;
+        Ok(MasterKey(Key(Arc::new(Zeroizing::new(array)))))
+    }
+
+    /// HMAC-SHA256 of `data` under the master key, for `purpose` only (a backup's manifest: proof
+    /// that the key in the backup is the one its database was sealed under).
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.bytes())
+            .expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Wraps a data key for storage, bound to its family name.
     pub fn wrap_key(&self, key: &DataKey, family: &str) -> Result<Vec<u8>, CryptoError> {
         self.0.seal(key.0.bytes(), family.as_bytes())

@@ -26,6 +26,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_operators.sql"),
 ];
 
+/// The SQLite schema version this kycd writes (and the newest it opens).
+pub const SQLITE_VERSION: usize = MIGRATIONS.len();
+
 /// PostgreSQL's migrations, in order; index + 1 is its version.
 const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0001_schema.sql"),
@@ -88,6 +91,9 @@ pub(super) fn apply(conn: &mut Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
+    if current > 0 && current < MIGRATIONS.len() {
+        keep_a_copy(conn, current)?;
+    }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
@@ -99,6 +105,41 @@ pub(super) fn apply(conn: &mut Connection) -> Result<()> {
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
     }
+    Ok(())
+}
+
+/// Before an upgrade changes the schema: a consistent copy of the database as it was, in
+/// `<data_dir>/backups/kycd-schema-v<N>-<unix time>.db` (0600, in the 0700 data directory), so a
+/// failed or regretted upgrade can go back with the previous binary. Not for in-memory databases.
+fn keep_a_copy(conn: &Connection, version: usize) -> Result<()> {
+    let Some(db) = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+    else {
+        return Ok(());
+    };
+    let dir = db
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("backups");
+    let io = |e: std::io::Error| {
+        StoreError::Conflict(format!("cannot keep a copy before migrating: {e}"))
+    };
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .map_err(io)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let copy = dir.join(format!("kycd-schema-v{version}-{now}.db"));
+    if copy.exists() {
+        return Ok(());
+    }
+    conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])?;
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io)?;
+    tracing::info!(copy = %copy.display(), from_version = version, "database copied before its schema upgrade");
     Ok(())
 }
 
@@ -117,5 +158,53 @@ mod tests {
         apply(&mut conn).unwrap();
         conn.pragma_update(None, "user_version", 999).unwrap();
         assert!(apply(&mut conn).is_err());
+    }
+
+    #[test]
+    fn an_upgrade_keeps_a_copy_of_the_database_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kycd.db");
+        let mut conn = Connection::open(&path).unwrap();
+        // A database two migrations behind, with a row in it.
+        for sql in &MIGRATIONS[..MIGRATIONS.len() - 2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let old = (MIGRATIONS.len() - 2) as i64;
+        conn.pragma_update(None, "user_version", old).unwrap();
+        conn.execute(
+            "INSERT INTO tenants (id, name, plan, status, created_at, updated_at) \
+             VALUES ('t1', 'kept', 'free', 'active', 0, 0)",
+            [],
+        )
+        .unwrap();
+        apply(&mut conn).unwrap();
+        let copies: Vec<_> = std::fs::read_dir(dir.path().join("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        let name = copies[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with(&format!("kycd-schema-v{old}-")), "{name}");
+        let copy = Connection::open(&copies[0]).unwrap();
+        let version: i64 = copy
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, old, "the copy is the database before the upgrade");
+        let name: String = copy
+            .query_row("SELECT name FROM tenants WHERE id = 't1'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(name, "kept");
+        // Up to date: no further copy.
+        apply(&mut conn).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("backups"))
+                .unwrap()
+                .count(),
+            1
+        );
     }
 }

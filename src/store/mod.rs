@@ -16,7 +16,7 @@ pub mod faces;
 pub mod jobs;
 pub mod keys;
 pub mod media;
-mod migrations;
+pub mod migrations;
 pub mod plans;
 mod postgres_pool;
 pub mod quota;

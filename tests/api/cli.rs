@@ -281,3 +281,72 @@ fn verify_runs_the_whole_workflow_offline() {
     assert_eq!(code, 0);
     assert!(out.starts_with("decision: REJECTED"), "{out}");
 }
+
+#[test]
+fn doctor_says_what_to_fix_and_health_follows_readiness() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn();
+    let dir = app.data_dir.path();
+    let check = |report: &Value, name: &str| -> Value {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {report:#}"))
+            .clone()
+    };
+    // A data directory other users can look into: a failure that names the fix.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out, _) = kycd(dir, &["doctor", "--no-models", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let finding = check(&report, "data directory");
+    assert_eq!(finding["level"], "fail", "{report:#}");
+    assert!(
+        finding["fix"].as_str().unwrap().starts_with("chmod 0700"),
+        "{finding}"
+    );
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let (code, out, err) = kycd(dir, &["doctor", "--json"]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    assert_eq!(code, 0, "{report:#}");
+    for name in [
+        "data directory",
+        "master key",
+        "disk",
+        "clock",
+        "database",
+        "models",
+    ] {
+        assert_ne!(check(&report, name)["level"], "fail", "{report:#}");
+    }
+    assert_eq!(check(&report, "models")["level"], "ok", "{report:#}");
+
+    // A master key others can read: a failure that names the fix.
+    let key = dir.join("master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out, _) = kycd(dir, &["doctor", "--no-models", "--json"]);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let finding = check(&report, "master key");
+    assert_eq!(finding["level"], "fail", "{report:#}");
+    assert!(
+        finding["fix"].as_str().unwrap().contains("chmod 0600"),
+        "{finding}"
+    );
+    // In words, too.
+    let (code, out, _) = kycd(dir, &["doctor", "--no-models"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok   master key"), "{out}");
+
+    // health: 0 while the server is ready, not 0 when nothing answers.
+    let url = format!("{}/readyz", app.base);
+    let (code, out, err) = kycd(dir, &["health", "--url", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    let closed = format!("http://127.0.0.1:{}/readyz", crate::common::free_port());
+    let (code, _, err) = kycd(dir, &["health", "--url", &closed, "--timeout", "2"]);
+    assert_eq!(code, 1, "{err}");
+}
