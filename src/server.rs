@@ -254,6 +254,9 @@ async fn replay_sweeper(auth: Arc<crate::auth::Authenticator>) {
 
 /// Runs `kycd serve` until a shutdown signal.
 pub fn serve(config: Config) -> anyhow::Result<()> {
+    // Whatever the caller's umask (a container's is 022), what kycd writes is its own alone.
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe { libc::umask(0o077) };
     actix_web::rt::System::new().block_on(async move {
         let running = start(config)?;
         running.server.await.context("server failed")?;

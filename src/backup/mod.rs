@@ -22,13 +22,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::store::crypto::MasterKey;
+use crate::store::files;
 use seal::{OpenReader, SealError, SealWriter, Secret};
 
 /// The MAC purpose binding a manifest to the master key.
@@ -228,26 +228,6 @@ impl Drop for Scratch {
     }
 }
 
-/// Takes the snapshot of the live database into `to` (inside the 0700 data directory).
-fn snapshot(db: &Path, to: &Path) -> Result<(), BackupError> {
-    let src = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    src.busy_timeout(std::time::Duration::from_secs(30))?;
-    let mut dst = Connection::open(to)?;
-    let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
-    // One step copies every page under one read transaction: a consistent snapshot that
-    // concurrent writers (WAL) neither block nor restart.
-    loop {
-        match backup.step(-1)? {
-            rusqlite::backup::StepResult::Done => return Ok(()),
-            rusqlite::backup::StepResult::More => {}
-            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
-        }
-    }
-}
-
 fn append<W: Write, R: Read>(
     tar: &mut tar::Builder<W>,
     name: &str,
@@ -318,22 +298,14 @@ pub fn create(
         .create(&scratch_dir)?;
     let snap = Scratch(scratch_dir.join(format!(".snapshot-{}.db", random_suffix())));
     progress(Event::Start("database snapshot", 0));
-    snapshot(&db, &snap.0)?;
+    files::snapshot(&db, &snap.0)?;
     progress(Event::Finish);
     let created_at = now_rfc3339();
-    let (schema_version, addresses, jobs) = {
-        let c = Connection::open_with_flags(&snap.0, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let mut stmt = c.prepare("SELECT DISTINCT object FROM media ORDER BY object")?;
-        let addresses = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut stmt = c.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
-        let jobs = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
-        (version, addresses, jobs)
-    };
+    let files::SnapshotFacts {
+        schema_version,
+        objects: addresses,
+        jobs,
+    } = files::snapshot_facts(&snap.0)?;
 
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let file = OpenOptions::new()
@@ -688,8 +660,7 @@ pub fn restore(
                 "the backup file changed during the restore".into(),
             ));
         }
-        let c = Connection::open(staging.join("kycd.db"))?;
-        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let check = files::check(&staging.join("kycd.db"), true)?;
         if check != "ok" {
             return Err(BackupError::Manifest(format!(
                 "the database fails its integrity check: {check}"

@@ -208,15 +208,7 @@ fn clock(config: &Config, r: &mut Report) {
     }
     // A clock behind the newest audit entry went backwards (or the data came from elsewhere).
     if config.store.url.is_none() && config.db_path().exists() {
-        let newest = rusqlite::Connection::open_with_flags(
-            config.db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(|c| {
-            c.query_row("SELECT COALESCE(MAX(at), 0) FROM audit_log", [], |row| {
-                row.get::<_, i64>(0)
-            })
-        });
+        let newest = crate::store::files::newest_audit_at(&config.db_path());
         if let Ok(newest) = newest {
             let now = crate::store::now();
             if newest > now + 60 {
@@ -253,13 +245,8 @@ fn database(config: &Config, r: &mut Report) {
         );
         return;
     }
-    let opened =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY);
-    let checked = opened.and_then(|c| {
-        let version: i64 = c.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        let check: String = c.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
-        Ok((version, check))
-    });
+    let checked = crate::store::files::schema_version(&db)
+        .and_then(|v| Ok((v, crate::store::files::check(&db, false)?)));
     let supported = crate::store::migrations::SQLITE_VERSION as i64;
     match checked {
         Err(e) => r.bad(

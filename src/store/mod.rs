@@ -13,6 +13,7 @@ pub mod console;
 pub mod copy;
 pub mod crypto;
 pub mod faces;
+pub mod files;
 pub mod jobs;
 pub mod keys;
 pub mod media;
