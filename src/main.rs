@@ -2,8 +2,8 @@
 
 // The static build (x86_64-unknown-linux-musl) allocates with mimalloc: musl's own allocator
 // serialises every thread on one lock, which inference and the HTTP workers feel (see
-// ARCHITECTURE.md, "Shipping"). The glibc build keeps glibc's.
-#[cfg(target_env = "musl")]
+// ARCHITECTURE.md, "Static build"). The glibc build keeps glibc's.
+#[cfg(all(target_env = "musl", not(feature = "system-allocator")))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -350,3 +350,18 @@ fn doctor_says_what_to_fix_and_health_follows_readiness() {
     let (code, _, err) = kycd(dir, &["health", "--url", &closed, "--timeout", "2"]);
     assert_eq!(code, 1, "{err}");
 }
+
+#[test]
+fn the_sample_set_gives_its_expected_outputs() {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/run"))
+        .arg(env!("CARGO_BIN_EXE_kycd"))
+        .output()
+        .expect("python3 runs samples/run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("3 of 3 cases as expected"), "{text}");
+}

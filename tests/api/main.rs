@@ -18,6 +18,7 @@ mod face;
 mod faces;
 mod faults;
 mod hardening;
+mod integration_guide;
 mod licence;
 mod limits;
 mod liveness;
