@@ -114,6 +114,27 @@ pub async fn signed_in<D: Door>(
     Ok(who)
 }
 
+/// The signed-in person at `D`, for the pages about their own account (password, second
+/// factor), which every role of that console may open.
+pub struct Own<D>(pub SignedIn, PhantomData<D>);
+
+impl<D: Door> FromRequest for Own<D> {
+    type Error = ConsoleError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let found = session::<D>(req);
+        Box::pin(async move { signed_in::<D>(found).await.map(|s| Own(s, PhantomData)) })
+    }
+}
+
+impl<D> Own<D> {
+    /// Refuses a change whose form does not carry this session's token.
+    pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
+        super::check_csrf(&self.0, sent)
+    }
+}
+
 /// A session whose password was right and whose second factor is awaited.
 pub struct Pending<D>(pub SignedIn, PhantomData<D>);
 

@@ -70,14 +70,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users", web::get().to(users_page))
             .route("/users", web::post().to(add_user))
             .route("/users/{id}/{change}", web::post().to(change_user))
-            .route("/password", web::get().to(password_form))
-            .route("/password", web::post().to(change_password))
             .route("/keys", web::get().to(keys))
             .route("/keys", web::post().to(create_key))
             .route("/keys/{id}/revoke", web::post().to(revoke_key))
             .route("/keys/{id}/rotate", web::post().to(rotate_key))
             .configure(webhooks::configure)
-            .configure(signin::configure)
+            .configure(signin::configure::<TenantDoor>)
             .configure(workflow::configure)
             // Console forms are small; nothing posted here needs more.
             .app_data(web::PayloadConfig::default().limit(FORM_BYTES))
@@ -1139,42 +1137,5 @@ async fn change_user(
             Ok(ok(views::users(&who.0, &list, Some((&email, &password)))))
         }
         None => Ok(see_other("/console/users")),
-    }
-}
-
-async fn password_form(who: Console) -> HttpResponse {
-    ok(views::password(&who.0, None))
-}
-
-#[derive(Deserialize)]
-struct PasswordForm {
-    _csrf: Option<String>,
-    current: String,
-    new: String,
-}
-
-/// A user changes their own password; all their sessions end, so they sign in again with it.
-async fn change_password(
-    who: Console,
-    state: web::Data<AppState>,
-    form: web::Form<PasswordForm>,
-) -> Result<HttpResponse, ConsoleError> {
-    who.check_csrf(form._csrf.as_deref())?;
-    let PasswordForm { current, new, .. } = form.into_inner();
-    let (st, signed) = (state.clone(), who.0.clone());
-    let result = web::block(move || users::change_own_password(&st.store, &signed, &current, &new))
-        .await
-        .map_err(internal)?;
-    match result {
-        Ok(()) => Ok(see_other("/console/login")),
-        Err(UserError::Store(e)) => Err(internal(e)),
-        Err(UserError::BadCredentials) => Ok(html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            views::password(&who.0, Some("The current password is wrong.")),
-        )),
-        Err(e) => Ok(html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            views::password(&who.0, Some(&e.to_string())),
-        )),
     }
 }

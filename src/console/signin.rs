@@ -8,9 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 
-use super::users::{SignedIn, UserError};
-use super::views::{csrf, page};
-use super::{internal, ok, Console, ConsoleError};
+use super::door::{Door, Own};
+use super::users::{self, SignedIn, UserError};
+use super::views::{self, csrf, page};
+use super::{internal, ok, ConsoleError};
 use crate::http::AppState;
 use crate::tenancy::plans::Budget;
 
@@ -21,11 +22,13 @@ pub const SIGNIN_BUDGET: Budget = Budget {
     per_day: 500,
 };
 
-/// Registers the routes (inside `/console`).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/security", web::get().to(security))
-        .route("/security/enable", web::post().to(enable))
-        .route("/security/disable", web::post().to(disable));
+/// Registers the own-account routes inside `D`'s scope: the second factor and the password.
+pub fn configure<D: Door>(cfg: &mut web::ServiceConfig) {
+    cfg.route("/security", web::get().to(security::<D>))
+        .route("/security/enable", web::post().to(enable::<D>))
+        .route("/security/disable", web::post().to(disable::<D>))
+        .route("/password", web::get().to(password_form::<D>))
+        .route("/password", web::post().to(change_password::<D>));
 }
 
 /// The address a sign-in comes from: the peer, or — when the peer is this host (a reverse
@@ -73,7 +76,7 @@ struct CodeForm {
     secret: String,
 }
 
-fn security_page(
+fn security_page<D: Door>(
     who: &SignedIn,
     setup: Option<(&str, &str)>,
     message: Option<(&str, bool)>,
@@ -87,7 +90,7 @@ fn security_page(
             }
             @if who.user.totp_secret.is_some() {
                 p id="totp-status" { "Second factor: " strong { "on" } " — signing in asks for a code from your authenticator app." }
-                form.create method="post" action="/console/security/disable" {
+                form.create method="post" action=(format!("{}/security/disable", D::PATH)) {
                     (csrf(who))
                     label { "Current code (to turn it off)" input type="text" name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required; }
                     button.danger id="totp-disable" type="submit" { "Turn off" }
@@ -96,30 +99,34 @@ fn security_page(
                 p id="totp-status" { "Second factor: " strong { "off" } ". Scan the code with an authenticator app (or type the key), then enter the code it shows." }
                 div.qr { (PreEscaped(qr)) }
                 p { "Key: " code id="totp-secret" { (secret) } }
-                form.create method="post" action="/console/security/enable" {
+                form.create method="post" action=(format!("{}/security/enable", D::PATH)) {
                     (csrf(who))
                     input type="hidden" name="secret" value=(secret);
                     label { "Code from the app" input type="text" name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required; }
                     button id="totp-enable" type="submit" { "Turn on" }
                 }
             }
-            p { a href="/console/password" { "Change password" } }
+            p { a id="change-password" href=(format!("{}/password", D::PATH)) { "Change password" } }
         },
     )
 }
 
-fn setup_page(who: &SignedIn, message: Option<(&str, bool)>, secret: Option<String>) -> Markup {
+fn setup_page<D: Door>(
+    who: &SignedIn,
+    message: Option<(&str, bool)>,
+    secret: Option<String>,
+) -> Markup {
     let secret = secret.unwrap_or_else(|| super::totp::new_secret().1);
     let qr = super::totp::qr_svg(&super::totp::otpauth_url(&who.user.email, &secret));
-    security_page(who, Some((&secret, &qr)), message)
+    security_page::<D>(who, Some((&secret, &qr)), message)
 }
 
-async fn security(who: Console) -> HttpResponse {
-    ok(setup_page(&who.0, None, None))
+async fn security<D: Door>(who: Own<D>) -> HttpResponse {
+    ok(setup_page::<D>(&who.0, None, None))
 }
 
-async fn enable(
-    who: Console,
+async fn enable<D: Door>(
+    who: Own<D>,
     state: web::Data<AppState>,
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, ConsoleError> {
@@ -128,7 +135,7 @@ async fn enable(
     let Some(raw) = super::totp::decode(&secret) else {
         return Ok(super::html(
             StatusCode::UNPROCESSABLE_ENTITY,
-            setup_page(
+            setup_page::<D>(
                 &who.0,
                 Some(("The key is not valid; start again.", false)),
                 None,
@@ -143,7 +150,7 @@ async fn enable(
         Ok(()) => {
             let mut now_on = who.0.clone();
             now_on.user.totp_secret = Some(Vec::new());
-            Ok(ok(security_page(
+            Ok(ok(security_page::<D>(
                 &now_on,
                 None,
                 Some(("Second factor is on.", true)),
@@ -152,13 +159,13 @@ async fn enable(
         Err(UserError::Store(e)) => Err(internal(e)),
         Err(e) => Ok(super::html(
             StatusCode::UNPROCESSABLE_ENTITY,
-            setup_page(&who.0, Some((&e.to_string(), false)), Some(secret)),
+            setup_page::<D>(&who.0, Some((&e.to_string(), false)), Some(secret)),
         )),
     }
 }
 
-async fn disable(
-    who: Console,
+async fn disable<D: Door>(
+    who: Own<D>,
     state: web::Data<AppState>,
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, ConsoleError> {
@@ -172,7 +179,7 @@ async fn disable(
         Ok(()) => {
             let mut now_off = who.0.clone();
             now_off.user.totp_secret = None;
-            Ok(ok(setup_page(
+            Ok(ok(setup_page::<D>(
                 &now_off,
                 Some(("Second factor is off.", true)),
                 None,
@@ -181,7 +188,44 @@ async fn disable(
         Err(UserError::Store(e)) => Err(internal(e)),
         Err(e) => Ok(super::html(
             StatusCode::UNPROCESSABLE_ENTITY,
-            security_page(&who.0, None, Some((&e.to_string(), false))),
+            security_page::<D>(&who.0, None, Some((&e.to_string(), false))),
+        )),
+    }
+}
+
+async fn password_form<D: Door>(who: Own<D>) -> HttpResponse {
+    ok(views::password(D::PATH, &who.0, None))
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    _csrf: Option<String>,
+    current: String,
+    new: String,
+}
+
+/// A person changes their own password; all their sessions end, so they sign in again with it.
+async fn change_password<D: Door>(
+    who: Own<D>,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    who.check_csrf(form._csrf.as_deref())?;
+    let PasswordForm { current, new, .. } = form.into_inner();
+    let (st, signed) = (state.clone(), who.0.clone());
+    let result = web::block(move || users::change_own_password(&st.store, &signed, &current, &new))
+        .await
+        .map_err(internal)?;
+    match result {
+        Ok(()) => Ok(super::see_other(&format!("{}/login", D::PATH))),
+        Err(UserError::Store(e)) => Err(internal(e)),
+        Err(UserError::BadCredentials) => Ok(super::html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::password(D::PATH, &who.0, Some("The current password is wrong.")),
+        )),
+        Err(e) => Ok(super::html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::password(D::PATH, &who.0, Some(&e.to_string())),
         )),
     }
 }

@@ -176,6 +176,15 @@ fn take_code(
 
 /// Turns the second factor off (a current code proves the user holds it); audited.
 pub fn disable(store: &Store, who: &SignedIn, code: &str) -> Result<(), UserError> {
+    if who.realm == store::console::Realm::Operator
+        && crate::console::operators::OperatorRole::parse(&who.user.role)
+            .is_some_and(|r| r.needs_second_factor())
+    {
+        return Err(UserError::Invalid {
+            field: "code",
+            reason: "a superadmin cannot turn the second factor off".into(),
+        });
+    }
     let now = store::now();
     if !take_code(store, who.realm, &who.user, code, now)? {
         return Err(wrong_code());

@@ -92,7 +92,7 @@ fn operator_header(who: &SignedIn) -> Markup {
             }
             form.signout method="post" action="/admin/logout" {
                 (csrf(who))
-                span.who { (who.user.email) " · " (who.user.role) }
+                a.who href="/admin/security" title="password and second factor" { (who.user.email) " · " (who.user.role) }
                 button type="submit" { "Sign out" }
             }
         }
@@ -710,13 +710,14 @@ pub fn users(
 }
 
 /// Changing one's own password.
-pub fn password(who: &SignedIn, error: Option<&str>) -> Markup {
+/// The change-password form of the console at `path` (`/console` or `/admin`).
+pub fn password(path: &str, who: &SignedIn, error: Option<&str>) -> Markup {
     page(
         "Change password",
         Some(who),
         html! {
             @if let Some(e) = error { p.error role="alert" { (e) } }
-            form.create method="post" action="/console/password" {
+            form.create method="post" action=(format!("{path}/password")) {
                 (csrf(who))
                 label { "Current password" input type="password" name="current" autocomplete="current-password" required; }
                 label { "New password (at least 12 characters)" input type="password" name="new" autocomplete="new-password" required minlength="12"; }

@@ -438,3 +438,111 @@ fn the_system_page_shows_the_queue_that_metrics_reports() {
     assert_eq!(reported, depth, "{}", metrics.text);
     shot(&tab, "40-admin-system-queue");
 }
+
+/// An operator looks after their own account from `/admin/security`: a support operator turns a
+/// second factor on (asked for at the next sign-in) and changes the password (the old one no
+/// longer opens); a superadmin cannot turn theirs off.
+#[test]
+fn an_operator_sets_up_a_second_factor_and_a_new_password_and_a_superadmin_keeps_theirs() {
+    let Some(browser) = browser() else { return };
+    let app = TestApp::spawn();
+    let (password, _) = operator(&app, "desk@operator.example", "support");
+    let tab = browser.new_tab().unwrap();
+    sign_in(&tab, &app, "desk@operator.example", &password);
+    assert!(tab.get_url().ends_with("/admin/"), "{}", tab.get_url());
+    click_and_wait(&tab, "header a.who");
+    assert!(
+        tab.get_url().ends_with("/admin/security"),
+        "{}",
+        tab.get_url()
+    );
+    let encoded = tab
+        .wait_for_element("#totp-secret")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    let raw = kycd::console::totp::decode(encoded.trim()).unwrap();
+    type_into(
+        &tab,
+        "form.create input[name=code]",
+        &kycd::console::totp::code_at(&raw, crate::common::now()),
+    );
+    click_and_wait(&tab, "#totp-enable");
+    let status = tab
+        .wait_for_element("#totp-status")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert!(status.contains("on"), "{status} {}", html(&tab));
+    shot(&tab, "41-admin-own-second-factor");
+
+    // The password, changed from the page: every session ends, the old one no longer opens.
+    click_and_wait(&tab, "#change-password");
+    type_into(&tab, "input[name=current]", &password);
+    type_into(&tab, "input[name=new]", "a much longer operator passphrase");
+    click_and_wait(&tab, "form.create button");
+    assert!(tab.get_url().ends_with("/admin/login"), "{}", tab.get_url());
+    sign_in(&tab, &app, "desk@operator.example", &password);
+    assert!(tab.get_url().ends_with("/admin/login"), "{}", tab.get_url());
+    sign_in(
+        &tab,
+        &app,
+        "desk@operator.example",
+        "a much longer operator passphrase",
+    );
+    assert!(
+        tab.get_url().ends_with("/admin/login/code"),
+        "the second factor is asked for: {}",
+        tab.get_url()
+    );
+    type_into(
+        &tab,
+        "input[name=code]",
+        &kycd::console::totp::code_at(&raw, crate::common::now() + 30),
+    );
+    click_and_wait(&tab, "form.login button");
+    assert!(
+        tab.get_url().ends_with("/admin/"),
+        "{} {}",
+        tab.get_url(),
+        html(&tab)
+    );
+    let audit = app.admin("GET", "/audit?q=desk", None);
+    for action in ["user.totp_enable", "user.change_password"] {
+        assert!(audit.text.contains(action), "{action}: {}", audit.text);
+    }
+    assert!(
+        audit.text.contains("operator:desk@operator.example"),
+        "{}",
+        audit.text
+    );
+
+    // A superadmin's second factor stays on.
+    let (root_pw, root_totp) = operator(&app, "chief@operator.example", "superadmin");
+    let root_totp = root_totp.unwrap();
+    let tab = browser.new_tab().unwrap();
+    sign_in(&tab, &app, "chief@operator.example", &root_pw);
+    type_into(
+        &tab,
+        "input[name=code]",
+        &kycd::console::totp::code_at(&root_totp, crate::common::now()),
+    );
+    click_and_wait(&tab, "form.login button");
+    go(&tab, &app, "/admin/security");
+    type_into(
+        &tab,
+        "form.create input[name=code]",
+        &kycd::console::totp::code_at(&root_totp, crate::common::now() + 30),
+    );
+    click_and_wait(&tab, "#totp-disable");
+    let page = html(&tab);
+    assert!(page.contains("cannot turn the second factor off"), "{page}");
+    assert!(
+        tab.wait_for_element("#totp-status")
+            .unwrap()
+            .get_inner_text()
+            .unwrap()
+            .contains("on"),
+        "{page}"
+    );
+}

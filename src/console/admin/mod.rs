@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/login/code", web::post().to(door::code::<OperatorDoor>))
             .route("/logout", web::post().to(logout))
+            .configure(super::signin::configure::<OperatorDoor>)
             .configure(tenants::configure)
             .configure(plans::configure)
             .configure(system::configure)
