@@ -185,14 +185,13 @@ pub fn start(config: Config) -> anyhow::Result<Running> {
     );
     state.rate_limiter = rate_limiter;
     let state = web::Data::new(state);
-    let tls = match state.config.tls.enabled() {
-        true => {
-            let (config, certificates) =
-                http::tls::server_config(&state.config.tls).context("cannot set up TLS")?;
-            actix_web::rt::spawn(http::tls::reload_on_sighup(certificates));
-            Some(config)
-        }
-        false => None,
+    let tls = if state.config.tls.enabled() {
+        let (config, certificates) =
+            http::tls::server_config(&state.config.tls).context("cannot set up TLS")?;
+        actix_web::rt::spawn(http::tls::reload_on_sighup(certificates));
+        Some(config)
+    } else {
+        None
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let (server, addr) = http::bind(state.clone(), listen, tls)

@@ -31,6 +31,8 @@ use crate::store::crypto::MasterKey;
 use crate::store::files;
 use seal::{OpenReader, SealError, SealWriter, Secret};
 
+/// Data-directory files backed up when they exist, besides `kycd.db` and `master.key`.
+const OPTIONAL_FILES: [&str; 2] = ["admin.token", "node.id"];
 /// The MAC purpose binding a manifest to the master key.
 const MANIFEST_MAC: &str = "kycd backup manifest";
 /// Largest manifest read back (a backup is not trusted before it verifies).
@@ -213,12 +215,6 @@ fn random_suffix() -> String {
     hex::encode(raw)
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// Removes a file when dropped (the plaintext database snapshot).
 struct Scratch(PathBuf);
 
@@ -300,7 +296,7 @@ pub fn create(
     progress(Event::Start("database snapshot", 0));
     files::snapshot(&db, &snap.0)?;
     progress(Event::Finish);
-    let created_at = now_rfc3339();
+    let created_at = crate::workflow::jobs::rfc3339(crate::store::now());
     let files::SnapshotFacts {
         schema_version,
         objects: addresses,
@@ -327,7 +323,7 @@ pub fn create(
             key_bytes.len() as u64,
             key_bytes.as_slice(),
         )?);
-        for name in ["admin.token", "node.id"] {
+        for name in OPTIONAL_FILES {
             let path = config.data_dir.join(name);
             if let Ok(bytes) = fs::read(&path) {
                 let bytes = Zeroizing::new(bytes);
@@ -439,7 +435,8 @@ type Unpack<'a> = dyn FnMut(&str, &mut dyn Read) -> io::Result<()> + 'a;
 /// What an archive entry may be called: the data directory's files, or a blob by address.
 fn allowed(name: &str) -> bool {
     match name {
-        "kycd.db" | "master.key" | "admin.token" | "node.id" | "manifest.json" => true,
+        "kycd.db" | "master.key" | "manifest.json" => true,
+        n if OPTIONAL_FILES.contains(&n) => true,
         _ => name
             .strip_prefix("objects/")
             .and_then(|rest| rest.split_once('/'))

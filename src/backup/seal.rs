@@ -176,9 +176,7 @@ impl<W: Write> SealWriter<W> {
         let mut header = Header {
             version: 1,
             kycd: env!("CARGO_PKG_VERSION").to_owned(),
-            created_at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            created_at: crate::workflow::jobs::rfc3339(crate::store::now()),
             kdf: "key-file".into(),
             salt: String::new(),
             m_kib: 0,

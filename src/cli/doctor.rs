@@ -226,13 +226,23 @@ fn clock(config: &Config, r: &mut Report) {
 fn database(config: &Config, r: &mut Report) {
     if let Some(url) = &config.store.url {
         let shown = url.split('@').next_back().unwrap_or_default();
-        match crate::server::open_store(config) {
-            Ok(_) => r.ok("database", format!("PostgreSQL at {shown}, schema current")),
+        let supported = crate::store::migrations::POSTGRES_VERSION as i64;
+        match crate::store::migrations::postgres_version(url) {
             Err(e) => r.bad(
                 Level::Fail,
                 "database",
-                format!("PostgreSQL at {shown}: {e:#}"),
+                format!("PostgreSQL at {shown}: {e}"),
                 "check store.url, the network path and the role's rights",
+            ),
+            Ok(v) if v > supported => r.bad(
+                Level::Fail,
+                "database",
+                format!("PostgreSQL at {shown}: schema {v} is newer than this kycd ({supported})"),
+                "install the kycd that wrote it, or a later one",
+            ),
+            Ok(v) => r.ok(
+                "database",
+                format!("PostgreSQL at {shown} (schema {v}; this kycd writes {supported})"),
             ),
         }
         return;

@@ -175,9 +175,10 @@ pub fn build_app(
 > {
     let max_body = state.config.http.max_body_bytes;
     // HSTS only where kycd itself serves TLS (behind a proxy, the proxy sends it).
-    let hsts = match state.config.tls.enabled() {
-        true => state.config.tls.hsts_max_age_secs,
-        false => 0,
+    let hsts = if state.config.tls.enabled() {
+        state.config.tls.hsts_max_age_secs
+    } else {
+        0
     };
     App::new()
         .app_data(state)

@@ -39,6 +39,28 @@ const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/0006_operators.sql"),
 ];
 
+/// The PostgreSQL schema version this kycd writes (and the newest it opens).
+pub const POSTGRES_VERSION: usize = POSTGRES.len();
+
+/// The schema version of the PostgreSQL database at `url` (0 when kycd never ran on it), read
+/// without migrating: `kycd doctor` looks, it does not change.
+pub fn postgres_version(url: &str) -> Result<i64> {
+    let pool = super::postgres_pool::open(url, 1)?;
+    let mut conn = pool.get()?;
+    let conn = super::sql::Conn::postgres(&mut conn);
+    let exists: bool = conn.query_row(
+        "SELECT to_regclass('kycd_schema') IS NOT NULL",
+        super::params![],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row("SELECT version FROM kycd_schema", super::params![], |r| {
+        r.get(0)
+    })
+}
+
 /// Brings a PostgreSQL schema up to the latest version, one transaction per migration.
 pub(super) fn apply_postgres(conn: &mut super::sql::PgConn) -> Result<()> {
     let lock = super::postgres_pool::MIGRATION_LOCK;
